@@ -1,0 +1,21 @@
+//! hotconf: hot-reload a directory of YAML configuration files into a running service.
+//!
+//! The pipeline, one module a stage:
+//!
+//! ```text
+//! files ──▶ source (read, ignore rules, size cap)
+//!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
+//! ```
+//!
+//! The gateway schema shipped in [`gateway`] is one implementation of [`Schema`]; a service with
+//! its own files implements the trait for them and reuses everything else.
+#![deny(missing_docs)]
+
+pub mod source;
+pub mod validate;
+
+pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
+pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
+pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+pub use validate::gateway;
+pub use validate::{validate_config, validate_with, Schema, Validated};

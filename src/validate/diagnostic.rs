@@ -1,0 +1,369 @@
+//! Diagnostics: what validation says about a config a person must fix, with file, YAML path and
+//! line:column. A diagnostic never carries a secret value: kinds hold key and variable *names* only.
+
+use std::fmt;
+
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+/// One problem in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Diagnostic {
+    /// The file's bare name, e.g. `rate_limits.yaml`.
+    pub file: String,
+    /// The YAML path of the offending value, e.g. `groq.rpm` or `mary.fallbacks[1]`; `None` for
+    /// problems of the whole file.
+    pub path: Option<String>,
+    /// 1-based line, where known.
+    pub line: Option<u32>,
+    /// 1-based column, where known.
+    pub column: Option<u32>,
+    /// What is wrong.
+    pub kind: DiagnosticKind,
+}
+
+/// What is wrong. `Display` gives the message; [`DiagnosticKind::help`] what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiagnosticKind {
+    /// A file the schema requires is absent.
+    MissingFile,
+    /// A YAML file the schema does not know sits in the config directory.
+    UnexpectedFile {
+        /// The files the schema reads.
+        expected: Vec<String>,
+    },
+    /// Two files for one config (`x.yaml` and `x.yml`).
+    ConflictingFiles {
+        /// The other file's name.
+        other: String,
+    },
+    /// The file is over the size cap; it was not read.
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// The file could not be read.
+    Unreadable {
+        /// Why, as the OS said it.
+        reason: String,
+    },
+    /// The file is not UTF-8 text.
+    NotUtf8,
+    /// The file holds nothing (or only comments).
+    EmptyFile,
+    /// The file holds more than one YAML document.
+    MultipleDocuments,
+    /// The YAML parser rejected the text.
+    Syntax {
+        /// The parser's message.
+        message: String,
+    },
+    /// A mapping key appears twice; YAML parsers would silently keep the last one.
+    DuplicateKey {
+        /// The key.
+        key: String,
+    },
+    /// Nesting deeper than the parser allows (a deep or malicious document).
+    TooDeep,
+    /// Aliases expand to more nodes than the parser allows (an "alias bomb").
+    AliasExpansion,
+    /// A value of the wrong type.
+    WrongType {
+        /// What the schema wants.
+        expected: &'static str,
+        /// What the file has.
+        found: &'static str,
+    },
+    /// A key the schema does not know, usually a typo.
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The closest known key, when one is close.
+        suggestion: Option<&'static str>,
+    },
+    /// A required key is absent.
+    MissingKey {
+        /// The key.
+        key: &'static str,
+    },
+    /// A number that must be positive is zero or negative.
+    NotPositive {
+        /// The value as written.
+        value: String,
+    },
+    /// A number outside its allowed range.
+    OutOfRange {
+        /// The value as written.
+        value: String,
+        /// The allowed range, as a person reads it.
+        range: &'static str,
+    },
+    /// A name (provider, agent) with characters outside `A-Za-z0-9_.-`, or empty.
+    InvalidName,
+    /// A string that must not be empty is empty.
+    EmptyString,
+    /// A URL that is not `http(s)://host…`. The URL itself is not repeated: it may hold credentials.
+    InvalidUrl {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A secret written inline in YAML (e.g. `api_key:`). Its value is never repeated.
+    InlineSecret {
+        /// The key it was written under.
+        key: String,
+    },
+    /// `api_key_env` does not look like an environment variable name (it may be a key pasted in
+    /// by mistake, so it is not repeated).
+    NotAnEnvVarName,
+    /// An enabled provider's API key variable is unset or empty.
+    MissingEnvVar {
+        /// The variable's name.
+        var: String,
+    },
+    /// A chain names a provider that `providers.yaml` does not define.
+    UnknownProvider {
+        /// The provider.
+        name: String,
+        /// The providers that exist.
+        known: Vec<String>,
+    },
+    /// A chain names a provider that is disabled.
+    DisabledProvider {
+        /// The provider.
+        name: String,
+    },
+    /// A provider appears twice in one chain.
+    RepeatedInChain {
+        /// The provider.
+        name: String,
+    },
+    /// Rate limits for a provider that `providers.yaml` does not define.
+    LimitsForUnknownProvider {
+        /// The provider.
+        name: String,
+    },
+}
+
+impl DiagnosticKind {
+    /// A stable, machine-readable code for the kind, e.g. `unknown-key`.
+    pub fn code(&self) -> &'static str {
+        use DiagnosticKind::*;
+        match self {
+            MissingFile => "missing-file",
+            UnexpectedFile { .. } => "unexpected-file",
+            ConflictingFiles { .. } => "conflicting-files",
+            TooLarge { .. } => "too-large",
+            Unreadable { .. } => "unreadable",
+            NotUtf8 => "not-utf8",
+            EmptyFile => "empty-file",
+            MultipleDocuments => "multiple-documents",
+            Syntax { .. } => "syntax",
+            DuplicateKey { .. } => "duplicate-key",
+            TooDeep => "too-deep",
+            AliasExpansion => "alias-expansion",
+            WrongType { .. } => "wrong-type",
+            UnknownKey { .. } => "unknown-key",
+            MissingKey { .. } => "missing-key",
+            NotPositive { .. } => "not-positive",
+            OutOfRange { .. } => "out-of-range",
+            InvalidName => "invalid-name",
+            EmptyString => "empty-string",
+            InvalidUrl { .. } => "invalid-url",
+            InlineSecret { .. } => "inline-secret",
+            NotAnEnvVarName => "not-an-env-var-name",
+            MissingEnvVar { .. } => "missing-env-var",
+            UnknownProvider { .. } => "unknown-provider",
+            DisabledProvider { .. } => "disabled-provider",
+            RepeatedInChain { .. } => "repeated-in-chain",
+            LimitsForUnknownProvider { .. } => "limits-for-unknown-provider",
+        }
+    }
+
+    /// What the person should do, when there is something specific to say.
+    pub fn help(&self) -> Option<String> {
+        use DiagnosticKind::*;
+        Some(match self {
+            MissingFile => "create the file; hotconf needs all config files to validate them together".into(),
+            UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
+            ConflictingFiles { .. } => "keep one of the two files".into(),
+            TooLarge { .. } => "config files this large are refused before parsing; split or trim the file".into(),
+            NotUtf8 => "save the file as UTF-8".into(),
+            EmptyFile => "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into(),
+            MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
+            DuplicateKey { .. } => "remove one of the two entries".into(),
+            TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
+            UnknownKey { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
+            UnknownKey { suggestion: None, .. } => "remove it, or check the config reference in README.md".into(),
+            MissingKey { key } => format!("add `{key}`"),
+            NotPositive { .. } => "use a whole number of 1 or more".into(),
+            InvalidName => "use letters, digits, `_`, `-` or `.`".into(),
+            InvalidUrl { .. } => "write it as http://host[:port][/path] or https://…".into(),
+            InlineSecret { .. } => {
+                "never write a key in YAML: put it in an environment variable and name that variable with `api_key_env`".into()
+            }
+            NotAnEnvVarName => {
+                "`api_key_env` holds the NAME of an environment variable (capitals, digits, `_`, e.g. GROQ_API_KEY), never the key itself".into()
+            }
+            MissingEnvVar { var } => format!("set {var} in the service's environment, or set `enabled: false`"),
+            UnknownProvider { known, .. } => format!("define it in providers.yaml; known providers: {}", known.join(", ")),
+            DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
+            RepeatedInChain { .. } => "list each provider once per chain".into(),
+            LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for DiagnosticKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use DiagnosticKind::*;
+        match self {
+            MissingFile => f.write_str("required file is missing"),
+            UnexpectedFile { .. } => f.write_str("unexpected config file"),
+            ConflictingFiles { other } => write!(f, "conflicts with {other}"),
+            TooLarge { size, limit } => write!(f, "file is {size} bytes, over the {limit}-byte limit"),
+            Unreadable { reason } => write!(f, "cannot read file: {reason}"),
+            NotUtf8 => f.write_str("file is not valid UTF-8"),
+            EmptyFile => f.write_str("file is empty"),
+            MultipleDocuments => f.write_str("file holds more than one YAML document"),
+            Syntax { message } => write!(f, "YAML syntax error: {message}"),
+            DuplicateKey { key } => write!(f, "duplicate key `{key}`"),
+            TooDeep => f.write_str("nesting is too deep"),
+            AliasExpansion => f.write_str("aliases expand to too many nodes"),
+            WrongType { expected, found } => write!(f, "expected {expected}, found {found}"),
+            UnknownKey { key, .. } => write!(f, "unknown key `{key}`"),
+            MissingKey { key } => write!(f, "missing required key `{key}`"),
+            NotPositive { value } => write!(f, "must be a positive integer, got {value}"),
+            OutOfRange { value, range } => write!(f, "{value} is out of range ({range})"),
+            InvalidName => f.write_str("invalid name"),
+            EmptyString => f.write_str("must not be empty"),
+            InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
+            InlineSecret { key } => write!(f, "inline secret under `{key}` is not allowed (value not shown)"),
+            NotAnEnvVarName => f.write_str("not an environment variable name (value not shown)"),
+            MissingEnvVar { var } => write!(f, "environment variable {var} is not set or empty"),
+            UnknownProvider { name, .. } => write!(f, "unknown provider `{name}`"),
+            DisabledProvider { name } => write!(f, "provider `{name}` is disabled"),
+            RepeatedInChain { name } => write!(f, "provider `{name}` appears more than once in the chain"),
+            LimitsForUnknownProvider { name } => write!(f, "rate limits for unknown provider `{name}`"),
+        }
+    }
+}
+
+impl Diagnostic {
+    /// A diagnostic about the whole of `file`.
+    pub fn file(file: impl Into<String>, kind: DiagnosticKind) -> Self {
+        Self { file: file.into(), path: None, line: None, column: None, kind }
+    }
+
+    /// This diagnostic at YAML path `path`.
+    #[must_use]
+    pub fn at_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// This diagnostic at a 1-based line and column.
+    #[must_use]
+    pub fn at_position(mut self, position: Option<(u32, u32)>) -> Self {
+        if let Some((line, column)) = position {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self
+    }
+
+    /// `file:line:column`, as far as known.
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", self.file),
+            (Some(l), None) => format!("{}:{l}", self.file),
+            _ => self.file.clone(),
+        }
+    }
+}
+
+/// `rate_limits.yaml:3:8: groq.rpm: must be a positive integer, got 0`, then `  help: …`.
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.location())?;
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        write!(f, "{}", self.kind)?;
+        if let Some(help) = self.kind.help() {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Diagnostic {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Diagnostic", 7)?;
+        s.serialize_field("file", &self.file)?;
+        s.serialize_field("path", &self.path)?;
+        s.serialize_field("line", &self.line)?;
+        s.serialize_field("column", &self.column)?;
+        s.serialize_field("code", self.kind.code())?;
+        s.serialize_field("message", &self.kind.to_string())?;
+        s.serialize_field("help", &self.kind.help())?;
+        s.end()
+    }
+}
+
+/// Every problem validation found, in file order, then line order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(transparent)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// Sorts the diagnostics by file, line, column.
+    pub fn new(mut list: Vec<Diagnostic>) -> Self {
+        list.sort_by(|a, b| {
+            (&a.file, a.line.unwrap_or(0), a.column.unwrap_or(0)).cmp(&(
+                &b.file,
+                b.line.unwrap_or(0),
+                b.column.unwrap_or(0),
+            ))
+        });
+        Self(list)
+    }
+
+    /// The diagnostics.
+    pub fn as_slice(&self) -> &[Diagnostic] {
+        &self.0
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The diagnostics, by value.
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.0
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}

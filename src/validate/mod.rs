@@ -1,0 +1,91 @@
+//! Validated bundle: turns the files of one attempt into a typed, immutable config through a
+//! [`Schema`], or into every [`Diagnostic`] found. Never touches the filesystem: it judges the
+//! bytes it is handed and reads the environment only through an [`EnvLookup`].
+
+pub mod diagnostic;
+pub mod fields;
+pub mod gateway;
+pub mod yaml;
+
+use std::fmt::Debug;
+
+use crate::source::env::EnvLookup;
+use crate::source::Sources;
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+
+/// A set of config files and the rules that make them one typed config.
+///
+/// The reload machinery (polling, snapshots, publication) is generic over this trait; the LLM
+/// gateway's three files are the shipped implementation, [`gateway::GatewaySchema`].
+pub trait Schema: Send + Sync + 'static {
+    /// The typed config a valid set of files becomes. Immutable once built.
+    type Config: Debug + Send + Sync + 'static;
+
+    /// Checks all files together, returning the config or every problem found.
+    fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<Self::Config, Diagnostics>;
+
+    /// A one-line summary of a valid config for people, e.g. `3 providers, 2 agents`.
+    fn summary(&self, config: &Self::Config) -> String;
+}
+
+/// A config that passed validation, with the exact files it came from and their bundle hash.
+/// Only [`validate_with`] makes one.
+#[derive(Debug)]
+pub struct Validated<C> {
+    config: C,
+    sources: Sources,
+    hash: blake3::Hash,
+}
+
+impl<C> Validated<C> {
+    /// The typed config.
+    pub fn config(&self) -> &C {
+        &self.config
+    }
+
+    /// The files it came from, byte for byte.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The blake3 hash of the files (see [`Sources::bundle_hash`]).
+    pub fn hash(&self) -> blake3::Hash {
+        self.hash
+    }
+
+    /// Splits into the config and its files.
+    pub fn into_parts(self) -> (C, Sources) {
+        (self.config, self.sources)
+    }
+}
+
+/// Validates `sources` with `schema`.
+pub fn validate_with<S: Schema>(
+    schema: &S,
+    sources: Sources,
+    env: &dyn EnvLookup,
+) -> Result<Validated<S::Config>, Diagnostics> {
+    let config = schema.validate(&sources, env)?;
+    let hash = sources.bundle_hash();
+    Ok(Validated { config, sources, hash })
+}
+
+/// Validates the LLM gateway's files (`rate_limits.yaml`, `agent_chains.yaml`, `providers.yaml`)
+/// together, with the default limits.
+///
+/// ```
+/// use hotconf::{validate_config, MapEnv, SourceFile, Sources};
+/// let sources = Sources::from_files([
+///     SourceFile::new("providers.yaml", "local:\n  model: llama3\n  base_url: http://127.0.0.1:11434\n"),
+///     SourceFile::new("rate_limits.yaml", "local:\n  rpm: 0\n  burst: 5\n  tokens_per_minute: 1000\n"),
+///     SourceFile::new("agent_chains.yaml", "mary:\n  primary: local\n"),
+/// ]);
+/// let errors = validate_config(sources, &MapEnv::new()).unwrap_err();
+/// assert_eq!(errors.to_string(), "rate_limits.yaml:2:3: local.rpm: must be a positive integer, got 0\n  help: use a whole number of 1 or more");
+/// ```
+pub fn validate_config(
+    sources: Sources,
+    env: &dyn EnvLookup,
+) -> Result<Validated<gateway::GatewayConfig>, Diagnostics> {
+    validate_with(&gateway::GatewaySchema::default(), sources, env)
+}

@@ -1,0 +1,303 @@
+//! YAML text to a value tree, refusing what serde-based parsers accept silently (duplicate keys,
+//! several documents, empty files), and a locator from a YAML path back to line:column.
+//! Pure: works on bytes it is handed, never on the filesystem.
+
+use std::fmt;
+
+use serde::Deserialize;
+use yaml_serde::Value;
+
+use super::diagnostic::{Diagnostic, DiagnosticKind};
+use crate::source::{FileBody, SourceFile};
+
+/// One step of a YAML path: a mapping key or a sequence index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// A mapping key.
+    Key(String),
+    /// A sequence index, 0-based.
+    Index(usize),
+}
+
+/// A path into a YAML document, shown as `groq.rpm` or `mary.fallbacks[1]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct YamlPath(Vec<Segment>);
+
+impl YamlPath {
+    /// The document root.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// This path extended by a key.
+    #[must_use]
+    pub fn key(&self, key: &str) -> Self {
+        let mut p = self.clone();
+        p.0.push(Segment::Key(key.to_owned()));
+        p
+    }
+
+    /// This path extended by an index.
+    #[must_use]
+    pub fn index(&self, index: usize) -> Self {
+        let mut p = self.clone();
+        p.0.push(Segment::Index(index));
+        p
+    }
+
+    /// The segments.
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+}
+
+impl fmt::Display for YamlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Segment::Key(k) if i == 0 => write!(f, "{k}")?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A parsed file: its text (for locating paths) and its single document.
+#[derive(Debug)]
+pub struct ParsedFile<'a> {
+    /// The file's name.
+    pub name: &'a str,
+    /// The file's text.
+    pub text: &'a str,
+    /// The document.
+    pub value: Value,
+}
+
+impl ParsedFile<'_> {
+    /// A diagnostic at `path` in this file, with line:column when the path can be found.
+    pub fn diagnostic(&self, path: &YamlPath, kind: DiagnosticKind) -> Diagnostic {
+        let d = Diagnostic::file(self.name, kind).at_position(locate(self.text, path));
+        if path.segments().is_empty() {
+            d
+        } else {
+            d.at_path(path.to_string())
+        }
+    }
+}
+
+/// Parses one file's single YAML document, or says why not.
+///
+/// Refused: unread or over-cap files, non-UTF-8 text, syntax errors, duplicate keys, empty files
+/// (nothing but comments or whitespace), several documents, nesting deeper than the parser's
+/// recursion limit and alias expansion beyond its repetition limit.
+pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
+    let name = file.name();
+    let bytes = match file.body() {
+        FileBody::Bytes(b) => b,
+        FileBody::TooLarge { size, limit } => {
+            return Err(Diagnostic::file(name, DiagnosticKind::TooLarge { size: *size, limit: *limit }))
+        }
+        FileBody::Unreadable { kind } => {
+            return Err(Diagnostic::file(name, DiagnosticKind::Unreadable { reason: kind.to_string() }))
+        }
+    };
+    if bytes.len() as u64 > max_bytes {
+        let kind = DiagnosticKind::TooLarge { size: bytes.len() as u64, limit: max_bytes };
+        return Err(Diagnostic::file(name, kind));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        Diagnostic::file(name, DiagnosticKind::NotUtf8).at_position(Some((line, 1)))
+    })?;
+    let mut documents = yaml_serde::Deserializer::from_str(text);
+    let Some(first) = documents.next() else {
+        return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
+    };
+    let value = Value::deserialize(first).map_err(|e| yaml_error(name, text, &e))?;
+    if documents.next().is_some() {
+        let line = second_document_line(text);
+        return Err(Diagnostic::file(name, DiagnosticKind::MultipleDocuments).at_position(line.map(|l| (l, 1))));
+    }
+    if value.is_null() {
+        return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
+    }
+    Ok(ParsedFile { name, text, value })
+}
+
+fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
+    let full = error.to_string();
+    // The crate appends " at line L column C"; the location travels in its own fields.
+    let message = full.split(" at line ").next().unwrap_or(&full).to_owned();
+    // Errors inside a nested value are prefixed with its path: "local: duplicate entry …".
+    let duplicate = message.split_once("duplicate entry ").map(|(_, rest)| rest);
+    let kind = if let Some(rest) = duplicate {
+        let key = rest.strip_prefix("with key ").unwrap_or(rest);
+        DiagnosticKind::DuplicateKey { key: key.trim_matches('"').to_owned() }
+    } else if message.contains("recursion limit exceeded") {
+        DiagnosticKind::TooDeep
+    } else if message.contains("repetition limit exceeded") {
+        DiagnosticKind::AliasExpansion
+    } else {
+        DiagnosticKind::Syntax { message }
+    };
+    let mut position = error.location().map(|l| (l.line() as u32, l.column() as u32));
+    if let (DiagnosticKind::DuplicateKey { key }, Some((line, column))) = (&kind, position) {
+        // The parser marks the mapping; point at the second occurrence of the key instead.
+        position = second_key_line(text, line, column as usize - 1, key).or(position);
+    }
+    Diagnostic::file(file, kind).at_position(position)
+}
+
+/// The line and column of the second `key:` at `indent` in the mapping that starts at `line`.
+fn second_key_line(text: &str, line: u32, indent: usize, key: &str) -> Option<(u32, u32)> {
+    text.lines()
+        .enumerate()
+        .skip(line as usize - 1)
+        .filter(|(_, l)| l.len() > indent && l[..indent].bytes().all(|b| b == b' ' || b == b'-'))
+        .filter(|(_, l)| key_of(l[indent..].trim_start_matches("- ")) == Some(key))
+        .nth(1)
+        .map(|(i, _)| (i as u32 + 1, indent as u32 + 1))
+}
+
+/// The line of the `---` that starts a second document, if any.
+fn second_document_line(text: &str) -> Option<u32> {
+    let mut seen_content = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") {
+            if seen_content {
+                return Some(i as u32 + 1);
+            }
+            seen_content = true;
+        } else if !t.trim_start().is_empty() && !t.trim_start().starts_with('#') {
+            seen_content = true;
+        }
+    }
+    None
+}
+
+/// A significant (non-blank, non-comment) line: number, indentation, content after it.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    number: u32,
+    indent: usize,
+    content: &'a str,
+}
+
+/// Finds the 1-based line and column of `path` in block-style YAML `text`. Returns the deepest
+/// position found, so a path into a flow collection resolves to the line holding it; `None` when
+/// not even the first segment is found.
+pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
+    let lines: Vec<Line<'_>> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let content = raw.trim_start_matches(' ');
+            let t = content.trim();
+            if t.is_empty() || t.starts_with('#') || t == "---" {
+                return None;
+            }
+            Some(Line { number: i as u32 + 1, indent: raw.len() - content.len(), content })
+        })
+        .collect();
+    let mut block: Vec<Line<'_>> = lines;
+    let mut found = None;
+    for segment in path.segments() {
+        let Some(first) = block.first() else { break };
+        let indent = first.indent;
+        let child = match segment {
+            Segment::Key(key) => {
+                let Some(i) = block.iter().position(|l| l.indent == indent && key_of(l.content) == Some(key.as_str()))
+                else {
+                    break;
+                };
+                found = Some((block[i].number, block[i].indent as u32 + 1));
+                let end = block_end(&block, i, indent);
+                block[i + 1..end].to_vec()
+            }
+            Segment::Index(n) => {
+                let items: Vec<usize> =
+                    (0..block.len()).filter(|&i| block[i].indent == indent && is_item(block[i].content)).collect();
+                let Some(&i) = items.get(*n) else { break };
+                let mut item = block[i];
+                found = Some((item.number, item.indent as u32 + 1));
+                let end = items.iter().find(|&&j| j > i).copied().unwrap_or_else(|| block_end(&block, i, indent));
+                let rest = item.content[1..].trim_start_matches(' ');
+                item.indent += item.content.len() - rest.len();
+                item.content = rest;
+                let mut child = vec![item];
+                child.extend_from_slice(&block[i + 1..end]);
+                if item.content.trim().is_empty() {
+                    child.remove(0);
+                } else {
+                    found = Some((item.number, item.indent as u32 + 1));
+                }
+                child
+            }
+        };
+        block = child;
+    }
+    found
+}
+
+/// The end (exclusive) of the block that starts after line `i` at `indent`: the next line at a
+/// smaller indent, or at the same indent that is not a sequence item of this key.
+fn block_end(block: &[Line<'_>], i: usize, indent: usize) -> usize {
+    let own_item = is_item(block[i].content);
+    (i + 1..block.len())
+        .find(|&j| block[j].indent < indent || (block[j].indent == indent && (own_item || !is_item(block[j].content))))
+        .unwrap_or(block.len())
+}
+
+fn is_item(content: &str) -> bool {
+    content == "-" || content.starts_with("- ")
+}
+
+/// The key of a `key: value` line, unquoted.
+fn key_of(content: &str) -> Option<&str> {
+    let quote = content.chars().next().filter(|c| *c == '"' || *c == '\'');
+    if let Some(q) = quote {
+        let end = content[1..].find(q)? + 1;
+        return content[end + 1..].starts_with(':').then(|| &content[1..end]);
+    }
+    let colon = content.find(": ").or_else(|| content.strip_suffix(':').map(str::len))?;
+    Some(content[..colon].trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(segments: &[&str]) -> YamlPath {
+        segments.iter().fold(YamlPath::root(), |p, s| match s.parse::<usize>() {
+            Ok(n) => p.index(n),
+            Err(_) => p.key(s),
+        })
+    }
+
+    #[test]
+    fn locates_block_paths() {
+        let text = "# limits\ngroq:\n  rpm: 30\n  burst: 5\ngemini:\n  rpm: 0\nmary:\n  primary: groq\n  fallbacks:\n    - gemini\n    - groq\nlist:\n- a: 1\n  b: 2\n- a: 3\n";
+        type Case<'a> = (&'a [&'a str], Option<(u32, u32)>);
+        let cases: &[Case<'_>] = &[
+            (&["groq"], Some((2, 1))),
+            (&["groq", "burst"], Some((4, 3))),
+            (&["gemini", "rpm"], Some((6, 3))),
+            (&["gemini", "nope"], Some((5, 1))),
+            (&["mary", "fallbacks", "1"], Some((11, 7))),
+            (&["list", "1", "a"], Some((15, 3))),
+            (&["list", "0", "b"], Some((14, 3))),
+            (&["absent"], None),
+        ];
+        for (segments, expected) in cases {
+            assert_eq!(locate(text, &path(segments)), *expected, "{segments:?}");
+        }
+    }
+
+    #[test]
+    fn path_display() {
+        assert_eq!(path(&["mary", "fallbacks", "1"]).to_string(), "mary.fallbacks[1]");
+    }
+}
