@@ -5,12 +5,18 @@
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
 //!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
+//!       ──▶ publish (a versioned, immutable `Publication`, applied to every component or none)
+//!       ──▶ components (the gateway's rate limiters, orchestrator and provider factory)
 //! ```
 //!
 //! The gateway schema shipped in [`gateway`] is one implementation of [`Schema`]; a service with
 //! its own files implements the trait for them and reuses everything else.
 #![deny(missing_docs)]
 
+pub mod alert;
+pub mod components;
+pub mod publish;
+pub mod reload;
 pub mod source;
 pub mod validate;
 

@@ -1,5 +1,6 @@
 //! Integration tests, built into one binary (see ARCHITECTURE.md, "Tests").
 
 mod cli_validate;
+mod components;
 mod support;
 mod validate;

@@ -1,0 +1,115 @@
+//! A live component on its own named thread: it receives each publication, builds its part of the
+//! service's state for that version, and acknowledges with it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::{panic_message, ApplyError, Publication};
+
+/// A component: derives its per-version state from a publication, on its own thread.
+pub trait Component<C>: Send + 'static {
+    /// What it builds for one version (shared read-only by requests).
+    type Part: Send + Sync + 'static;
+
+    /// Its name, used for the thread, logs, metrics and status.
+    fn name(&self) -> &'static str;
+
+    /// Builds its state for `publication`.
+    fn build(&mut self, publication: &Publication<C>) -> Self::Part;
+}
+
+/// A component's acknowledgement of one version.
+#[derive(Debug)]
+pub struct Ack<P> {
+    /// The version acknowledged.
+    pub version: u64,
+    /// The part built, or the panic message.
+    pub part: Result<P, String>,
+}
+
+type Request<C, P> = (Arc<Publication<C>>, Sender<Ack<P>>);
+
+/// Owns a component's thread: dropping the handle disconnects its inbox and joins it.
+#[derive(Debug)]
+pub struct ComponentHandle<C, P> {
+    name: &'static str,
+    inbox: Option<Sender<Request<C, P>>>,
+    thread: Option<JoinHandle<()>>,
+    applied: Arc<AtomicU64>,
+}
+
+impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
+    /// Starts `component` on a thread named `hotconf-<name>`.
+    pub fn spawn<K: Component<C, Part = P>>(mut component: K) -> std::io::Result<Self> {
+        let name = component.name();
+        let (tx, rx) = bounded::<Request<C, P>>(4);
+        let thread = std::thread::Builder::new().name(format!("hotconf-{name}")).spawn(move || {
+            for (publication, reply) in rx {
+                let part = catch_unwind(AssertUnwindSafe(|| component.build(&publication)))
+                    .map_err(|p| panic_message(p.as_ref()));
+                // The requester may have given up waiting; that is its business.
+                let _ = reply.send(Ack { version: publication.version(), part });
+            }
+        })?;
+        Ok(Self { name, inbox: Some(tx), thread: Some(thread), applied: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Sends `publication`; the acknowledgement arrives on the returned receiver.
+    pub fn request(&self, publication: Arc<Publication<C>>) -> Result<Receiver<Ack<P>>, ApplyError> {
+        let (reply, ack) = bounded(1);
+        let inbox = self.inbox.as_ref().ok_or(ApplyError::Stopped { component: self.name })?;
+        inbox.send((publication, reply)).map_err(|_| ApplyError::Stopped { component: self.name })?;
+        Ok(ack)
+    }
+
+    /// Waits for `ack` of `version` until `deadline`; `budget` is the whole time allowed, for the error.
+    pub fn wait(
+        &self,
+        ack: &Receiver<Ack<P>>,
+        version: u64,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<P, ApplyError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match ack.recv_timeout(timeout) {
+            Ok(Ack { part: Ok(part), .. }) => Ok(part),
+            Ok(Ack { part: Err(message), .. }) => Err(ApplyError::Panicked { component: self.name, version, message }),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(ApplyError::AckTimeout { component: self.name, version, timeout: budget })
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(ApplyError::Stopped { component: self.name }),
+        }
+    }
+
+    /// Records that `version` is live for this component.
+    pub fn mark_applied(&self, version: u64) {
+        self.applied.store(version, Ordering::Release);
+    }
+
+    /// The version this component last applied, if any.
+    pub fn applied(&self) -> Option<u64> {
+        match self.applied.load(Ordering::Acquire) {
+            0 => None,
+            v => Some(v),
+        }
+    }
+}
+
+impl<C, P> Drop for ComponentHandle<C, P> {
+    fn drop(&mut self) {
+        self.inbox.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

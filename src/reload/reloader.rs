@@ -1,0 +1,464 @@
+//! The reloader thread: one attempt at a time, from a change set, a manual trigger or a pin.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{bounded, never, select, Receiver, Sender};
+
+use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
+use super::validator::Validator;
+use super::metrics;
+
+use crate::alert::{Alert, AlerterHandle};
+use crate::publish::{ApplyError, Publication, Sink};
+use crate::snapshot::{semantic_diff, AuditLog, AuditRecord, Commit, Origin, SnapshotStore, StoreError};
+use crate::source::env::EnvLookup;
+use crate::source::{ReadError, Sources, SourcesLimits};
+use crate::validate::{Diagnostics, Schema, Validated};
+use crate::watch::WatchEvent;
+use metrics::{Metrics, ReloadResult};
+
+/// How the reloader behaves.
+#[derive(Debug, Clone)]
+pub struct ReloaderConfig {
+    dir: PathBuf,
+    limits: SourcesLimits,
+    reload_timeout: Duration,
+    read_attempts: u32,
+    read_backoff: Duration,
+}
+
+impl ReloaderConfig {
+    /// Defaults for config directory `dir`: 5 s reload timeout, 3 read attempts 100 ms apart (doubling).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            limits: SourcesLimits::default(),
+            reload_timeout: Duration::from_secs(5),
+            read_attempts: 3,
+            read_backoff: Duration::from_millis(100),
+        }
+    }
+
+    /// The bound on reading plus validating one attempt.
+    #[must_use]
+    pub fn with_reload_timeout(mut self, timeout: Duration) -> Self {
+        self.reload_timeout = timeout;
+        self
+    }
+
+    /// The per-file size cap.
+    #[must_use]
+    pub fn with_limits(mut self, limits: SourcesLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The config directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The config directory could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The initial config is invalid.
+    #[error("the initial config is invalid:\n{0}")]
+    Invalid(Diagnostics),
+    /// The snapshot store failed.
+    #[error("snapshot store")]
+    Store(#[from] StoreError),
+    /// A component did not take the initial config.
+    #[error("applying the initial config")]
+    Apply(#[from] ApplyError),
+    /// A thread could not be started.
+    #[error("starting a thread")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// The services a reloader reports to.
+#[derive(Debug, Default)]
+pub struct Reporting {
+    /// Counters and gauges.
+    pub metrics: Arc<Metrics>,
+    /// Chat alerts, when configured.
+    pub alerts: Option<AlerterHandle>,
+}
+
+enum Command {
+    Reload(Sender<AttemptOutcome>),
+    Pin(u64, Sender<AttemptOutcome>),
+}
+
+/// Owns the reloader thread. Dropping it disconnects the inbox and joins the thread.
+#[derive(Debug)]
+pub struct ReloaderHandle {
+    inbox: Option<Sender<Command>>,
+    status: Arc<ArcSwap<Status>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReloaderHandle {
+    /// Validates, stores and applies the config in `config.dir()` as the starting version, then
+    /// starts the thread `hotconf-reloader`, which applies each change set from `watch`.
+    ///
+    /// Returns the startup sources too, so the poller can take them as its baseline.
+    pub fn start<S, K>(
+        schema: S,
+        mut sink: K,
+        store: SnapshotStore,
+        env: Arc<dyn EnvLookup>,
+        config: ReloaderConfig,
+        reporting: Reporting,
+        watch: Receiver<WatchEvent>,
+    ) -> Result<(Self, Sources), StartError>
+    where
+        S: Schema,
+        K: Sink<S::Config>,
+    {
+        let started = Instant::now();
+        let sources = Sources::read_dir(&config.dir, config.limits)?;
+        let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
+        let audit = store.audit_log();
+        let version = match store.commit(valid.sources(), Origin::Startup)? {
+            Commit::Created(manifest) => manifest.version,
+            Commit::Unchanged { version } => version,
+        };
+        let (config_value, sources) = valid.into_parts();
+        let hash = sources.bundle_hash();
+        sink.apply(Arc::new(Publication::new(version, hash, Arc::new(config_value))))?;
+        store.set_running(version)?;
+        let files: Vec<String> = sources.names().map(str::to_owned).collect();
+        reporting.metrics.running(version, &hash.to_hex(), 0);
+        reporting.metrics.reload(ReloadResult::Success, started.elapsed());
+        let _ = audit.append(&AuditRecord::accepted(version, Origin::Startup, files.clone(), Default::default()));
+        tracing::info!(event = "reload.applied", version, origin = "startup", files = ?files, duration_ms = started.elapsed().as_millis() as u64);
+
+        let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, sink.applied_versions())));
+        let validator = Validator::spawn(schema, Arc::clone(&env)).map_err(StartError::Spawn)?;
+        let mut reloader = Reloader {
+            sink,
+            store,
+            audit,
+            env,
+            config,
+            reporting,
+            status: Arc::clone(&status),
+            validator,
+            running: Running { version, hash, sources: sources.clone() },
+            pinned: None,
+            failing: None,
+        };
+        let (tx, rx) = bounded(16);
+        let thread = std::thread::Builder::new()
+            .name("hotconf-reloader".into())
+            .spawn(move || reloader.run(&rx, watch))
+            .map_err(StartError::Spawn)?;
+        Ok((Self { inbox: Some(tx), status, thread: Some(thread) }, sources))
+    }
+
+    /// The reloader's status, as of its last attempt.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.load_full()
+    }
+
+    /// Re-reads the config directory now and applies it if it is valid and new (SIGHUP,
+    /// `POST /reload`). Waits up to `timeout` for the outcome.
+    pub fn reload(&self, timeout: Duration) -> Option<AttemptOutcome> {
+        self.ask(Command::Reload, timeout)
+    }
+
+    /// Makes stored version `version` live without writing the config directory (for read-only
+    /// mounts); it holds until the files on disk change again. Waits up to `timeout`.
+    pub fn pin(&self, version: u64, timeout: Duration) -> Option<AttemptOutcome> {
+        self.ask(|reply| Command::Pin(version, reply), timeout)
+    }
+
+    fn ask(&self, command: impl FnOnce(Sender<AttemptOutcome>) -> Command, timeout: Duration) -> Option<AttemptOutcome> {
+        let (reply, outcome) = bounded(1);
+        self.inbox.as_ref()?.send_timeout(command(reply), timeout).ok()?;
+        outcome.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for ReloaderHandle {
+    fn drop(&mut self) {
+        self.inbox.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The version running now.
+struct Running {
+    version: u64,
+    hash: blake3::Hash,
+    sources: Sources,
+}
+
+struct Reloader<S: Schema, K> {
+    sink: K,
+    store: SnapshotStore,
+    audit: AuditLog,
+    env: Arc<dyn EnvLookup>,
+    config: ReloaderConfig,
+    reporting: Reporting,
+    status: Arc<ArcSwap<Status>>,
+    validator: Validator<S>,
+    running: Running,
+    /// The version pinned by `pin`, until the files change.
+    pinned: Option<u64>,
+    /// The content hash of the failing attempt, while the last attempt failed.
+    failing: Option<blake3::Hash>,
+}
+
+impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
+    fn run(&mut self, inbox: &Receiver<Command>, watch: Receiver<WatchEvent>) {
+        let mut watch = Some(watch);
+        loop {
+            let watch_rx = watch.clone().unwrap_or_else(never);
+            select! {
+                recv(inbox) -> command => match command {
+                    Ok(Command::Reload(reply)) => {
+                        let outcome = match self.read_with_retries() {
+                            Ok(sources) => self.attempt(sources, Trigger::Manual, None),
+                            Err(e) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), Instant::now()),
+                        };
+                        let _ = reply.send(outcome);
+                    }
+                    Ok(Command::Pin(version, reply)) => {
+                        let outcome = self.pin(version);
+                        let _ = reply.send(outcome);
+                    }
+                    Err(_) => return,
+                },
+                recv(watch_rx) -> event => match event {
+                    Ok(WatchEvent::Changed(set)) => {
+                        self.pinned = None;
+                        let files: Vec<String> = set.changes.iter().map(|c| c.name.clone()).collect();
+                        self.attempt(set.sources, Trigger::Change, Some(files));
+                    }
+                    Ok(WatchEvent::PollError { kind, .. }) => self.reporting.metrics.poll_error(kind.as_str()),
+                    Ok(_) => {}
+                    Err(_) => watch = None,
+                },
+            }
+        }
+    }
+
+    fn read_with_retries(&self) -> Result<Sources, ReadError> {
+        let mut wait = self.config.read_backoff;
+        let mut attempt = 1;
+        loop {
+            match Sources::read_dir(&self.config.dir, self.config.limits) {
+                Ok(s) => return Ok(s),
+                Err(e) if attempt >= self.config.read_attempts => return Err(e),
+                Err(e) => {
+                    tracing::warn!(event = "reload.retry", attempt, error = %e, cause = %e.source);
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One attempt: validate `sources`, then store and apply them, or reject them.
+    fn attempt(&mut self, sources: Sources, trigger: Trigger, changed: Option<Vec<String>>) -> AttemptOutcome {
+        let started = Instant::now();
+        let hash = sources.bundle_hash();
+        let files = changed.unwrap_or_else(|| sources.names().map(str::to_owned).collect());
+        if hash == self.running.hash && self.pinned.is_none() {
+            // A revert to the running content: nothing to apply, and any failure is over.
+            self.recover();
+            let outcome = AttemptOutcome::Unchanged { version: self.running.version };
+            self.record(trigger, &outcome, started);
+            return outcome;
+        }
+        let valid = match self.validator.validate(sources, self.config.reload_timeout) {
+            Ok(Ok(valid)) => valid,
+            Ok(Err(diagnostics)) => return self.rejected(trigger, hash, files, diagnostics, started),
+            Err(error) => return self.failed(trigger, Some((hash, files)), error.to_string(), started),
+        };
+        let origin = match trigger {
+            Trigger::Change => Origin::Change,
+            Trigger::Manual => Origin::Manual,
+            Trigger::Rollback => unreachable!("rollbacks go through pin"),
+        };
+        self.apply(valid, origin, trigger, files, started)
+    }
+
+    fn apply(
+        &mut self,
+        valid: Validated<S::Config>,
+        origin: Origin,
+        trigger: Trigger,
+        files: Vec<String>,
+        started: Instant,
+    ) -> AttemptOutcome {
+        let hash = valid.hash();
+        let version = match self.store.commit(valid.sources(), origin.clone()) {
+            Ok(Commit::Created(manifest)) => manifest.version,
+            Ok(Commit::Unchanged { version }) => version,
+            Err(e) => return self.failed(trigger, Some((hash, files)), format!("snapshot store: {}", error_chain(&e)), started),
+        };
+        let (config, sources) = valid.into_parts();
+        let publication = Arc::new(Publication::new(version, hash, Arc::new(config)));
+        if let Err(e) = self.sink.apply(publication) {
+            if let ApplyError::AckTimeout { component, .. } = &e {
+                self.reporting.metrics.ack_timeout(component);
+            }
+            return self.failed(trigger, Some((hash, files)), e.to_string(), started);
+        }
+        if let Err(e) = self.store.set_running(version) {
+            tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e));
+        }
+        let diff = semantic_diff(&self.running.sources, &sources);
+        let duration = started.elapsed();
+        tracing::info!(
+            event = "reload.applied",
+            version,
+            origin = %origin,
+            files = ?files,
+            duration_ms = duration.as_millis() as u64,
+            diff = %diff,
+        );
+        if let Origin::Rollback { of } = origin {
+            tracing::info!(event = "rollback.applied", version, of);
+        }
+        let _ = self.audit.append(&AuditRecord::accepted(version, origin, files.clone(), diff));
+        self.reporting.metrics.running(version, &hash.to_hex(), files.len());
+        self.reporting.metrics.reload(ReloadResult::Success, duration);
+        self.running = Running { version, hash, sources };
+        self.recover();
+        let outcome = AttemptOutcome::Applied { version, files };
+        self.record(trigger, &outcome, started);
+        outcome
+    }
+
+    fn pin(&mut self, version: u64) -> AttemptOutcome {
+        let started = Instant::now();
+        let stored = match self.store.read(version) {
+            Ok(stored) => stored,
+            Err(e) => return self.failed(Trigger::Rollback, None, format!("version {version}: {}", error_chain(&e)), started),
+        };
+        let sources = stored.sources;
+        let hash = sources.bundle_hash();
+        let files: Vec<String> = sources.names().map(str::to_owned).collect();
+        match self.validator.validate(sources, self.config.reload_timeout) {
+            Ok(Ok(valid)) => {
+                let outcome = self.apply(valid, Origin::Rollback { of: version }, Trigger::Rollback, files, started);
+                if matches!(outcome, AttemptOutcome::Applied { .. }) {
+                    self.pinned = Some(version);
+                    self.publish_status();
+                }
+                outcome
+            }
+            Ok(Err(diagnostics)) => self.rejected(Trigger::Rollback, hash, files, diagnostics, started),
+            Err(error) => self.failed(Trigger::Rollback, Some((hash, files)), error.to_string(), started),
+        }
+    }
+
+    fn rejected(
+        &mut self,
+        trigger: Trigger,
+        hash: blake3::Hash,
+        files: Vec<String>,
+        diagnostics: Diagnostics,
+        started: Instant,
+    ) -> AttemptOutcome {
+        for d in diagnostics.as_slice() {
+            tracing::warn!(
+                event = "reload.rejected",
+                file = %d.file,
+                path = d.path.as_deref().unwrap_or(""),
+                line = d.line.unwrap_or(0),
+                column = d.column.unwrap_or(0),
+                code = d.kind.code(),
+                message = %d.kind,
+            );
+        }
+        tracing::warn!(event = "reload.rejected", problems = diagnostics.len(), running_version = self.running.version, "config rejected; previous config kept");
+        self.reporting.metrics.reload(ReloadResult::Rejected, started.elapsed());
+        let _ = self.audit.append(&AuditRecord::rejected(files.clone(), &diagnostics));
+        let errors = diagnostics.as_slice().iter().map(|d| d.to_string().lines().next().unwrap_or("").to_owned()).collect();
+        self.alert_failing(hash, files, errors);
+        let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.into_vec() };
+        self.record(trigger, &outcome, started);
+        outcome
+    }
+
+    fn failed(
+        &mut self,
+        trigger: Trigger,
+        content: Option<(blake3::Hash, Vec<String>)>,
+        error: String,
+        started: Instant,
+    ) -> AttemptOutcome {
+        tracing::error!(event = "reload.failed", error = %error, running_version = self.running.version, "reload failed; previous config kept");
+        self.reporting.metrics.reload(ReloadResult::Failed, started.elapsed());
+        let (hash, files) = content.unwrap_or_else(|| (blake3::hash(error.as_bytes()), Vec::new()));
+        let _ = self.audit.append(&AuditRecord::failed(files.clone(), &error));
+        self.alert_failing(hash, files, vec![error.clone()]);
+        let outcome = AttemptOutcome::Failed { error };
+        self.record(trigger, &outcome, started);
+        outcome
+    }
+
+    fn alert_failing(&mut self, content: blake3::Hash, files: Vec<String>, errors: Vec<String>) {
+        self.failing = Some(content);
+        if let Some(alerts) = &self.reporting.alerts {
+            if !alerts.send(Alert::Failing { content, files, errors }) {
+                self.reporting.metrics.alert("suppressed");
+            }
+        }
+    }
+
+    fn recover(&mut self) {
+        if self.failing.take().is_some() {
+            tracing::info!(event = "reload.recovered", version = self.running.version);
+            if let Some(alerts) = &self.reporting.alerts {
+                alerts.send(Alert::Resolved { version: self.running.version });
+            }
+        }
+    }
+
+    fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
+        let last = LastAttempt::new(trigger, outcome.clone(), started.elapsed());
+        let mut status = Status::clone(&self.status.load());
+        status.last_attempt = Some(last);
+        self.status.store(Arc::new(status));
+        self.publish_status();
+    }
+
+    fn publish_status(&mut self) {
+        let mut status = Status::clone(&self.status.load());
+        status.running_version = self.running.version;
+        status.bundle_hash = self.running.hash.to_hex().to_string();
+        status.pinned = self.pinned;
+        status.failing = self.failing.is_some();
+        status.components = self.sink.applied_versions().into_iter().map(ComponentStatus::from).collect();
+        self.status.store(Arc::new(status));
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

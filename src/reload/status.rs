@@ -1,0 +1,113 @@
+//! The reloader's status as the admin endpoint shows it: immutable, replaced after each attempt.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::validate::Diagnostic;
+
+/// What started an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The poller saw the files change.
+    Change,
+    /// SIGHUP or `POST /reload`.
+    Manual,
+    /// `POST /rollback/N`.
+    Rollback,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// A new version is live.
+    Applied {
+        /// The version.
+        version: u64,
+        /// The files changed.
+        files: Vec<String>,
+    },
+    /// The content is the running content: nothing to do.
+    Unchanged {
+        /// The running version.
+        version: u64,
+    },
+    /// The config is invalid; the previous one keeps running.
+    Rejected {
+        /// Every problem.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// Something failed; the previous config keeps running.
+    Failed {
+        /// What.
+        error: String,
+    },
+}
+
+/// The last attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastAttempt {
+    /// Seconds since the Unix epoch.
+    pub at_unix: f64,
+    /// What started it.
+    pub trigger: Trigger,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: AttemptOutcome,
+}
+
+impl LastAttempt {
+    pub(super) fn new(trigger: Trigger, outcome: AttemptOutcome, duration: Duration) -> Self {
+        let at_unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        Self { at_unix, trigger, duration_ms: duration.as_secs_f64() * 1000.0, outcome }
+    }
+}
+
+/// One component's applied version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentStatus {
+    /// The component.
+    pub name: &'static str,
+    /// The version it last acknowledged.
+    pub applied_version: Option<u64>,
+}
+
+impl From<(&'static str, Option<u64>)> for ComponentStatus {
+    fn from((name, applied_version): (&'static str, Option<u64>)) -> Self {
+        Self { name, applied_version }
+    }
+}
+
+/// The service's reload status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// The version running.
+    pub running_version: u64,
+    /// Its bundle hash.
+    pub bundle_hash: String,
+    /// The version pinned live by a rollback, until the files change.
+    pub pinned: Option<u64>,
+    /// Whether the last attempt failed (cleared by a successful one or a revert).
+    pub failing: bool,
+    /// Each component's applied version.
+    pub components: Vec<ComponentStatus>,
+    /// The last attempt after startup.
+    pub last_attempt: Option<LastAttempt>,
+}
+
+impl Status {
+    pub(super) fn new(version: u64, hash: blake3::Hash, components: Vec<(&'static str, Option<u64>)>) -> Self {
+        Self {
+            running_version: version,
+            bundle_hash: hash.to_hex().to_string(),
+            pinned: None,
+            failing: false,
+            components: components.into_iter().map(ComponentStatus::from).collect(),
+            last_attempt: None,
+        }
+    }
+}
