@@ -5,12 +5,15 @@
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
 //!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
+//!       ──▶ snapshot (each validated bundle becomes a numbered, hash-verified version on disk;
+//!                     semantic diff, audit log, rollback)
 //! ```
 //!
 //! The gateway schema shipped in [`gateway`] is one implementation of [`Schema`]; a service with
 //! its own files implements the trait for them and reuses everything else.
 #![deny(missing_docs)]
 
+pub mod snapshot;
 pub mod source;
 pub mod validate;
 
