@@ -30,3 +30,6 @@ pub use manifest::{FileEntry, Manifest, Origin, FORMAT};
 pub use restore::{restore_into, Restored};
 pub use store::{Commit, Entry, RollbackIntent, SnapshotStore, StoreConfig, StoredVersion, DEFAULT_RETENTION};
 pub use time::rfc3339;
+
+#[cfg(test)]
+mod tests;

@@ -269,7 +269,10 @@ impl SnapshotStore {
         };
         let intent = self.rollback_intent()?;
         let intent_matches = intent.as_ref().filter(|i| i.bundle_hash == hash);
-        if let Some(m) = newest_manifest.filter(|m| m.bundle_hash == hash) {
+        // Equal content counts only if the stored version still verifies: a damaged newest version
+        // is superseded, never pointed at.
+        let verified = |m: &Manifest| m.bundle_hash == hash && self.read(m.version).is_ok();
+        if let Some(m) = newest_manifest.filter(|m| verified(m)) {
             if intent_matches.is_some() {
                 self.clear_intent_locked()?;
             }
@@ -281,7 +284,7 @@ impl SnapshotStore {
         };
         let version = newest.map_or(1, |n| n + 1);
         let same_as = entries.iter().rev().find_map(|e| match e {
-            Entry::Listed(m) if m.bundle_hash == hash => Some(m.version),
+            Entry::Listed(m) if verified(m) => Some(m.version),
             _ => None,
         });
         let files: Vec<FileEntry> = sources
