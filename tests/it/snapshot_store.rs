@@ -194,3 +194,58 @@ fn canary_secret_never_reaches_diff_manifest_or_audit() {
     // The stored files keep the operator's exact bytes.
     assert_eq!(store.read(3).unwrap().sources(), &secret_bundle(2));
 }
+
+const CHILD_STORE: &str = "HOTCONF_TEST_CHILD_STORE";
+
+/// The writer `kill_dash_nine_leaves_a_clean_store` kills: commits new versions in a loop when
+/// started by that test with the store's path in its environment; does nothing otherwise.
+#[test]
+fn child_writer_for_kill_test() {
+    let Some(dir) = std::env::var_os(CHILD_STORE) else { return };
+    let store = SnapshotStore::open(Path::new(&dir), StoreConfig::default().with_retention(5)).unwrap();
+    for i in 0u64.. {
+        let sources = Sources::from_files([
+            SourceFile::new("a.yaml", format!("n: {i}\n{}", "# padding to make the write take a while\n".repeat(200))),
+            SourceFile::new("b.yaml", format!("pid: {}\n", std::process::id())),
+        ]);
+        store.commit(&sources, Origin::Change).unwrap();
+    }
+}
+
+#[test]
+fn kill_dash_nine_leaves_a_clean_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut max_seen = 0;
+    for round in 0..3 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "snapshot_store::child_writer_for_kill_test", "--test-threads=1"])
+            .env(CHILD_STORE, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until it has written a few versions, with a generous deadline, then SIGKILL it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+        while store.list().unwrap().last().map_or(0, |m| m.version) < max_seen + 3 {
+            assert!(std::time::Instant::now() < deadline, "round {round}: the child wrote nothing");
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(!name.starts_with(".tmp-") && !name.starts_with(".trash-"), "{name} left after open");
+        }
+        let versions: Vec<u64> = store.list().unwrap().iter().map(|m| m.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+        for &v in &versions {
+            store.read(v).unwrap_or_else(|e| panic!("round {round}: version {v} half written: {e}"));
+        }
+        assert!(*versions.last().unwrap() > max_seen);
+        max_seen = *versions.last().unwrap();
+        store.audit().read_all().unwrap();
+    }
+}
