@@ -5,6 +5,8 @@
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
 //!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
+//!       ──▶ snapshot (each validated bundle becomes a numbered, hash-verified version on disk;
+//!                     semantic diff, audit log, rollback)
 //!       ──▶ publish (a versioned, immutable `Publication`, applied to every component or none)
 //!       ──▶ components (the gateway's rate limiters, orchestrator and provider factory)
 //! ```
@@ -17,6 +19,7 @@ pub mod alert;
 pub mod components;
 pub mod publish;
 pub mod reload;
+pub mod snapshot;
 pub mod source;
 pub mod validate;
 

@@ -1,5 +1,9 @@
 //! The `hotconf` command: validate, run, and operate the snapshot store.
 
+mod diff;
+mod history;
+mod rollback;
+mod store;
 mod validate;
 
 use std::path::PathBuf;
@@ -58,12 +62,77 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// List the stored versions: number (`*` = running), time, origin, files changed, short hash.
+    History {
+        /// The snapshot store.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+        /// Output format (json: one manifest per line).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a version's manifest, or one of its files byte for byte (hashes verified first).
+    Show {
+        /// The version.
+        version: u64,
+        /// A file of the version, e.g. rate_limits.yaml.
+        file: Option<String>,
+        /// The snapshot store.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+    },
+    /// The semantic diff from version A to version B, or to a candidate directory (validated first).
+    Diff {
+        /// The version to compare from.
+        a: u64,
+        /// The version to compare to.
+        #[arg(required_unless_present = "against", conflicts_with = "against")]
+        b: Option<u64>,
+        /// A candidate config directory to compare to, validated first (a CI plan).
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
+        /// The snapshot store.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+        /// Output format (json: one object per change).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Validate version N against today's environment, then write its files back into the config
+    /// directory, each atomically; the running service records the change as a rollback of N.
+    Rollback {
+        /// The version to roll back to.
+        version: u64,
+        /// The config directory to write into.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// The snapshot store.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+        /// Print the diff only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match cli.command {
         Command::Validate { config, format } => validate::run(&config, format),
+        Command::History { snapshots, format } => history::history(&snapshots, format),
+        Command::Show { version, file, snapshots } => history::show(&snapshots, version, file.as_deref()),
+        Command::Diff { a, b, against, snapshots, format } => {
+            let to = match (b, &against) {
+                (Some(b), _) => diff::Against::Version(b),
+                (None, Some(dir)) => diff::Against::Dir(dir),
+                (None, None) => unreachable!("clap requires B or --against"),
+            };
+            diff::run(&snapshots, a, to, format)
+        }
+        Command::Rollback { version, config, snapshots, dry_run } => {
+            let mode = if dry_run { rollback::Mode::DryRun } else { rollback::Mode::Apply };
+            rollback::run(version, &config, &snapshots, mode)
+        }
     };
     exit.into()
 }

@@ -1,0 +1,105 @@
+//! `hotconf rollback`: validate a stored version against today's environment, then write its files
+//! back into the config directory, each atomically, for the running poller to pick up as one change.
+
+use std::path::Path;
+
+use hotconf::snapshot::{restore_into, semantic_diff, AuditEvent, StoreError};
+use hotconf::{Sources, SourcesLimits};
+
+use crate::diff::{print_diff, validated_sources};
+use crate::store::{chain, open_existing, report};
+use crate::{Exit, Format};
+
+/// Whether to write the files or only show what would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Write the files.
+    Apply,
+    /// Print the diff only.
+    DryRun,
+}
+
+pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
+    let store = match open_existing(snapshots) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
+    let target = match store.read(version) {
+        Ok(t) => t,
+        Err(e) => {
+            let exit = report(&e);
+            eprintln!("error: refusing to roll back to version {version}; nothing written");
+            return exit;
+        }
+    };
+    if let Err(exit) = validated_sources(target.sources(), &format!("version {version}")) {
+        eprintln!("error: version {version} no longer validates; refusing to roll back; nothing written");
+        return exit;
+    }
+    let current = match Sources::read_dir(config, SourcesLimits::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return Exit::Failure;
+        }
+    };
+    let diff = semantic_diff(&current, target.sources());
+    if current.bundle_hash().to_hex().as_str() == target.manifest().bundle_hash {
+        println!("{} already holds version {version}; nothing written", config.display());
+        return Exit::Ok;
+    }
+    if mode == Mode::DryRun {
+        println!("dry run: rolling {} back to version {version} would change:", config.display());
+        print_diff(&diff, Format::Text);
+        println!("nothing written");
+        return Exit::Ok;
+    }
+    // The intent goes first, so a poller that sees the files records the change as a rollback.
+    if let Err(e) = store.record_rollback_intent(&target) {
+        let exit = report(&e);
+        eprintln!("error: nothing written");
+        return exit;
+    }
+    let restored = match restore_into(config, &current, target.sources()) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = store.clear_rollback_intent();
+            eprintln!("error: {}", chain(&e));
+            if let StoreError::Io { source, .. } = &e {
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                    || source.kind() == std::io::ErrorKind::PermissionDenied
+                {
+                    eprintln!("  help: on a read-only config directory, pin the version in the service instead");
+                }
+            }
+            eprintln!("error: the rollback stopped part way; files already replaced are whole; run it again");
+            return Exit::Failure;
+        }
+    };
+    let event = AuditEvent::RolledBack {
+        version,
+        bundle_hash: target.manifest().bundle_hash.clone(),
+        config_dir: config.display().to_string(),
+        files: restored.files(),
+        diff: diff.clone(),
+    };
+    if let Err(e) = store.record(event) {
+        eprintln!("warning: the files are rolled back but the audit log could not be written: {}", chain(&e));
+    }
+    println!(
+        "rolled {} back to version {version}: {} written{}",
+        config.display(),
+        list(&restored.written),
+        if restored.removed.is_empty() { String::new() } else { format!(", {} removed", list(&restored.removed)) }
+    );
+    print_diff(&diff, Format::Text);
+    Exit::Ok
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "no files".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

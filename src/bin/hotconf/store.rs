@@ -1,0 +1,47 @@
+//! What the store commands share: opening the store for reading, and turning a store error into a
+//! message a person can act on and a documented exit code.
+
+use std::error::Error;
+use std::path::Path;
+
+use hotconf::snapshot::{SnapshotStore, StoreConfig, StoreError};
+
+use crate::Exit;
+
+/// `error` and its causes, `outer: inner: innermost`.
+pub fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints `error` to stderr and maps it to an exit code: 1 for a missing, damaged or too-new
+/// version (a refusal), 3 for a store that cannot be read or written.
+pub fn report(error: &StoreError) -> Exit {
+    eprintln!("error: {}", chain(error));
+    if error.is_refusal() {
+        if matches!(error, StoreError::Corrupt { .. } | StoreError::BadManifest { .. }) {
+            eprintln!(
+                "  help: a damaged version is never shown whole or restored; pick another with `hotconf history`"
+            );
+        }
+        Exit::Invalid
+    } else {
+        Exit::Failure
+    }
+}
+
+/// Opens an existing store; a missing directory is an operational failure (a wrong `--snapshots`).
+pub fn open_existing(dir: &Path) -> Result<SnapshotStore, Exit> {
+    if !dir.is_dir() {
+        eprintln!("error: no snapshot store at {}", dir.display());
+        eprintln!("  help: pass the service's store with --snapshots DIR");
+        return Err(Exit::Failure);
+    }
+    SnapshotStore::open(dir, StoreConfig::default()).map_err(|e| report(&e))
+}

@@ -1,0 +1,223 @@
+//! Redaction: decides which keys and values are secret-looking and what is shown in their place.
+//! Pure string functions; the diff and the audit log show values only through [`shown`].
+
+/// What is shown instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Words of a key name that mark its value (and everything under it) as secret.
+const SECRET_WORDS: &[&str] = &[
+    "key",
+    "apikey",
+    "token",
+    "secret",
+    "secrets",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "authorization",
+    "auth",
+    "credential",
+    "credentials",
+    "webhook",
+    "cookie",
+    "bearer",
+    "private",
+    "signature",
+    "dsn",
+];
+
+/// Endings of a run-together key word that mark it secret (`accesstoken`, `clientsecret`).
+const SECRET_ENDINGS: &[&str] = &["token", "secret", "password", "passwd", "apikey", "credential", "credentials"];
+
+/// Value prefixes of well-known key formats, redacted wherever they appear.
+const KEY_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_",
+    "gsk_",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxs-",
+    "ghp_",
+    "gho_",
+    "github_pat_",
+    "glpat-",
+    "AKIA",
+    "AIza",
+];
+
+/// Hosts (and path starts) of webhook URLs, whose whole URL is the secret.
+const WEBHOOK_MARKERS: &[&str] = &[
+    "hooks.slack.com",
+    "discord.com/api/webhooks",
+    "discordapp.com/api/webhooks",
+    "webhook.office.com",
+    "outlook.office.com/webhook",
+    "hooks.zapier.com",
+    "api.telegram.org/bot",
+    "chat.googleapis.com",
+];
+
+/// How a key's value is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyClass {
+    /// An ordinary key: its value is shown (after the value checks).
+    Plain,
+    /// A key naming an environment variable (`api_key_env`): the name is shown if it looks like one.
+    EnvName,
+    /// A secret-looking key: its value and everything under it is redacted.
+    Secret,
+}
+
+/// Splits a key into lowercase words at `_`, `-`, `.`, spaces and lower→upper case changes.
+fn words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if matches!(c, '_' | '-' | '.' | ' ') {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+/// Classifies a mapping key.
+pub fn classify_key(key: &str) -> KeyClass {
+    let words = words(key);
+    let is_secret_word =
+        |w: &String| SECRET_WORDS.contains(&w.as_str()) || SECRET_ENDINGS.iter().any(|end| w.ends_with(end));
+    if !words.iter().any(is_secret_word) {
+        return KeyClass::Plain;
+    }
+    match words.last().map(String::as_str) {
+        Some("env" | "var" | "variable") => KeyClass::EnvName,
+        _ => KeyClass::Secret,
+    }
+}
+
+/// Whether `s` looks like an environment variable name (`GROQ_API_KEY`).
+fn is_env_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 128
+}
+
+/// The text shown for a string value under a key of class `class`.
+pub fn shown(class: KeyClass, value: &str) -> String {
+    match class {
+        KeyClass::Secret => REDACTED.to_owned(),
+        KeyClass::EnvName if is_env_var_name(value) => value.to_owned(),
+        KeyClass::EnvName => REDACTED.to_owned(),
+        KeyClass::Plain => redact_value(value),
+    }
+}
+
+/// A string value under an ordinary key, with anything secret-looking inside it redacted:
+/// webhook URLs whole, URL credentials (`https://<redacted>@host/…`), secret query parameters
+/// (`?key=<redacted>`), and values in well-known key formats.
+pub fn redact_value(value: &str) -> String {
+    let lower = value.to_ascii_lowercase();
+    if WEBHOOK_MARKERS.iter().any(|m| lower.contains(m)) {
+        return REDACTED.to_owned();
+    }
+    if KEY_PREFIXES.iter().any(|p| value.trim_start().starts_with(p)) {
+        return REDACTED.to_owned();
+    }
+    if let Some(scheme_end) = value.find("://") {
+        return redact_url(value, scheme_end);
+    }
+    value.to_owned()
+}
+
+fn redact_url(url: &str, scheme_end: usize) -> String {
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..authority_start]);
+    match authority.rfind('@') {
+        Some(at) => {
+            out.push_str(REDACTED);
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let tail = &rest[authority_end..];
+    match tail.find('?') {
+        Some(q) => {
+            out.push_str(&tail[..=q]);
+            let (query, fragment) = match tail[q + 1..].find('#') {
+                Some(h) => (&tail[q + 1..q + 1 + h], &tail[q + 1 + h..]),
+                None => (&tail[q + 1..], ""),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if classify_key(name) != KeyClass::Plain || name.eq_ignore_ascii_case("sig") => {
+                        format!("{name}={REDACTED}")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+            out.push_str(fragment);
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_classes() {
+        for key in ["api_key", "apiKey", "key", "token", "accessToken", "client_secret", "password", "Authorization"] {
+            assert_eq!(classify_key(key), KeyClass::Secret, "{key}");
+        }
+        for key in ["slack_webhook", "webhook_url", "credentials", "private_key", "auth"] {
+            assert_eq!(classify_key(key), KeyClass::Secret, "{key}");
+        }
+        for key in ["api_key_env", "token_env", "secret_var"] {
+            assert_eq!(classify_key(key), KeyClass::EnvName, "{key}");
+        }
+        for key in ["rpm", "tokens_per_minute", "max_tokens", "keyless", "monkey", "primary", "base_url", "model"] {
+            assert_eq!(classify_key(key), KeyClass::Plain, "{key}");
+        }
+    }
+
+    #[test]
+    fn values() {
+        let cases = [
+            ("https://user:pw@api.example.com/v1", "https://<redacted>@api.example.com/v1"),
+            ("https://api.example.com/v1?key=abc&x=1", "https://api.example.com/v1?key=<redacted>&x=1"),
+            ("https://hooks.slack.com/services/T0/B0/xyz", "<redacted>"),
+            ("sk-abcdef", "<redacted>"),
+            ("http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
+            ("llama3", "llama3"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(redact_value(value), expected);
+        }
+        assert_eq!(shown(KeyClass::EnvName, "GROQ_API_KEY"), "GROQ_API_KEY");
+        assert_eq!(shown(KeyClass::EnvName, "gsk-pasted-key"), "<redacted>");
+        assert_eq!(shown(KeyClass::Secret, "anything"), "<redacted>");
+    }
+}

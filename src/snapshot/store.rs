@@ -1,0 +1,692 @@
+//! The snapshot store: numbered, immutable, hash-verified versions of validated bundles under one
+//! directory (`snapshots/`), with retention, the running-version pin and the rollback intent.
+//! Owns every write under that directory; never reads or writes the config directory.
+//!
+//! Layout (format 1):
+//!
+//! ```text
+//! snapshots/
+//!   .lock                  exclusive lock taken by every writer (commit, prune, set_running, …)
+//!   v000001/manifest.json  a version: its manifest …
+//!   v000001/files/…        … and the exact bytes of every file
+//!   running.json           {"version": N}: the version the service runs; never pruned
+//!   rollback-intent.json   {"version": N, "bundle_hash": …}: written by `hotconf rollback`
+//!   audit.jsonl            the append-only audit log
+//!   .tmp-…, .trash-…       a version being written or deleted; removed at the next open or write
+//! ```
+//!
+//! A version is staged in `.tmp-…` (files and manifest written and fsynced), renamed to `vNNNNNN`
+//! in one step, then the store directory is fsynced: it appears whole or not at all, and a
+//! `kill -9` at any moment leaves at most a `.tmp-…` directory that readers never look at.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::audit::{AuditEvent, AuditLog, AuditRecord};
+use super::diff::semantic_diff;
+use super::error::{Corruption, StoreError};
+use super::fsio;
+use super::manifest::{FileEntry, Manifest, Origin, FORMAT};
+use crate::source::{SourceFile, Sources};
+
+/// The default number of versions kept.
+pub const DEFAULT_RETENTION: usize = 50;
+
+const LOCK_FILE: &str = ".lock";
+const RUNNING_FILE: &str = "running.json";
+const INTENT_FILE: &str = "rollback-intent.json";
+const AUDIT_FILE: &str = "audit.jsonl";
+const MANIFEST_FILE: &str = "manifest.json";
+const FILES_DIR: &str = "files";
+
+/// How a store behaves.
+///
+/// ```
+/// use hotconf::snapshot::StoreConfig;
+/// let config = StoreConfig::default().with_retention(10);
+/// assert_eq!(config.retention(), 10);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig {
+    retention: usize,
+    clock: fn() -> SystemTime,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { retention: DEFAULT_RETENTION, clock: SystemTime::now }
+    }
+}
+
+impl StoreConfig {
+    /// Keep the newest `n` versions (at least 1; 0 is read as 1), plus the running one.
+    #[must_use]
+    pub fn with_retention(mut self, n: usize) -> Self {
+        self.retention = n.max(1);
+        self
+    }
+
+    /// Read the time of `created_at` and audit records from `clock` (tests pin it).
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The number of versions kept.
+    pub fn retention(&self) -> usize {
+        self.retention
+    }
+}
+
+/// What [`SnapshotStore::commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Commit {
+    /// A new version was stored.
+    Created(Manifest),
+    /// The content equals the newest version, `version`: nothing was stored.
+    Unchanged {
+        /// The newest version.
+        version: u64,
+    },
+}
+
+impl Commit {
+    /// The version that now holds the content.
+    pub fn version(&self) -> u64 {
+        match self {
+            Commit::Created(m) => m.version,
+            Commit::Unchanged { version } => *version,
+        }
+    }
+}
+
+/// A version read back with every hash verified: its manifest and its exact files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    manifest: Manifest,
+    sources: Sources,
+}
+
+impl StoredVersion {
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The files, byte for byte as they were stored.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Splits into manifest and files.
+    pub fn into_parts(self) -> (Manifest, Sources) {
+        (self.manifest, self.sources)
+    }
+}
+
+/// One version directory found in the store, readable or not.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Entry {
+    /// Its manifest reads (its files are verified only by [`SnapshotStore::read`]).
+    Listed(Manifest),
+    /// Its manifest is missing, not JSON, or of a newer format.
+    Damaged {
+        /// The version number of its directory.
+        version: u64,
+        /// Why it cannot be listed.
+        error: StoreError,
+    },
+}
+
+impl Entry {
+    /// The version number.
+    pub fn version(&self) -> u64 {
+        match self {
+            Entry::Listed(m) => m.version,
+            Entry::Damaged { version, .. } => *version,
+        }
+    }
+}
+
+/// A rollback `hotconf rollback` has written into the config directory and the service has not yet
+/// stored: the next [`Origin::Change`] commit with this bundle hash is recorded as a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackIntent {
+    /// The version rolled back to.
+    pub version: u64,
+    /// Its bundle hash, lowercase hex.
+    pub bundle_hash: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Running {
+    version: u64,
+}
+
+/// A directory of numbered config versions. Cheap to open; every method reads the directory
+/// afresh, so several processes may share one store: writers serialize on an exclusive lock file,
+/// and readers need no lock because a version appears by one atomic rename.
+///
+/// ```
+/// use hotconf::snapshot::{Commit, Origin, SnapshotStore, StoreConfig};
+/// use hotconf::{SourceFile, Sources};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+/// let bundle = Sources::from_files([SourceFile::new("a.yaml", "x: 1\n")]);
+/// let Commit::Created(manifest) = store.commit(&bundle, Origin::Startup).unwrap() else { panic!() };
+/// assert_eq!(manifest.version, 1);
+/// assert_eq!(store.commit(&bundle, Origin::Change).unwrap(), Commit::Unchanged { version: 1 });
+/// assert_eq!(store.read(1).unwrap().sources(), &bundle);
+/// ```
+///
+/// On a read-only config directory (a Kubernetes ConfigMap volume) files cannot be written back:
+/// the service pins version N live by loading [`SnapshotStore::read`]`(N)`, validating its
+/// sources, publishing them and calling [`SnapshotStore::set_running`]`(N)`.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    config: StoreConfig,
+    audit: AuditLog,
+    #[cfg(test)]
+    pub(crate) faults: faults::Faults,
+}
+
+/// An exclusive hold on the store's lock file; released on drop (closing the file).
+struct Locked {
+    _file: File,
+}
+
+impl SnapshotStore {
+    /// Opens the store at `dir`, creating it (mode 0700) if missing, and removes what an
+    /// interrupted writer left behind. A store the user may only read opens too (for `history`).
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
+        if !dir.is_dir() {
+            fsio::create_private_dir(dir)?;
+        }
+        let store = Self {
+            dir: dir.to_owned(),
+            config,
+            audit: AuditLog::new(dir.join(AUDIT_FILE)),
+            #[cfg(test)]
+            faults: faults::Faults::default(),
+        };
+        match store.lock() {
+            Ok(_lock) => store.remove_leftovers()?,
+            Err(StoreError::Lock { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(store)
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The audit log kept in the store.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Stores `sources` as a new version, unless they equal the newest version byte for byte
+    /// ([`Commit::Unchanged`]). Content equal to an older version M is stored with `same_as: M`.
+    /// An [`Origin::Change`] whose bundle hash matches the pending [`RollbackIntent`] is
+    /// recorded as [`Origin::Rollback`] and clears the intent. Appends an `accepted` audit record
+    /// with the semantic diff from the parent, then prunes to the retention.
+    ///
+    /// Every file must have been read whole and have a bare name.
+    pub fn commit(&self, sources: &Sources, origin: Origin) -> Result<Commit, StoreError> {
+        for file in sources.files() {
+            check_name(file.name())?;
+            if file.bytes().is_none() {
+                return Err(StoreError::NotStorable { name: file.name().to_owned() });
+            }
+        }
+        let hash = sources.bundle_hash().to_hex().to_string();
+        let _lock = self.lock()?;
+        self.remove_leftovers()?;
+        let entries = self.entries()?;
+        let newest = entries.last().map(Entry::version);
+        let newest_manifest = match entries.last() {
+            Some(Entry::Listed(m)) => Some(m),
+            _ => None,
+        };
+        let intent = self.rollback_intent()?;
+        let intent_matches = intent.as_ref().filter(|i| i.bundle_hash == hash);
+        // Equal content counts only if the stored version still verifies: a damaged newest version
+        // is superseded, never pointed at.
+        let verified = |m: &Manifest| m.bundle_hash == hash && self.read(m.version).is_ok();
+        if let Some(m) = newest_manifest.filter(|m| verified(m)) {
+            if intent_matches.is_some() {
+                self.clear_intent_locked()?;
+            }
+            return Ok(Commit::Unchanged { version: m.version });
+        }
+        let origin = match (origin, intent_matches) {
+            (Origin::Change, Some(intent)) => Origin::Rollback { of: intent.version },
+            (origin, _) => origin,
+        };
+        let version = newest.map_or(1, |n| n + 1);
+        let same_as = entries.iter().rev().find_map(|e| match e {
+            Entry::Listed(m) if verified(m) => Some(m.version),
+            _ => None,
+        });
+        let files: Vec<FileEntry> = sources
+            .files()
+            .iter()
+            .map(|f| {
+                let bytes = f.bytes().unwrap_or_default();
+                FileEntry {
+                    name: f.name().to_owned(),
+                    blake3: blake3::hash(bytes).to_hex().to_string(),
+                    size: bytes.len() as u64,
+                }
+            })
+            .collect();
+        let changed_files = changed_files(newest_manifest.map(|m| m.files.as_slice()).unwrap_or(&[]), &files);
+        let manifest = Manifest {
+            format: FORMAT,
+            version,
+            created_at: super::time::rfc3339((self.config.clock)()),
+            origin,
+            parent: newest,
+            same_as,
+            bundle_hash: hash,
+            changed_files,
+            files,
+        };
+        self.write_version(&manifest, sources)?;
+        if intent_matches.is_some() {
+            self.clear_intent_locked()?;
+        }
+
+        let parent_sources = match newest {
+            Some(n) => self.read(n).map(StoredVersion::into_parts).map(|(_, s)| s).unwrap_or_default(),
+            None => Sources::default(),
+        };
+        let event = AuditEvent::Accepted {
+            version,
+            origin,
+            parent: newest,
+            same_as,
+            bundle_hash: manifest.bundle_hash.clone(),
+            files: manifest.changed_files.clone(),
+            diff: semantic_diff(&parent_sources, sources),
+        };
+        self.step("append audit record")?;
+        if let Err(e) = self.audit.append(&AuditRecord::new((self.config.clock)(), event)) {
+            // The version is stored whole; failing the commit now would make the caller believe it
+            // is not. The operator sees the error in the service's log.
+            tracing::error!(error = %e, version, "cannot append to the audit log");
+        }
+        self.prune_locked()?;
+        Ok(Commit::Created(manifest))
+    }
+
+    /// Stages the version in a temporary directory and renames it into place.
+    fn write_version(&self, manifest: &Manifest, sources: &Sources) -> Result<(), StoreError> {
+        let staging = self.dir.join(format!(".tmp-v{}-{}", manifest.version, fsio::unique_suffix()));
+        let files_dir = staging.join(FILES_DIR);
+        self.step("create staging directory")?;
+        fsio::create_private_dir(&files_dir)?;
+        for file in sources.files() {
+            self.step("write file")?;
+            fsio::write_new_synced(&files_dir.join(file.name()), file.bytes().unwrap_or_default())?;
+        }
+        self.step("sync files directory")?;
+        fsio::sync_dir(&files_dir)?;
+        let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+        self.step("write manifest")?;
+        fsio::write_new_synced(&staging.join(MANIFEST_FILE), &json)?;
+        self.step("sync staging directory")?;
+        fsio::sync_dir(&staging)?;
+        self.step("rename into place")?;
+        fsio::rename(&staging, &self.version_dir(manifest.version))?;
+        self.step("sync store directory")?;
+        fsio::sync_dir(&self.dir)
+    }
+
+    /// Every version directory, oldest first, with its manifest or why it cannot be read.
+    pub fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut versions = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(StoreError::io(&self.dir))? {
+            let entry = entry.map_err(StoreError::io(&self.dir))?;
+            if let Some(version) = entry.file_name().to_str().and_then(parse_version_dir) {
+                versions.push(version);
+            }
+        }
+        versions.sort_unstable();
+        Ok(versions
+            .into_iter()
+            .map(|version| match self.read_manifest(version) {
+                Ok(m) => Entry::Listed(m),
+                Err(error) => Entry::Damaged { version, error },
+            })
+            .collect())
+    }
+
+    /// The manifests of every version whose manifest reads, oldest first. Damaged versions are
+    /// left out; [`SnapshotStore::entries`] lists them too.
+    pub fn list(&self) -> Result<Vec<Manifest>, StoreError> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Listed(m) => Some(m),
+                Entry::Damaged { .. } => None,
+            })
+            .collect())
+    }
+
+    /// The newest version, read and verified; `None` for an empty store.
+    pub fn latest(&self) -> Result<Option<StoredVersion>, StoreError> {
+        match self.entries()?.last() {
+            Some(e) => self.read(e.version()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads `version` and verifies every file's size and blake3 and the bundle hash against
+    /// its manifest. A damaged version is an error ([`StoreError::Corrupt`]), never returned.
+    pub fn read(&self, version: u64) -> Result<StoredVersion, StoreError> {
+        let manifest = self.read_manifest(version)?;
+        let corrupt = |problem| StoreError::Corrupt { version, problem };
+        let files_dir = self.version_dir(version).join(FILES_DIR);
+        let mut files = Vec::new();
+        for entry in &manifest.files {
+            if check_name(&entry.name).is_err() {
+                return Err(corrupt(Corruption::BadFileName { name: entry.name.clone() }));
+            }
+            let path = files_dir.join(&entry.name);
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(corrupt(Corruption::MissingFile { name: entry.name.clone() }))
+                }
+                Err(e) => return Err(StoreError::Io { path, source: e }),
+            };
+            if bytes.len() as u64 != entry.size {
+                let found = bytes.len() as u64;
+                return Err(corrupt(Corruption::SizeMismatch {
+                    name: entry.name.clone(),
+                    expected: entry.size,
+                    found,
+                }));
+            }
+            if blake3::hash(&bytes).to_hex().as_str() != entry.blake3 {
+                return Err(corrupt(Corruption::HashMismatch { name: entry.name.clone() }));
+            }
+            files.push(SourceFile::new(entry.name.clone(), bytes));
+        }
+        for entry in fs::read_dir(&files_dir).map_err(StoreError::io(&files_dir))? {
+            let entry = entry.map_err(StoreError::io(&files_dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !manifest.files.iter().any(|f| f.name == name) {
+                return Err(corrupt(Corruption::UnlistedFile { name }));
+            }
+        }
+        let sources = Sources::from_files(files);
+        if sources.bundle_hash().to_hex().as_str() != manifest.bundle_hash {
+            return Err(corrupt(Corruption::BundleHashMismatch));
+        }
+        Ok(StoredVersion { manifest, sources })
+    }
+
+    fn read_manifest(&self, version: u64) -> Result<Manifest, StoreError> {
+        let dir = self.version_dir(version);
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                return Err(StoreError::NotFound { version, store: self.dir.clone() })
+            }
+            Err(e) => return Err(StoreError::Io { path, source: e }),
+        };
+        // Read the format first, so a newer format is reported as such, not as a parse error.
+        #[derive(Deserialize)]
+        struct Format {
+            #[serde(default)]
+            format: Option<u32>,
+        }
+        if let Ok(Format { format: Some(format) }) = serde_json::from_slice::<Format>(&bytes) {
+            if format > FORMAT {
+                return Err(StoreError::UnsupportedFormat { version, format });
+            }
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::BadManifest { version, path, source })?;
+        if manifest.version != version {
+            return Err(StoreError::Corrupt { version, problem: Corruption::WrongVersion { found: manifest.version } });
+        }
+        Ok(manifest)
+    }
+
+    /// Records `version` as the one the service runs, so pruning never deletes it.
+    pub fn set_running(&self, version: u64) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        if !self.version_dir(version).is_dir() {
+            return Err(StoreError::NotFound { version, store: self.dir.clone() });
+        }
+        let json = serde_json::to_vec(&Running { version }).expect("serializes");
+        self.step("write running.json")?;
+        fsio::replace_atomic(&self.dir, RUNNING_FILE, &json, fsio::PRIVATE_FILE)?;
+        Ok(())
+    }
+
+    /// The version recorded by [`SnapshotStore::set_running`], if any.
+    pub fn running(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.read_state::<Running>(RUNNING_FILE)?.map(|r| r.version))
+    }
+
+    /// Records that `target`'s files are being written back into the config directory, so the
+    /// service's next [`Origin::Change`] commit of that content is stored as a rollback of it.
+    /// Write it *before* the files, so a poller cannot store them first.
+    pub fn record_rollback_intent(&self, target: &StoredVersion) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let intent =
+            RollbackIntent { version: target.manifest.version, bundle_hash: target.manifest.bundle_hash.clone() };
+        let json = serde_json::to_vec(&intent).expect("serializes");
+        fsio::replace_atomic(&self.dir, INTENT_FILE, &json, fsio::PRIVATE_FILE)?;
+        Ok(())
+    }
+
+    /// The pending rollback intent, if any.
+    pub fn rollback_intent(&self) -> Result<Option<RollbackIntent>, StoreError> {
+        self.read_state(INTENT_FILE)
+    }
+
+    /// Drops the pending rollback intent (a rollback that failed to write its files).
+    pub fn clear_rollback_intent(&self) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.clear_intent_locked()
+    }
+
+    fn clear_intent_locked(&self) -> Result<(), StoreError> {
+        self.step("remove rollback intent")?;
+        fsio::remove_synced(&self.dir, INTENT_FILE).map(drop)
+    }
+
+    fn read_state<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        let path = self.dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::BadStateFile { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// Appends an audit record stamped with the store's clock, under the store's lock.
+    pub fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.audit.append(&AuditRecord::new((self.config.clock)(), event))
+    }
+
+    /// Deletes the versions beyond the retention, oldest first, never the newest ones kept nor the
+    /// running version. Returns the versions deleted.
+    pub fn prune(&self) -> Result<Vec<u64>, StoreError> {
+        let _lock = self.lock()?;
+        self.prune_locked()
+    }
+
+    fn prune_locked(&self) -> Result<Vec<u64>, StoreError> {
+        let versions: Vec<u64> = self.entries()?.iter().map(Entry::version).collect();
+        let running = self.running().ok().flatten();
+        let keep_from = versions.len().saturating_sub(self.config.retention);
+        let mut pruned = Vec::new();
+        for &version in &versions[..keep_from] {
+            if Some(version) == running {
+                continue;
+            }
+            // Rename first: a directory half deleted is never visible as a version.
+            let trash = self.dir.join(format!(".trash-v{version}-{}", fsio::unique_suffix()));
+            self.step("rename version to trash")?;
+            fsio::rename(&self.version_dir(version), &trash)?;
+            self.step("sync store directory after trash")?;
+            fsio::sync_dir(&self.dir)?;
+            self.step("delete trash")?;
+            fs::remove_dir_all(&trash).map_err(StoreError::io(&trash))?;
+            pruned.push(version);
+        }
+        Ok(pruned)
+    }
+
+    /// Removes `.tmp-…` and `.trash-…` directories an interrupted writer left. Holds the lock.
+    fn remove_leftovers(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.dir).map_err(StoreError::io(&self.dir))? {
+            let entry = entry.map_err(StoreError::io(&self.dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tmp-v") || name.starts_with(".trash-v") {
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(StoreError::io(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<Locked, StoreError> {
+        let path = self.dir.join(LOCK_FILE);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, fsio::PRIVATE_FILE);
+        let file = options.open(&path).map_err(|source| StoreError::Lock { path: path.clone(), source })?;
+        file.lock().map_err(|source| StoreError::Lock { path, source })?;
+        Ok(Locked { _file: file })
+    }
+
+    /// The directory of `version`: `v000042`.
+    fn version_dir(&self, version: u64) -> PathBuf {
+        self.dir.join(format!("v{version:06}"))
+    }
+
+    /// A numbered write step: where the store's tests inject a crash.
+    #[inline]
+    fn step(&self, what: &'static str) -> Result<(), StoreError> {
+        #[cfg(test)]
+        self.faults.step(what)?;
+        let _ = what;
+        Ok(())
+    }
+}
+
+/// `v000042` → 42; anything else (including `v42`, which is not how the store names it) → None.
+fn parse_version_dir(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix('v')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let version: u64 = digits.parse().ok()?;
+    (version > 0 && format!("{version:06}") == digits).then_some(version)
+}
+
+/// Refuses names that are not one plain path component.
+fn check_name(name: &str) -> Result<(), StoreError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).file_name().is_some_and(|n| n == name);
+    if plain {
+        Ok(())
+    } else {
+        Err(StoreError::BadFileName { name: name.to_owned() })
+    }
+}
+
+/// Names added, removed or modified between two file lists, sorted.
+fn changed_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<String> {
+    let mut names = BTreeSet::new();
+    for f in new {
+        if !old.iter().any(|o| o.name == f.name && o.blake3 == f.blake3) {
+            names.insert(f.name.clone());
+        }
+    }
+    for o in old {
+        if !new.iter().any(|f| f.name == o.name) {
+            names.insert(o.name.clone());
+        }
+    }
+    names.into_iter().collect()
+}
+
+#[cfg(test)]
+pub(crate) mod faults {
+    //! Crash injection for the store's own tests: fail at the Nth write step, leaving the
+    //! directory exactly as a `kill -9` at that point would (no cleanup code runs).
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::StoreError;
+
+    #[derive(Debug)]
+    pub(crate) struct Faults {
+        crash_at: AtomicUsize,
+        steps: AtomicUsize,
+    }
+
+    impl Default for Faults {
+        fn default() -> Self {
+            Self { crash_at: AtomicUsize::new(usize::MAX), steps: AtomicUsize::new(0) }
+        }
+    }
+
+    impl Faults {
+        /// Crash at the `n`th step from now (0 = the next one).
+        pub(crate) fn crash_after(&self, n: usize) {
+            self.steps.store(0, Ordering::SeqCst);
+            self.crash_at.store(n, Ordering::SeqCst);
+        }
+
+        pub(crate) fn disarm(&self) {
+            self.crash_at.store(usize::MAX, Ordering::SeqCst);
+        }
+
+        pub(crate) fn step(&self, what: &'static str) -> Result<(), StoreError> {
+            let step = self.steps.fetch_add(1, Ordering::SeqCst);
+            if step == self.crash_at.load(Ordering::SeqCst) {
+                self.disarm();
+                return Err(StoreError::Injected { step, what });
+            }
+            Ok(())
+        }
+    }
+}

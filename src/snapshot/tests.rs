@@ -1,0 +1,351 @@
+//! The store's own tests: property tests over generated sequences of store operations, with
+//! crashes injected at every write step (the directory is left exactly as a `kill -9` there would
+//! leave it), and two writers sharing one store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::source::{SourceFile, Sources};
+
+const RETENTION: usize = 3;
+
+/// A small pool of bundles, so sequences often repeat content (unchanged, same-as, rollback).
+fn bundle(i: usize) -> Sources {
+    let mut files = vec![SourceFile::new("a.yaml", format!("x: {i}\nname: n{}\n", i % 3))];
+    if i % 2 == 1 {
+        files.push(SourceFile::new("b.yaml", format!("y: [{i}, 1]\n")));
+    }
+    Sources::from_files(files)
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Commit { content: usize },
+    CrashCommit { content: usize, at: usize },
+    Reopen,
+    Prune { crash_at: Option<usize> },
+    SetRunning { pick: usize },
+    Rollback { pick: usize },
+    Corrupt { pick: usize, how: u8 },
+    Leftover,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..5usize).prop_map(|content| Op::Commit { content }),
+        3 => (0..5usize, 0..14usize).prop_map(|(content, at)| Op::CrashCommit { content, at }),
+        1 => Just(Op::Reopen),
+        1 => proptest::option::of(0..4usize).prop_map(|crash_at| Op::Prune { crash_at }),
+        1 => any::<usize>().prop_map(|pick| Op::SetRunning { pick }),
+        2 => any::<usize>().prop_map(|pick| Op::Rollback { pick }),
+        1 => (any::<usize>(), 0..4u8).prop_map(|(pick, how)| Op::Corrupt { pick, how }),
+        1 => Just(Op::Leftover),
+    ]
+}
+
+/// What the test knows: the content of every version it saw created, the damaged ones, the running one.
+#[derive(Default)]
+struct Model {
+    content: BTreeMap<u64, usize>,
+    damaged: BTreeSet<u64>,
+    running: Option<u64>,
+    max_seen: u64,
+}
+
+fn open(dir: &Path) -> SnapshotStore {
+    SnapshotStore::open(dir, StoreConfig::default().with_retention(RETENTION)).unwrap()
+}
+
+fn versions(store: &SnapshotStore) -> Vec<u64> {
+    store.entries().unwrap().iter().map(Entry::version).collect()
+}
+
+fn pick(list: &[u64], pick: usize) -> Option<u64> {
+    (!list.is_empty()).then(|| list[pick % list.len()])
+}
+
+/// Checks a commit's outcome against the model and records a created version.
+fn check_commit(model: &mut Model, before: &[u64], content: usize, commit: &Commit) {
+    let newest_intact = before.iter().rev().find(|v| !model.damaged.contains(v)).copied();
+    let newest = before.last().copied();
+    match commit {
+        Commit::Unchanged { version } => {
+            assert_eq!(Some(*version), newest, "unchanged must name the newest version");
+            assert_eq!(model.content.get(version), Some(&content), "unchanged but content differs");
+            assert!(!model.damaged.contains(version), "unchanged pointed at a damaged version");
+        }
+        Commit::Created(m) => {
+            assert!(
+                m.version > model.max_seen,
+                "version {} reused or not increasing (seen {})",
+                m.version,
+                model.max_seen
+            );
+            assert_eq!(m.parent, newest);
+            if let Some(newest) = newest.filter(|_| newest_intact == newest) {
+                assert_ne!(model.content.get(&newest), Some(&content), "identical content made a version");
+            }
+            if let Some(same) = m.same_as {
+                assert_eq!(model.content.get(&same), Some(&content), "same_as names other content");
+            }
+            model.content.insert(m.version, content);
+            model.max_seen = m.version;
+        }
+    }
+}
+
+/// The invariants that hold after every operation.
+fn check_store(store: &SnapshotStore, model: &mut Model) {
+    let listed = versions(store);
+    assert!(listed.windows(2).all(|w| w[0] < w[1]));
+    for &v in &listed {
+        let known = model.content.get(&v).copied();
+        match store.read(v) {
+            Ok(stored) => {
+                assert!(!model.damaged.contains(&v), "damaged version {v} read back as intact");
+                let content = known.unwrap_or_else(|| panic!("version {v} appeared from nowhere"));
+                assert_eq!(stored.sources(), &bundle(content), "version {v} reads back other content");
+                model.max_seen = model.max_seen.max(v);
+            }
+            Err(e) => {
+                assert!(model.damaged.contains(&v), "intact version {v} fails to read: {e}");
+                assert!(e.is_refusal(), "damage reported as {e:?}");
+            }
+        }
+    }
+    if let Some(running) = model.running {
+        assert!(listed.contains(&running), "running version {running} was pruned");
+    }
+}
+
+fn no_leftovers(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".tmp-") && !name.starts_with(".trash-"), "leftover {name} after open");
+    }
+}
+
+fn run(ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut model = Model::default();
+    for op in ops {
+        let before = versions(&store);
+        match op {
+            Op::Commit { content } => {
+                let commit = store.commit(&bundle(content), Origin::Change).unwrap();
+                check_commit(&mut model, &before, content, &commit);
+                if let Commit::Created(_) = commit {
+                    let after = versions(&store);
+                    assert!(after.len() <= RETENTION + usize::from(model.running.is_some()));
+                }
+            }
+            Op::CrashCommit { content, at } => {
+                store.faults.crash_after(at);
+                let result = store.commit(&bundle(content), Origin::Change);
+                store.faults.disarm();
+                match result {
+                    Ok(commit) => check_commit(&mut model, &before, content, &commit),
+                    Err(StoreError::Injected { .. }) => {
+                        // The process died here: a new one opens the store.
+                        drop(store);
+                        store = open(dir.path());
+                        no_leftovers(dir.path());
+                        let after = versions(&store);
+                        let new: Vec<u64> = after.iter().filter(|v| !before.contains(v)).copied().collect();
+                        assert!(new.len() <= 1, "one crashed commit made {new:?}");
+                        if let Some(&v) = new.first() {
+                            assert!(v > model.max_seen);
+                            model.content.insert(v, content);
+                            model.max_seen = v;
+                        }
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            Op::Reopen => {
+                drop(store);
+                store = open(dir.path());
+                no_leftovers(dir.path());
+                assert_eq!(versions(&store), before);
+            }
+            Op::Prune { crash_at } => {
+                if let Some(at) = crash_at {
+                    store.faults.crash_after(at);
+                }
+                let result = store.prune();
+                store.faults.disarm();
+                match result {
+                    Ok(_) => assert!(versions(&store).len() <= RETENTION + usize::from(model.running.is_some())),
+                    Err(StoreError::Injected { .. }) => {
+                        drop(store);
+                        store = open(dir.path());
+                        no_leftovers(dir.path());
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+                let after = versions(&store);
+                assert!(after.iter().all(|v| before.contains(v)));
+                let kept = before.len().saturating_sub(RETENTION);
+                assert!(before[kept..].iter().all(|v| after.contains(v)), "prune deleted a newest version");
+            }
+            Op::SetRunning { pick: p } => {
+                if let Some(v) = pick(&before, p) {
+                    store.set_running(v).unwrap();
+                    model.running = Some(v);
+                    assert_eq!(store.running().unwrap(), Some(v));
+                }
+            }
+            Op::Rollback { pick: p } => {
+                let Some(v) = pick(&before, p) else { continue };
+                match store.read(v) {
+                    Err(e) => assert!(model.damaged.contains(&v) && e.is_refusal(), "{e:?}"),
+                    Ok(target) => {
+                        let content = model.content[&v];
+                        store.record_rollback_intent(&target).unwrap();
+                        let commit = store.commit(target.sources(), Origin::Change).unwrap();
+                        check_commit(&mut model, &before, content, &commit);
+                        if let Commit::Created(m) = &commit {
+                            assert_eq!(m.origin, Origin::Rollback { of: v });
+                        }
+                        assert_eq!(store.rollback_intent().unwrap(), None, "the intent outlived its commit");
+                    }
+                }
+            }
+            Op::Corrupt { pick: p, how } => {
+                let Some(v) = pick(&before, p) else { continue };
+                let vdir = dir.path().join(format!("v{v:06}"));
+                let file = vdir.join("files/a.yaml");
+                match how {
+                    0 => std::fs::write(&file, b"x: truncat").unwrap(),
+                    1 => {
+                        // Same size, other bytes: only the hash check can tell.
+                        if let Ok(mut bytes) = std::fs::read(&file) {
+                            bytes[0] = b'z';
+                            std::fs::write(&file, bytes).unwrap();
+                        }
+                    }
+                    2 => drop(std::fs::remove_file(&file)),
+                    _ => std::fs::write(vdir.join("manifest.json"), b"{\"format\":1,\"vers").unwrap(),
+                }
+                model.damaged.insert(v);
+            }
+            Op::Leftover => {
+                // What a kill -9 during staging or pruning leaves.
+                std::fs::create_dir_all(dir.path().join(".tmp-v999-1-2-3/files")).unwrap();
+                std::fs::write(dir.path().join(".tmp-v999-1-2-3/files/a.yaml"), b"x: half").unwrap();
+                std::fs::create_dir_all(dir.path().join(".trash-v1-4-5-6/files")).unwrap();
+                assert_eq!(versions(&store), before, "a leftover became visible");
+            }
+        }
+        check_store(&store, &mut model);
+    }
+    // The audit log reads back, and accepted versions strictly increase in it.
+    let records = store.audit().read_all().unwrap();
+    let accepted: Vec<u64> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            AuditEvent::Accepted { version, .. } => Some(*version),
+            _ => None,
+        })
+        .collect();
+    assert!(accepted.windows(2).all(|w| w[0] < w[1]), "{accepted:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_operation_sequences(ops in proptest::collection::vec(op(), 1..30)) {
+        run(ops);
+    }
+}
+
+#[test]
+fn crash_at_every_step_of_a_commit() {
+    for at in 0..16 {
+        run(vec![Op::Commit { content: 0 }, Op::CrashCommit { content: 1, at }, Op::Commit { content: 1 }]);
+    }
+}
+
+#[test]
+fn unchanged_same_as_and_rollback_intent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let Commit::Created(v1) = store.commit(&bundle(0), Origin::Startup).unwrap() else { panic!() };
+    assert_eq!((v1.version, v1.parent, v1.same_as), (1, None, None));
+    assert_eq!(v1.changed_files, ["a.yaml"]);
+    assert_eq!(store.commit(&bundle(0), Origin::Change).unwrap(), Commit::Unchanged { version: 1 });
+    let Commit::Created(v2) = store.commit(&bundle(1), Origin::Change).unwrap() else { panic!() };
+    assert_eq!(v2.changed_files, ["a.yaml", "b.yaml"]);
+    let target = store.read(1).unwrap();
+    store.record_rollback_intent(&target).unwrap();
+    // An unrelated change first (a half-applied rollback): the intent waits.
+    let Commit::Created(v3) = store.commit(&bundle(2), Origin::Change).unwrap() else { panic!() };
+    assert_eq!(v3.origin, Origin::Change);
+    let Commit::Created(v4) = store.commit(&bundle(0), Origin::Change).unwrap() else { panic!() };
+    assert_eq!((v4.origin, v4.same_as, v4.parent), (Origin::Rollback { of: 1 }, Some(1), Some(3)));
+    assert_eq!(store.rollback_intent().unwrap(), None);
+}
+
+#[test]
+fn retention_spares_the_running_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path(), StoreConfig::default().with_retention(2)).unwrap();
+    store.commit(&bundle(0), Origin::Startup).unwrap();
+    store.set_running(1).unwrap();
+    for i in 1..5 {
+        store.commit(&bundle(i), Origin::Change).unwrap();
+    }
+    assert_eq!(versions(&store), [1, 4, 5]);
+    assert!(matches!(store.read(2), Err(StoreError::NotFound { version: 2, .. })));
+}
+
+#[test]
+fn owner_only_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("snapshots");
+    let store = open(&root);
+    store.commit(&bundle(1), Origin::Startup).unwrap();
+    store.set_running(1).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    for p in ["v000001", "v000001/files"] {
+        assert_eq!(mode(&root.join(p)), 0o700, "{p}");
+    }
+    for p in ["v000001/manifest.json", "v000001/files/a.yaml", "v000001/files/b.yaml", "audit.jsonl", "running.json"] {
+        assert_eq!(mode(&root.join(p)), 0o600, "{p}");
+    }
+}
+
+#[test]
+fn two_writers_share_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::Builder::new()
+                .name(format!("writer-{w}"))
+                .spawn(move || {
+                    // Each writer opens its own store: its own lock file handle, as a process would.
+                    let store = SnapshotStore::open(&path, StoreConfig::default().with_retention(100)).unwrap();
+                    (0..15)
+                        .map(|i| store.commit(&bundle(100 + w * 15 + i), Origin::Change).unwrap().version())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap()
+        })
+        .collect();
+    let mut all: Vec<u64> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=30).collect::<Vec<_>>(), "every commit got its own number");
+    let store = open(&path);
+    for v in 1..=30 {
+        store.read(v).unwrap();
+    }
+}
