@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
+//!       ──▶ watch (poll every 250 ms, fingerprint, emit a change set stable for two ticks)
 //!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
 //! ```
 //!
@@ -13,6 +14,7 @@
 
 pub mod source;
 pub mod validate;
+pub mod watch;
 
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
