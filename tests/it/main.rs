@@ -3,3 +3,4 @@
 mod cli_validate;
 mod support;
 mod validate;
+mod watch;
