@@ -3,10 +3,11 @@
 //! 1. Latency from a write completing to the change set being received, over `WATCH_BENCH_EDITS`
 //!    (default 50) edits of each kind (atomic rename, in-place rewrite, ConfigMap `..data` swap) at
 //!    the default 250 ms interval, each edit at a random phase of the tick: p50, p99, max, missed.
-//! 2. Idle CPU of the poll loop (the `hotconf-poller` and `hotconf-reader` threads, from
+//! 2. Idle CPU of the poll loop (the `hotconf-poller` and `hotconf-watchdog` threads, from
 //!    `/proc/self/task/*/schedstat`) with the 3 shipped files and with 1,000 small YAML files, over
 //!    `WATCH_BENCH_IDLE_SECS` (default 20) each, beside a bare loop that only lists the directory and
-//!    opens, reads and blake3-hashes each file (`std::fs::read`) at the same interval.
+//!    opens, reads and blake3-hashes each file (`std::fs::read`) at the same interval, run side by
+//!    side in the same window; then one tick of each timed back to back.
 //! 3. System calls per file per tick, counted by `strace -f -c` (when installed) over forced ticks.
 //! 4. File descriptors and resident memory before and after 100,000 hand-driven ticks.
 
@@ -161,12 +162,14 @@ fn threads_cpu_ns(prefixes: &[&str]) -> u64 {
     total
 }
 
-fn measure_cpu(prefixes: &[&str], secs: u64) -> f64 {
+/// CPU % of one core used by each group of threads over the same `secs`-second window.
+fn measure_cpu<const N: usize>(groups: [&[&str]; N], secs: u64) -> [f64; N] {
     std::thread::sleep(Duration::from_secs(1)); // warm up
-    let (cpu0, t0) = (threads_cpu_ns(prefixes), Instant::now());
+    let (cpu0, t0) = (groups.map(threads_cpu_ns), Instant::now());
     std::thread::sleep(Duration::from_secs(secs));
-    let (cpu1, t1) = (threads_cpu_ns(prefixes), Instant::now());
-    (cpu1 - cpu0) as f64 / (t1 - t0).as_nanos() as f64 * 100.0
+    let (cpu1, t1) = (groups.map(threads_cpu_ns), Instant::now());
+    let wall = (t1 - t0).as_nanos() as f64;
+    std::array::from_fn(|i| (cpu1[i] - cpu0[i]) as f64 / wall * 100.0)
 }
 
 /// The comparison: list the directory, then open, read and blake3-hash each file, every interval.
@@ -197,6 +200,8 @@ fn many_files(dir: &Path, n: usize) {
     }
 }
 
+/// Runs the poller and the bare loop side by side on the same files, half a tick apart, so both
+/// see the same machine load (the machine is shared), then times one tick of each in a tight loop.
 fn idle_cpu(secs: u64) {
     for files in [3usize, 1000] {
         let dir = tempfile::tempdir().unwrap();
@@ -206,21 +211,47 @@ fn idle_cpu(secs: u64) {
             many_files(dir.path(), files);
         }
         let (handle, _rx) = spawn(dir.path(), DEFAULT_INTERVAL);
-        let ours = measure_cpu(&["hotconf-poller", "hotconf-reader"], secs);
-        drop(handle);
-
+        std::thread::sleep(DEFAULT_INTERVAL / 2);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let path = dir.path().to_owned();
         let bare = std::thread::Builder::new()
             .name("bare-loop".into())
             .spawn(move || bare_loop(path, DEFAULT_INTERVAL, None, stop_rx))
             .unwrap();
-        let baseline = measure_cpu(&["bare-loop"], secs);
+        let [ours, baseline] = measure_cpu([&["hotconf-poller", "hotconf-watchdog"], &["bare-loop"]], secs);
         stop_tx.send(()).unwrap();
         bare.join().unwrap();
+        drop(handle);
         println!(
             "idle cpu {files:>4} files @250ms: poller {ours:.3} % of a core, bare loop {baseline:.3} %, ratio {:.2}x",
             ours / baseline
+        );
+
+        // The same work timed back to back on this thread: scan + debounce vs list + read + hash.
+        let rounds = if files == 3 { 20_000 } else { 200 };
+        let mut core = PollCore::new(&PollerConfig::new(dir.path()));
+        let now = Instant::now();
+        let mut tick_core = || {
+            let t = Instant::now();
+            std::hint::black_box(core.tick(&RealFs, now));
+            t.elapsed()
+        };
+        let (_never, stop) = crossbeam_channel::bounded(1);
+        let tick_bare = || {
+            let t = Instant::now();
+            bare_loop(dir.path().to_owned(), Duration::ZERO, Some(1), stop.clone());
+            t.elapsed()
+        };
+        let (mut a, mut b) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..rounds {
+            a += tick_core();
+            b += tick_bare();
+        }
+        println!(
+            "tick cost {files:>4} files: PollCore::tick {:.1} us, bare loop {:.1} us, ratio {:.2}x",
+            a.as_secs_f64() * 1e6 / rounds as f64,
+            b.as_secs_f64() * 1e6 / rounds as f64,
+            a.as_secs_f64() / b.as_secs_f64()
         );
     }
 }
@@ -286,7 +317,7 @@ fn syscalls() {
             })
             .map(|(_, c)| c)
             .sum();
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         let top: Vec<String> = counts.iter().take(8).map(|(n, c)| format!("{n}={:.2}", per(*c))).collect();
         println!(
             "syscalls {what:<6} {files} files x {ticks} ticks: {:.2} per file per tick on files (open/stat/read/close), {:.2} in all; {}",

@@ -1,15 +1,17 @@
 //! The poller: [`PollCore`] (one tick by hand: scan, fault bookkeeping, debounce; no threads, no
-//! clock) and its thin thread shell [`Poller`], which only schedules ticks, runs the scan on a
-//! reader thread with a deadline, and sends [`WatchEvent`]s.
+//! clock) and its thin thread shell [`Poller`], which only waits for the tick or a command, scans,
+//! calls the core and sends [`WatchEvent`]s, while a watchdog thread reports a scan stuck in a read.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, never, select, Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::source::{Sources, SourcesLimits};
 use crate::watch::clock::{Clock, SystemClock};
@@ -296,11 +298,7 @@ impl PollCore {
     }
 
     fn timeout_message(&self, took: Duration) -> String {
-        format!(
-            "scan of {} took {took:?}, over the {:?} read timeout (a hung read, e.g. an NFS hard mount?)",
-            self.dir.display(),
-            self.read_timeout
-        )
+        timeout_message(&self.dir, self.read_timeout, took)
     }
 
     fn update_faults(&mut self, current: BTreeMap<FaultKey, (PollErrorKind, String)>) -> Vec<WatchEvent> {
@@ -321,6 +319,13 @@ impl PollCore {
         self.faults = faults;
         events
     }
+}
+
+fn timeout_message(dir: &Path, read_timeout: Duration, took: Duration) -> String {
+    format!(
+        "scan of {} has taken {took:?}, over the {read_timeout:?} read timeout (a hung read, e.g. an NFS hard mount?)",
+        dir.display()
+    )
 }
 
 fn report(kind: PollErrorKind, path: PathBuf, message: String) -> WatchEvent {
@@ -347,36 +352,104 @@ impl Poller {
         events: Sender<WatchEvent>,
     ) -> Result<PollerHandle, WatchError> {
         config.check()?;
-        let reader = Reader::spawn(fs, config.dir.clone(), config.limits)?;
-        let core = PollCore::new(&config);
+        let scan_clock = ScanClock { origin: SystemClock.now(), started: Arc::new(AtomicU64::new(IDLE)) };
+        let (watchdog_stop, stop) = crossbeam_channel::bounded::<()>(0);
+        let watchdog = Watchdog {
+            scans: scan_clock.clone(),
+            stop,
+            events: events.clone(),
+            dir: config.dir.clone(),
+            read_timeout: config.read_timeout,
+        };
+        let watchdog = thread::Builder::new()
+            .name(WATCHDOG_THREAD.into())
+            .spawn(move || watchdog.run())
+            .map_err(|source| WatchError::Spawn { thread: WATCHDOG_THREAD, source })?;
+        let read_timeout = config.read_timeout;
         let (inbox, commands) = crossbeam_channel::unbounded();
+        let shell = Shell { core: PollCore::new(&config), fs, config, commands, events, scans: scan_clock.clone() };
         let thread = thread::Builder::new()
             .name(POLLER_THREAD.into())
-            .spawn(move || Shell { core, reader, commands, events, read_timeout: config.read_timeout }.run())
+            .spawn(move || shell.run())
             .map_err(|source| WatchError::Spawn { thread: POLLER_THREAD, source })?;
-        Ok(PollerHandle { inbox: Some(inbox), thread: Some(thread) })
+        Ok(PollerHandle {
+            inbox: Some(inbox),
+            thread: Some(thread),
+            watchdog_stop: Some(watchdog_stop),
+            watchdog: Some(watchdog),
+            scans: scan_clock,
+            read_timeout,
+        })
+    }
+}
+const POLLER_THREAD: &str = "hotconf-poller";
+const WATCHDOG_THREAD: &str = "hotconf-watchdog";
+
+/// `ScanClock::started` when no scan is running.
+const IDLE: u64 = 0;
+/// Set in `ScanClock::started` once the watchdog has reported the running scan.
+const REPORTED: u64 = 1 << 63;
+
+/// When the scan under way started, shared by the poller thread (which sets and clears it around
+/// each scan) and the watchdog (which reads it, and marks it reported). One atomic word, no lock, no
+/// system call: the poller thread wakes once a tick and nothing else does.
+#[derive(Debug, Clone)]
+struct ScanClock {
+    origin: Instant,
+    /// Nanoseconds from `origin` to the scan's start, plus one; [`IDLE`] when none runs.
+    started: Arc<AtomicU64>,
+}
+
+impl ScanClock {
+    fn start(&self, at: Instant) {
+        let nanos = u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(REPORTED - 2);
+        self.started.store((nanos + 1) & !REPORTED, Ordering::SeqCst);
+    }
+
+    /// Ends the scan; whether the watchdog reported it.
+    fn finish(&self) -> bool {
+        self.started.swap(IDLE, Ordering::SeqCst) & REPORTED != 0
+    }
+
+    /// The scan under way, unreported, if it has run longer than `limit` at `now`: marks it reported.
+    fn overdue(&self, now: Instant, limit: Duration) -> Option<Instant> {
+        let value = self.started.load(Ordering::SeqCst);
+        if value == IDLE || value & REPORTED != 0 {
+            return None;
+        }
+        let started = self.origin + Duration::from_nanos(value - 1);
+        let overdue = now.saturating_duration_since(started) > limit;
+        let marked = overdue
+            && self.started.compare_exchange(value, value | REPORTED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        marked.then_some(started)
+    }
+
+    /// How long the scan under way has run, if one is.
+    fn running_for(&self, now: Instant) -> Option<Duration> {
+        let value = self.started.load(Ordering::SeqCst) & !REPORTED;
+        (value != IDLE).then(|| now.saturating_duration_since(self.origin + Duration::from_nanos(value - 1)))
     }
 }
 
-const POLLER_THREAD: &str = "hotconf-poller";
-const READER_THREAD: &str = "hotconf-reader";
-
 /// The messages a [`PollerHandle`] sends its thread.
 enum Command {
-    /// Tick now; signal `done` once a tick started after this request has been ingested.
+    /// Tick now; signal `done` once that tick's events have been sent.
     PollNow { done: Option<Sender<()>> },
 }
 
-/// Owns the poller thread. Dropping it stops the thread and joins it.
+/// Owns the poller thread and its watchdog. Dropping it stops both and joins them.
 #[derive(Debug)]
 pub struct PollerHandle {
     inbox: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
+    watchdog_stop: Option<Sender<()>>,
+    watchdog: Option<JoinHandle<()>>,
+    scans: ScanClock,
+    read_timeout: Duration,
 }
 
 impl PollerHandle {
-    /// Forces a tick now (e.g. on SIGHUP), without waiting for it. If a scan is under way, another
-    /// starts as soon as it ends.
+    /// Forces a tick now (e.g. on SIGHUP), without waiting for it.
     pub fn poll_now(&self) {
         if let Some(inbox) = &self.inbox {
             let _ = inbox.send(Command::PollNow { done: None });
@@ -395,138 +468,90 @@ impl PollerHandle {
 impl Drop for PollerHandle {
     fn drop(&mut self) {
         drop(self.inbox.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!(event = "poll.panicked", "the poller thread panicked");
-            }
+        drop(self.watchdog_stop.take());
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
+        }
+        let Some(thread) = self.thread.take() else { return };
+        if self.scans.running_for(SystemClock.now()).is_some_and(|d| d > self.read_timeout) {
+            // Blocked in a read the kernel will not give back (an NFS hard mount): joining would hang
+            // the caller as long. The thread ends by itself when the read returns and finds its inbox
+            // closed.
+            tracing::warn!(event = "poll.detached", "the poller is blocked in a read; not waiting for it");
+        } else if thread.join().is_err() {
+            tracing::error!(event = "poll.panicked", "the poller thread panicked");
         }
     }
 }
 
-/// The reader thread: runs one scan per request, so a read blocked in the kernel blocks it, not the
-/// poller.
-struct Reader {
-    requests: Option<Sender<()>>,
-    results: Receiver<Result<Observation, ScanError>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Reader {
-    fn spawn<F: FileSystem>(fs: F, dir: PathBuf, limits: SourcesLimits) -> Result<Self, WatchError> {
-        let (requests, inbox) = crossbeam_channel::bounded::<()>(1);
-        let (outbox, results) = crossbeam_channel::bounded(1);
-        let thread = thread::Builder::new()
-            .name(READER_THREAD.into())
-            .spawn(move || {
-                for () in inbox {
-                    let result =
-                        panic::catch_unwind(AssertUnwindSafe(|| scan(&fs, &dir, limits))).unwrap_or_else(|_| {
-                            Err(ScanError { dir: dir.clone(), source: io::Error::other("the scan panicked") })
-                        });
-                    if outbox.send(result).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|source| WatchError::Spawn { thread: READER_THREAD, source })?;
-        Ok(Self { requests: Some(requests), results, thread: Some(thread) })
-    }
-
-    fn start(&self) {
-        if let Some(requests) = &self.requests {
-            let _ = requests.send(());
-        }
-    }
-
-    /// Stops the thread. A reader stuck in a read (`busy`) cannot be joined without blocking for as long
-    /// as the kernel holds it: it is left to end by itself when the read returns and it finds its
-    /// channel closed.
-    fn stop(mut self, busy: bool) {
-        drop(self.requests.take());
-        if let Some(thread) = self.thread.take() {
-            if busy {
-                tracing::warn!(event = "poll.reader_detached", "a scan is still blocked; not waiting for it");
-            } else {
-                let _ = thread.join();
-            }
-        }
-    }
-}
-
-/// The poller thread's loop: receive, call the core, send.
-struct Shell {
+/// The poller thread's loop: wait for the tick or a command, scan, call the core, send.
+struct Shell<F> {
     core: PollCore,
-    reader: Reader,
+    fs: F,
+    config: PollerConfig,
     commands: Receiver<Command>,
     events: Sender<WatchEvent>,
-    read_timeout: Duration,
+    scans: ScanClock,
 }
 
-impl Shell {
+impl<F: FileSystem> Shell<F> {
     fn run(mut self) {
         let clock = SystemClock;
         let mut next_tick = clock.now();
-        // When the scan under way started, and whether its timeout has been reported.
-        let mut in_flight: Option<Instant> = None;
-        let mut timeout_reported = false;
-        let mut rescan = false;
-        // Waiters for the scan under way, and for the next one.
-        let mut waiting_current: Vec<Sender<()>> = Vec::new();
-        let mut waiting_next: Vec<Sender<()>> = Vec::new();
-
         loop {
-            let tick = if in_flight.is_some() { never() } else { at(next_tick) };
-            let deadline = match in_flight {
-                Some(started) if !timeout_reported => at(started + self.read_timeout),
-                _ => never(),
+            // One inbox and one deadline: `recv_deadline` is `select!` over the inbox and the tick,
+            // without a timer channel a tick.
+            let done = match self.commands.recv_deadline(next_tick) {
+                Ok(Command::PollNow { done }) => done,
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut start_scan = false;
-            select! {
-                recv(self.commands) -> command => match command {
-                    Ok(Command::PollNow { done }) => {
-                        waiting_next.extend(done);
-                        if in_flight.is_some() { rescan = true } else { start_scan = true }
-                    }
-                    Err(_) => break,
-                },
-                recv(self.reader.results) -> result => {
-                    let Ok(result) = result else { break };
-                    let now = clock.now();
-                    let took = in_flight.map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
-                    in_flight = None;
-                    timeout_reported = false;
-                    let events = self.core.ingest(result, took, now);
-                    if !self.send(events) {
-                        break;
-                    }
-                    for done in waiting_current.drain(..) {
-                        let _ = done.send(());
-                    }
-                    next_tick = now + self.core.next_delay();
-                    start_scan = std::mem::take(&mut rescan);
-                },
-                recv(tick) -> _ => start_scan = true,
-                recv(deadline) -> _ => {
-                    timeout_reported = true;
-                    let started = in_flight.unwrap_or_else(|| clock.now());
-                    let events = self.core.scan_timed_out(started, clock.now());
-                    if !self.send(events) {
-                        break;
-                    }
-                },
+            let started = clock.now();
+            self.scans.start(started);
+            let result = panic::catch_unwind(AssertUnwindSafe(|| scan(&self.fs, &self.config.dir, self.config.limits)))
+                .unwrap_or_else(|_| {
+                    Err(ScanError { dir: self.config.dir.clone(), source: io::Error::other("the scan panicked") })
+                });
+            let reported = self.scans.finish();
+            let now = clock.now();
+            if reported {
+                // The watchdog already sent the timeout report; record it so it is not sent twice.
+                let _ = self.core.scan_timed_out(started, now);
             }
-            if start_scan {
-                in_flight = Some(clock.now());
-                waiting_current.append(&mut waiting_next);
-                self.reader.start();
+            let events = self.core.ingest(result, now.saturating_duration_since(started), now);
+            if !events.into_iter().all(|event| self.events.send(event).is_ok()) {
+                break;
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+            next_tick = now + self.core.next_delay();
+        }
+    }
+}
+
+/// Watches the poller thread's scans from outside, so a read blocked in the kernel is reported.
+/// Wakes four times per read timeout; does no I/O.
+struct Watchdog {
+    scans: ScanClock,
+    stop: Receiver<()>,
+    events: Sender<WatchEvent>,
+    dir: PathBuf,
+    read_timeout: Duration,
+}
+
+impl Watchdog {
+    fn run(self) {
+        let period = (self.read_timeout / 4).max(Duration::from_millis(1));
+        while let Err(RecvTimeoutError::Timeout) = self.stop.recv_timeout(period) {
+            let now = SystemClock.now();
+            if let Some(started) = self.scans.overdue(now, self.read_timeout) {
+                let message = timeout_message(&self.dir, self.read_timeout, now.saturating_duration_since(started));
+                if self.events.send(report(PollErrorKind::Timeout, self.dir.clone(), message)).is_err() {
+                    break;
+                }
             }
         }
-        self.reader.stop(in_flight.is_some());
-    }
-
-    /// Sends events; `false` when nobody listens any more.
-    fn send(&self, events: Vec<WatchEvent>) -> bool {
-        events.into_iter().all(|event| self.events.send(event).is_ok())
     }
 }
 
