@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
+//!       ──▶ watch (poll every 250 ms, fingerprint, emit a change set stable for two ticks)
 //!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
 //!       ──▶ snapshot (each validated bundle becomes a numbered, hash-verified version on disk;
 //!                     semantic diff, audit log, rollback)
@@ -22,6 +23,7 @@ pub mod reload;
 pub mod snapshot;
 pub mod source;
 pub mod validate;
+pub mod watch;
 
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::{ReadError, SourceFile, Sources, SourcesLimits};

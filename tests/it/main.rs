@@ -6,3 +6,4 @@ mod components;
 mod snapshot_store;
 mod support;
 mod validate;
+mod watch;

@@ -1,0 +1,306 @@
+//! Debounce: turns the observation of every tick into a [`StableChangeSet`] only when two
+//! consecutive ticks saw the same fingerprints for the whole set and that state differs from the
+//! last one emitted. Pure; never reads a file or a clock.
+
+use std::time::Instant;
+
+use crate::source::Sources;
+use crate::watch::classify::{classify_set, Change, ChangeKind};
+use crate::watch::fingerprint::Observation;
+
+/// A change of the watched set that held still for two consecutive ticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StableChangeSet {
+    /// What changed since the last emitted state, sorted by name; touched files are only logged.
+    pub changes: Vec<Change>,
+    /// The whole set as read at the emitting tick: the very bytes whose fingerprints were stable.
+    pub sources: Sources,
+    /// When the first tick that differed from the last emitted state was seen.
+    pub first_seen: Instant,
+    /// When the set was emitted (the second identical tick).
+    pub emitted_at: Instant,
+}
+
+/// The debounce state machine.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use hotconf::watch::debounce::Debouncer;
+/// use hotconf::watch::fingerprint::{FileObservation, Observation};
+/// let mut debouncer = Debouncer::new();
+/// let t = Instant::now();
+/// let set: Observation = [("a.yaml".to_owned(), FileObservation::read("x: 1", None))].into_iter().collect();
+/// assert!(debouncer.observe(set.clone(), t).is_none()); // seen once
+/// let emitted = debouncer.observe(set.clone(), t + Duration::from_millis(250)).unwrap(); // twice
+/// assert_eq!(emitted.changes.len(), 1);
+/// assert!(debouncer.observe(set, t + Duration::from_millis(500)).is_none()); // already emitted
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Debouncer {
+    /// The last emitted (or baseline) state; `None` before the first emission without a baseline.
+    emitted: Option<Observation>,
+    /// The previous tick's observation, if it was usable.
+    previous: Option<Observation>,
+    /// When the first tick differing from `emitted` was seen.
+    first_seen: Option<Instant>,
+}
+
+impl Debouncer {
+    /// A debouncer with no baseline: the first stable state is emitted whole (every file created,
+    /// possibly none).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A debouncer whose last emitted state is `baseline` (what the service started on), so that
+    /// state is not emitted again. A baseline from [`Observation::from_sources`] has no mtimes: the
+    /// first tick that reads the same content adopts the real mtimes silently.
+    pub fn with_baseline(baseline: Observation) -> Self {
+        Self { emitted: Some(baseline), ..Self::default() }
+    }
+
+    /// The last emitted (or baseline) state.
+    pub fn emitted(&self) -> Option<&Observation> {
+        self.emitted.as_ref()
+    }
+
+    /// Whether a change has been seen that is not yet emitted.
+    pub fn is_pending(&self) -> bool {
+        self.first_seen.is_some()
+    }
+
+    /// Feeds one tick's observation of the whole set; returns a change set when this tick and the
+    /// previous one saw identical fingerprints that differ in content from the last emitted state.
+    pub fn observe(&mut self, observation: Observation, now: Instant) -> Option<StableChangeSet> {
+        let differs = self.emitted.as_ref().is_none_or(|e| !e.same_fingerprints(&observation));
+        if !differs {
+            self.first_seen = None;
+            self.previous = Some(observation);
+            return None;
+        }
+        let first_seen = *self.first_seen.get_or_insert(now);
+        let stable = self.previous.as_ref().is_some_and(|p| p.same_fingerprints(&observation));
+        if !stable {
+            self.previous = Some(observation);
+            return None;
+        }
+
+        let empty = Observation::new();
+        let changes = classify_set(self.emitted.as_ref().unwrap_or(&empty), &observation);
+        let (touched, changes): (Vec<Change>, Vec<Change>) =
+            changes.into_iter().partition(|c| c.kind == ChangeKind::Touched);
+        for change in &touched {
+            tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str());
+        }
+        self.first_seen = None;
+        if changes.is_empty() && self.emitted.is_some() {
+            // Only mtimes moved (or a baseline's unknown mtimes became known): adopt, emit nothing.
+            self.emitted = Some(observation.clone());
+            self.previous = Some(observation);
+            return None;
+        }
+        for change in &changes {
+            match &change.kind {
+                ChangeKind::Renamed { from } => {
+                    tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str(), from = %from)
+                }
+                kind => tracing::info!(event = "change.detected", file = %change.name, change = kind.as_str()),
+            }
+        }
+        let sources = observation.to_sources();
+        self.emitted = Some(observation.clone());
+        self.previous = Some(observation);
+        Some(StableChangeSet { changes, sources, first_seen, emitted_at: now })
+    }
+
+    /// Forgets the previous tick, so that two further identical ticks are needed before an emission.
+    /// Called for a tick that could not observe the set (a fault holds emission back).
+    pub fn interrupt(&mut self, now: Instant) {
+        self.previous = None;
+        self.first_seen.get_or_insert(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::clock::{Clock, FakeClock};
+    use crate::watch::fingerprint::FileObservation;
+    use proptest::prelude::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    const TICK: Duration = Duration::from_millis(250);
+
+    /// One file: (name, content, mtime seconds).
+    type Spec<'a> = &'a [(&'a str, &'a str, u64)];
+
+    fn obs(files: Spec<'_>) -> Observation {
+        let mtime = |s: u64| -> Option<SystemTime> { Some(UNIX_EPOCH + Duration::from_secs(s)) };
+        files.iter().map(|(n, c, t)| (n.to_string(), FileObservation::read(*c, mtime(*t)))).collect()
+    }
+
+    /// Feeds one observation a tick and returns, per tick, the emitted changes as strings (or "-").
+    fn check(baseline: Option<Spec<'_>>, ticks: &[Spec<'_>], expected: &[&str]) {
+        let clock = FakeClock::new();
+        let mut debouncer = baseline.map_or_else(Debouncer::new, |b| Debouncer::with_baseline(obs(b)));
+        let mut got = Vec::new();
+        for tick in ticks {
+            let out = debouncer.observe(obs(tick), clock.now());
+            got.push(match out {
+                None => "-".to_owned(),
+                Some(set) => {
+                    assert_eq!(set.sources, obs(tick).to_sources(), "emitted sources are the tick's bytes");
+                    let list: Vec<String> = set.changes.iter().map(ToString::to_string).collect();
+                    format!("[{}]", list.join(", "))
+                }
+            });
+            clock.advance(TICK);
+        }
+        assert_eq!(got, expected);
+    }
+
+    const A1: (&str, &str, u64) = ("a.yaml", "a: 1", 1);
+    const A2: (&str, &str, u64) = ("a.yaml", "a: 2", 2);
+    const B1: (&str, &str, u64) = ("b.yaml", "b: 1", 1);
+
+    #[test]
+    fn no_baseline_emits_the_first_stable_state() {
+        check(None, &[&[A1], &[A1], &[A1]], &["-", "[a.yaml created]", "-"]);
+        check(None, &[&[], &[]], &["-", "[]"]);
+    }
+
+    #[test]
+    fn baseline_is_not_emitted_again() {
+        check(Some(&[A1]), &[&[A1], &[A1], &[A1]], &["-", "-", "-"]);
+        // A baseline without mtimes is adopted silently.
+        let mut d = Debouncer::with_baseline(Observation::from_sources(&obs(&[A1]).to_sources()));
+        let t = Instant::now();
+        assert!(d.observe(obs(&[A1]), t).is_none());
+        assert!(d.observe(obs(&[A1]), t + TICK).is_none());
+        assert!(d.emitted().unwrap().same_fingerprints(&obs(&[A1])));
+    }
+
+    #[test]
+    fn scenarios() {
+        // A change is emitted on the second identical tick, once.
+        check(Some(&[A1]), &[&[A2], &[A2], &[A2]], &["-", "[a.yaml modified]", "-"]);
+        // A half-written state seen once is never emitted.
+        check(Some(&[A1]), &[&[("a.yaml", "", 2)], &[A2], &[A2]], &["-", "-", "[a.yaml modified]"]);
+        // Missing for one tick (vim's rename-save) then back with new content: one modification.
+        check(Some(&[A1]), &[&[], &[A2], &[A2]], &["-", "-", "[a.yaml modified]"]);
+        // Changed and changed back before being stable: nothing.
+        check(Some(&[A1]), &[&[A2], &[A1], &[A1]], &["-", "-", "-"]);
+        // Touched only: logged, never emitted.
+        check(Some(&[A1]), &[&[("a.yaml", "a: 1", 9)], &[("a.yaml", "a: 1", 9)]], &["-", "-"]);
+        // Two files in one window: one set.
+        check(Some(&[A1]), &[&[A2, B1], &[A2, B1]], &["-", "[a.yaml modified, b.yaml created]"]);
+        // Deleted then restored with the same content before stable: nothing.
+        check(Some(&[A1, B1]), &[&[A1], &[A1, B1], &[A1, B1]], &["-", "-", "-"]);
+        // Deleted, stable, then restored: two sets.
+        check(
+            Some(&[A1, B1]),
+            &[&[A1], &[A1], &[A1, B1], &[A1, B1]],
+            &["-", "[b.yaml deleted]", "-", "[b.yaml created]"],
+        );
+        // Same size, mtime put back: the content hash sees it.
+        check(Some(&[A1]), &[&[("a.yaml", "a: 3", 1)], &[("a.yaml", "a: 3", 1)]], &["-", "[a.yaml modified]"]);
+        // Renamed.
+        check(
+            Some(&[A1]),
+            &[&[("z.yaml", "a: 1", 1)], &[("z.yaml", "a: 1", 1)]],
+            &["-", "[z.yaml renamed from a.yaml]"],
+        );
+    }
+
+    #[test]
+    fn burst_of_five_edits_fifty_ms_apart_gives_one_set() {
+        let clock = FakeClock::new();
+        let mut debouncer = Debouncer::with_baseline(obs(&[A1]));
+        let mut file = obs(&[A1]);
+        let mut emitted = Vec::new();
+        // 2 s of 50 ms steps; a tick every 250 ms; edits at 0, 50, …, 200 ms after t = 100 ms.
+        for step in 0..40u64 {
+            let ms = step * 50;
+            if (100..=300).contains(&ms) {
+                file = obs(&[("a.yaml", ["e0", "e1", "e2", "e3", "e4"][((ms - 100) / 50) as usize], ms)]);
+            }
+            if ms % 250 == 0 {
+                emitted.extend(debouncer.observe(file.clone(), clock.now()));
+            }
+            clock.advance(Duration::from_millis(50));
+        }
+        assert_eq!(emitted.len(), 1);
+        assert_eq!(emitted[0].sources.get("a.yaml").unwrap().bytes(), Some(&b"e4"[..]));
+        // First seen mid-burst (e3 at 250 ms), stable at 500 and 750 ms.
+        assert_eq!(emitted[0].emitted_at - emitted[0].first_seen, 2 * TICK);
+    }
+
+    #[test]
+    fn interrupted_tick_needs_two_more() {
+        let t = Instant::now();
+        let mut d = Debouncer::with_baseline(obs(&[A1]));
+        assert!(d.observe(obs(&[A2]), t).is_none());
+        d.interrupt(t + TICK);
+        assert!(d.observe(obs(&[A2]), t + 2 * TICK).is_none());
+        let set = d.observe(obs(&[A2]), t + 3 * TICK).unwrap();
+        assert_eq!(set.first_seen, t);
+    }
+
+    /// One generated edit: (file index, content index, mtime).
+    fn edit() -> impl Strategy<Value = (usize, Option<usize>, u64)> {
+        (0..3usize, proptest::option::weighted(0.8, 0..3usize), 0..4u64)
+    }
+
+    fn apply(state: &mut Observation, (file, content, mtime): (usize, Option<usize>, u64)) {
+        let name = ["a.yaml", "b.yaml", "c.yaml"][file];
+        match content {
+            Some(c) => state.insert(
+                name,
+                FileObservation::read(["x: 1", "x: 2", "y: 10"][c], Some(UNIX_EPOCH + Duration::from_secs(mtime))),
+            ),
+            None => {
+                *state = state.files().iter().filter(|(n, _)| *n != name).map(|(n, f)| (n.clone(), f.clone())).collect()
+            }
+        }
+    }
+
+    proptest! {
+        /// Any sequence of edits (several per tick, some ticks with none) ends, once quiet for two
+        /// ticks, in at most one emission, after which the emitted state is the final state.
+        #[test]
+        fn quiet_ends_in_the_final_state(
+            ticks in proptest::collection::vec(proptest::collection::vec(edit(), 0..3), 0..12),
+            with_baseline in any::<bool>(),
+        ) {
+            let clock = FakeClock::new();
+            let mut state = Observation::new();
+            let mut debouncer = if with_baseline { Debouncer::with_baseline(state.clone()) } else { Debouncer::new() };
+            for edits in ticks {
+                for e in edits {
+                    apply(&mut state, e);
+                }
+                if let Some(set) = debouncer.observe(state.clone(), clock.now()) {
+                    prop_assert_eq!(set.sources, state.to_sources());
+                }
+                clock.advance(TICK);
+            }
+            let before = debouncer.emitted().cloned();
+            let mut quiet = Vec::new();
+            for _ in 0..3 {
+                quiet.extend(debouncer.observe(state.clone(), clock.now()));
+                clock.advance(TICK);
+            }
+            prop_assert!(quiet.len() <= 1);
+            prop_assert!(debouncer.emitted().unwrap().same_fingerprints(&state));
+            let content_changed = before.as_ref().is_none_or(|b| {
+                classify_set(b, &state).iter().any(|c| c.kind != ChangeKind::Touched)
+            });
+            let emitted_now = before.is_none() || content_changed;
+            // Emitted during the quiet ticks exactly when the final content differs from the last emission.
+            prop_assert_eq!(quiet.len(), usize::from(emitted_now));
+            if let Some(set) = quiet.first() {
+                prop_assert_eq!(&set.sources, &state.to_sources());
+            }
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Scan: one tick's read of the watched set through a [`FileSystem`]: list the directory once,
+//! keep the config names, and open, `fstat`, read and close each file, following symlinks as the
+//! names resolve now. Never parses or judges content.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::source::names::is_config_file_name;
+use crate::source::SourcesLimits;
+use crate::watch::event::PollErrorKind;
+use crate::watch::fingerprint::{FileObservation, Observation};
+
+/// `ESTALE`: a file handle whose file vanished on the NFS server.
+#[cfg(unix)]
+const ESTALE: i32 = libc::ESTALE;
+#[cfg(not(unix))]
+const ESTALE: i32 = -1;
+
+/// What opening and reading one directory entry gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRead {
+    /// The whole content (at most the cap) and the mtime from the open file.
+    Bytes {
+        /// The content.
+        bytes: Vec<u8>,
+        /// The mtime, when the platform has one.
+        mtime: Option<SystemTime>,
+    },
+    /// Larger than the cap: not read (beyond the cap).
+    TooLarge {
+        /// Its size (at least `limit + 1`).
+        size: u64,
+        /// The mtime, when the platform has one.
+        mtime: Option<SystemTime>,
+    },
+    /// Not a regular file once resolved (a directory, a FIFO, a device): not part of the set.
+    NotAFile,
+}
+
+/// The filesystem as the scan sees it: one directory listing and one read per file per tick.
+pub trait FileSystem: Send + 'static {
+    /// The names of the entries directly in `dir` (names that are not UTF-8 are left out).
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Opens `dir/name` following symlinks and reads it whole, unless it is over `limit` bytes.
+    fn read(&self, dir: &Path, name: &str, limit: u64) -> io::Result<FileRead>;
+}
+
+/// The real filesystem. Per file and tick it makes four system calls: `openat` (non-blocking, so a
+/// FIFO cannot block it), `statx` on the open descriptor, one `read` into a buffer one byte larger
+/// than the size seen, and `close`. A read that returns exactly the size seen is taken as the end
+/// of the file; only a file that changes size under the read costs more calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFs;
+
+impl FileSystem for RealFs {
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn read(&self, dir: &Path, name: &str, limit: u64) -> io::Result<FileRead> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NONBLOCK);
+        }
+        let mut file = options.open(dir.join(name))?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(FileRead::NotAFile);
+        }
+        let mtime = meta.modified().ok();
+        let size = meta.len();
+        if size > limit {
+            return Ok(FileRead::TooLarge { size, mtime });
+        }
+        let size = usize::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; size + 1];
+        let mut filled = 0;
+        loop {
+            let n = match file.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            filled += n;
+            if n == 0 || filled == size {
+                break;
+            }
+            if filled == buf.len() {
+                // It grew after fstat: keep reading, up to one byte past the cap.
+                if buf.len() >= cap {
+                    return Ok(FileRead::TooLarge { size: filled as u64, mtime });
+                }
+                buf.resize(buf.len().saturating_mul(2).max(8192).min(cap), 0);
+            }
+        }
+        buf.truncate(filled);
+        Ok(FileRead::Bytes { bytes: buf, mtime })
+    }
+}
+
+/// The config directory could not be listed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list config directory {}", dir.display())]
+#[non_exhaustive]
+pub struct ScanError {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Why.
+    #[source]
+    pub source: io::Error,
+}
+
+impl ScanError {
+    /// The fault class: [`PollErrorKind::DirMissing`] for a missing, non-directory or stale
+    /// directory, [`PollErrorKind::Io`] otherwise.
+    pub fn kind(&self) -> PollErrorKind {
+        match self.source.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => PollErrorKind::DirMissing,
+            _ if self.source.raw_os_error() == Some(ESTALE) => PollErrorKind::DirMissing,
+            io::ErrorKind::PermissionDenied => PollErrorKind::Unreadable,
+            _ => PollErrorKind::Io,
+        }
+    }
+}
+
+/// Reads the whole watched set of `dir` once: every name [`is_config_file_name`] accepts, each
+/// read through its name as it resolves now. A name that vanished between listing and opening (or a
+/// dangling symlink) is absent from this tick; a file that cannot be read is recorded as
+/// [`FileObservation::Unreadable`]; one over the cap as [`FileObservation::TooLarge`].
+pub fn scan(fs: &dyn FileSystem, dir: &Path, limits: SourcesLimits) -> Result<Observation, ScanError> {
+    let names = fs.list(dir).map_err(|source| ScanError { dir: dir.to_owned(), source })?;
+    let mut observation = Observation::new();
+    for name in names {
+        if !is_config_file_name(&name) {
+            continue;
+        }
+        let file = match fs.read(dir, &name, limits.max_file_bytes) {
+            Ok(FileRead::Bytes { bytes, mtime }) => FileObservation::read(bytes, mtime),
+            Ok(FileRead::TooLarge { size, mtime }) => {
+                FileObservation::TooLarge { size, limit: limits.max_file_bytes, mtime }
+            }
+            Ok(FileRead::NotAFile) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::debug!(event = "poll.vanished", file = %name, "gone between listing and opening");
+                continue;
+            }
+            Err(e) => FileObservation::unreadable(fault_kind(&e), &e),
+        };
+        observation.insert(name, file);
+    }
+    Ok(observation)
+}
+
+fn fault_kind(error: &io::Error) -> PollErrorKind {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => PollErrorKind::Unreadable,
+        _ if error.raw_os_error() == Some(ESTALE) => PollErrorKind::Vanished,
+        _ => PollErrorKind::Io,
+    }
+}
+
+/// An in-memory [`FileSystem`] for tests: clones share the same files, so a test keeps one and
+/// hands another to the code under test. Each write moves the file's mtime one second forward.
+#[derive(Debug, Clone, Default)]
+pub struct FakeFs {
+    state: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    entries: BTreeMap<String, FakeEntry>,
+    dir_error: Option<i32>,
+    read_delay: Duration,
+    clock: u64,
+    reads: u64,
+}
+
+#[derive(Debug, Clone)]
+enum FakeEntry {
+    File { bytes: Vec<u8>, mtime: SystemTime },
+    Dir,
+    Failing { os_code: i32 },
+}
+
+impl FakeFs {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Writes `name` with `bytes`, moving its mtime forward.
+    pub fn write(&self, name: &str, bytes: impl Into<Vec<u8>>) {
+        self.with(|s| {
+            s.clock += 1;
+            let mtime = UNIX_EPOCH + Duration::from_secs(s.clock);
+            s.entries.insert(name.to_owned(), FakeEntry::File { bytes: bytes.into(), mtime });
+        });
+    }
+
+    /// Writes `name` with `bytes` and the given mtime (as `cp -p` or `rsync -t` do).
+    pub fn write_with_mtime(&self, name: &str, bytes: impl Into<Vec<u8>>, mtime: SystemTime) {
+        self.with(|s| s.entries.insert(name.to_owned(), FakeEntry::File { bytes: bytes.into(), mtime }));
+    }
+
+    /// Moves `name`'s mtime forward without changing its content.
+    pub fn touch(&self, name: &str) {
+        self.with(|s| {
+            s.clock += 1;
+            let now = UNIX_EPOCH + Duration::from_secs(s.clock);
+            if let Some(FakeEntry::File { mtime, .. }) = s.entries.get_mut(name) {
+                *mtime = now;
+            }
+        });
+    }
+
+    /// Removes `name`.
+    pub fn remove(&self, name: &str) {
+        self.with(|s| s.entries.remove(name));
+    }
+
+    /// Renames `from` to `to`, replacing `to`.
+    pub fn rename(&self, from: &str, to: &str) {
+        self.with(|s| {
+            if let Some(entry) = s.entries.remove(from) {
+                s.entries.insert(to.to_owned(), entry);
+            }
+        });
+    }
+
+    /// Makes `name` a directory.
+    pub fn mkdir(&self, name: &str) {
+        self.with(|s| s.entries.insert(name.to_owned(), FakeEntry::Dir));
+    }
+
+    /// Makes opening `name` fail with the OS error `os_code` (e.g. `libc::EACCES`, `libc::EIO`).
+    pub fn fail(&self, name: &str, os_code: i32) {
+        self.with(|s| s.entries.insert(name.to_owned(), FakeEntry::Failing { os_code }));
+    }
+
+    /// Makes listing the directory fail with the OS error `os_code`, or succeed again with `None`.
+    pub fn fail_dir(&self, os_code: Option<i32>) {
+        self.with(|s| s.dir_error = os_code);
+    }
+
+    /// Makes every read take `delay` (a slow or hung mount).
+    pub fn set_read_delay(&self, delay: Duration) {
+        self.with(|s| s.read_delay = delay);
+    }
+
+    /// How many file reads were made.
+    pub fn reads(&self) -> u64 {
+        self.with(|s| s.reads)
+    }
+}
+
+impl FileSystem for FakeFs {
+    fn list(&self, _dir: &Path) -> io::Result<Vec<String>> {
+        self.with(|s| match s.dir_error {
+            Some(code) => Err(io::Error::from_raw_os_error(code)),
+            None => Ok(s.entries.keys().cloned().collect()),
+        })
+    }
+
+    fn read(&self, _dir: &Path, name: &str, limit: u64) -> io::Result<FileRead> {
+        let (entry, delay) = self.with(|s| {
+            s.reads += 1;
+            (s.entries.get(name).cloned(), s.read_delay)
+        });
+        if !delay.is_zero() {
+            // Simulates a read blocked in the kernel; the poller must not wait on it forever.
+            std::thread::sleep(delay);
+        }
+        match entry {
+            None => Err(io::ErrorKind::NotFound.into()),
+            Some(FakeEntry::Dir) => Ok(FileRead::NotAFile),
+            Some(FakeEntry::Failing { os_code }) => Err(io::Error::from_raw_os_error(os_code)),
+            Some(FakeEntry::File { bytes, mtime }) if bytes.len() as u64 > limit => {
+                Ok(FileRead::TooLarge { size: bytes.len() as u64, mtime: Some(mtime) })
+            }
+            Some(FakeEntry::File { bytes, mtime }) => Ok(FileRead::Bytes { bytes, mtime: Some(mtime) }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_keeps_config_names_and_records_faults() {
+        let fs = FakeFs::new();
+        fs.write("a.yaml", "a: 1");
+        fs.write("b.yml", "b: 1");
+        fs.write(".env", "SECRET=1");
+        fs.write("a.yaml.swp", "junk");
+        fs.write("a.yaml~", "old");
+        fs.write("sedAbC123", "x");
+        fs.write("big.yaml", vec![b'x'; 20]);
+        fs.mkdir("dir.yaml");
+        fs.fail("locked.yaml", libc::EACCES);
+        fs.fail("stale.yaml", ESTALE);
+        fs.fail("broken.yaml", libc::EIO);
+        let obs = scan(&fs, Path::new("/cfg"), SourcesLimits { max_file_bytes: 10 }).unwrap();
+        let names: Vec<&str> = obs.files().keys().map(String::as_str).collect();
+        assert_eq!(names, ["a.yaml", "b.yml", "big.yaml", "broken.yaml", "locked.yaml", "stale.yaml"]);
+        assert!(matches!(obs.get("big.yaml"), Some(FileObservation::TooLarge { size: 20, limit: 10, .. })));
+        let kind = |n| match obs.get(n) {
+            Some(FileObservation::Unreadable { kind, .. }) => *kind,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind("locked.yaml"), PollErrorKind::Unreadable);
+        assert_eq!(kind("stale.yaml"), PollErrorKind::Vanished);
+        assert_eq!(kind("broken.yaml"), PollErrorKind::Io);
+    }
+
+    #[test]
+    fn missing_dir_is_an_error() {
+        let fs = FakeFs::new();
+        fs.fail_dir(Some(libc::ENOENT));
+        assert_eq!(
+            scan(&fs, Path::new("/cfg"), SourcesLimits::default()).unwrap_err().kind(),
+            PollErrorKind::DirMissing
+        );
+        fs.fail_dir(Some(libc::EIO));
+        assert_eq!(scan(&fs, Path::new("/cfg"), SourcesLimits::default()).unwrap_err().kind(), PollErrorKind::Io);
+    }
+
+    #[test]
+    fn real_fs_reads_whole_files_and_caps_large_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "a: 1\n").unwrap();
+        std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("big.yaml"), vec![b'x'; 100]).unwrap();
+        std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("nowhere.yaml", dir.path().join("dangling.yaml")).unwrap();
+        let obs = scan(&RealFs, dir.path(), SourcesLimits { max_file_bytes: 50 }).unwrap();
+        let names: Vec<&str> = obs.files().keys().map(String::as_str).collect();
+        assert_eq!(names, ["a.yaml", "big.yaml", "empty.yaml"]);
+        let sources = obs.to_sources();
+        assert_eq!(sources.get("a.yaml").unwrap().bytes(), Some(&b"a: 1\n"[..]));
+        assert_eq!(sources.get("empty.yaml").unwrap().bytes(), Some(&b""[..]));
+        assert!(matches!(obs.get("big.yaml"), Some(FileObservation::TooLarge { size: 100, limit: 50, .. })));
+    }
+}
