@@ -75,6 +75,12 @@ impl Metrics {
         self.last_successful.store(u64::from(ok), Ordering::Relaxed);
     }
 
+    /// Records that the files on disk are the running config again (a revert after a failure):
+    /// the last reload counts as successful, though nothing was applied.
+    pub fn in_sync(&self) {
+        self.last_successful.store(1, Ordering::Relaxed);
+    }
+
     /// Records the version now running and its bundle hash.
     pub fn running(&self, version: u64, hash: &str, files_changed: usize) {
         self.running_version.store(version, Ordering::Relaxed);

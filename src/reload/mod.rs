@@ -4,10 +4,10 @@
 //! the config directory.
 
 pub mod metrics;
-// mod reloader;  (enabled once the watch and snapshot stages land)
+mod reloader;
 mod status;
 mod validator;
 
-// pub use reloader::{ReloaderConfig, ReloaderHandle, Reporting, StartError};
+pub use reloader::{ReloaderConfig, ReloaderHandle, Reporting, StartError};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 pub use validator::ValidateError;

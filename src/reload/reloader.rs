@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, never, select, Receiver, Sender};
 
+use super::metrics;
 use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 use super::validator::Validator;
-use super::metrics;
 
 use crate::alert::{Alert, AlerterHandle};
 use crate::publish::{ApplyError, Publication, Sink};
-use crate::snapshot::{semantic_diff, AuditLog, AuditRecord, Commit, Origin, SnapshotStore, StoreError};
+use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, SnapshotStore, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
 use crate::validate::{Diagnostics, Schema, Validated};
@@ -127,11 +127,7 @@ impl ReloaderHandle {
         let started = Instant::now();
         let sources = Sources::read_dir(&config.dir, config.limits)?;
         let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
-        let audit = store.audit_log();
-        let version = match store.commit(valid.sources(), Origin::Startup)? {
-            Commit::Created(manifest) => manifest.version,
-            Commit::Unchanged { version } => version,
-        };
+        let version = store.commit(valid.sources(), Origin::Startup)?.version();
         let (config_value, sources) = valid.into_parts();
         let hash = sources.bundle_hash();
         sink.apply(Arc::new(Publication::new(version, hash, Arc::new(config_value))))?;
@@ -139,16 +135,19 @@ impl ReloaderHandle {
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
         reporting.metrics.running(version, &hash.to_hex(), 0);
         reporting.metrics.reload(ReloadResult::Success, started.elapsed());
-        let _ = audit.append(&AuditRecord::accepted(version, Origin::Startup, files.clone(), Default::default()));
-        tracing::info!(event = "reload.applied", version, origin = "startup", files = ?files, duration_ms = started.elapsed().as_millis() as u64);
+        tracing::info!(
+            event = "reload.applied",
+            version,
+            origin = "startup",
+            files = %files.join(","),
+            duration_ms = started.elapsed().as_millis() as u64
+        );
 
         let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, sink.applied_versions())));
         let validator = Validator::spawn(schema, Arc::clone(&env)).map_err(StartError::Spawn)?;
         let mut reloader = Reloader {
             sink,
             store,
-            audit,
-            env,
             config,
             reporting,
             status: Arc::clone(&status),
@@ -182,7 +181,11 @@ impl ReloaderHandle {
         self.ask(|reply| Command::Pin(version, reply), timeout)
     }
 
-    fn ask(&self, command: impl FnOnce(Sender<AttemptOutcome>) -> Command, timeout: Duration) -> Option<AttemptOutcome> {
+    fn ask(
+        &self,
+        command: impl FnOnce(Sender<AttemptOutcome>) -> Command,
+        timeout: Duration,
+    ) -> Option<AttemptOutcome> {
         let (reply, outcome) = bounded(1);
         self.inbox.as_ref()?.send_timeout(command(reply), timeout).ok()?;
         outcome.recv_timeout(timeout).ok()
@@ -208,8 +211,6 @@ struct Running {
 struct Reloader<S: Schema, K> {
     sink: K,
     store: SnapshotStore,
-    audit: AuditLog,
-    env: Arc<dyn EnvLookup>,
     config: ReloaderConfig,
     reporting: Reporting,
     status: Arc<ArcSwap<Status>>,
@@ -279,20 +280,29 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let files = changed.unwrap_or_else(|| sources.names().map(str::to_owned).collect());
         if hash == self.running.hash && self.pinned.is_none() {
             // A revert to the running content: nothing to apply, and any failure is over.
-            self.recover();
+            let recovered = self.recover();
+            self.reporting.metrics.in_sync();
             let outcome = AttemptOutcome::Unchanged { version: self.running.version };
             self.record(trigger, &outcome, started);
+            if recovered {
+                tracing::info!(
+                    event = "reload.recovered",
+                    version = self.running.version,
+                    "reverted to the running config"
+                );
+            }
             return outcome;
         }
+        let candidate = sources.clone();
         let valid = match self.validator.validate(sources, self.config.reload_timeout) {
             Ok(Ok(valid)) => valid,
-            Ok(Err(diagnostics)) => return self.rejected(trigger, hash, files, diagnostics, started),
+            Ok(Err(diagnostics)) => return self.rejected(trigger, &candidate, files, diagnostics, started),
             Err(error) => return self.failed(trigger, Some((hash, files)), error.to_string(), started),
         };
         let origin = match trigger {
             Trigger::Change => Origin::Change,
-            Trigger::Manual => Origin::Manual,
-            Trigger::Rollback => unreachable!("rollbacks go through pin"),
+            // Rollbacks go through `pin`, which stores them as rollbacks.
+            Trigger::Manual | Trigger::Rollback => Origin::Manual,
         };
         self.apply(valid, origin, trigger, files, started)
     }
@@ -306,10 +316,19 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         started: Instant,
     ) -> AttemptOutcome {
         let hash = valid.hash();
-        let version = match self.store.commit(valid.sources(), origin.clone()) {
-            Ok(Commit::Created(manifest)) => manifest.version,
-            Ok(Commit::Unchanged { version }) => version,
-            Err(e) => return self.failed(trigger, Some((hash, files)), format!("snapshot store: {}", error_chain(&e)), started),
+        // The store writes the `accepted` audit record itself, and turns a change whose content a
+        // `hotconf rollback` announced into a rollback of that version.
+        let (version, origin) = match self.store.commit(valid.sources(), origin) {
+            Ok(Commit::Created(manifest)) => (manifest.version, manifest.origin),
+            Ok(Commit::Unchanged { version }) => (version, origin),
+            Err(e) => {
+                return self.failed(
+                    trigger,
+                    Some((hash, files)),
+                    format!("snapshot store: {}", error_chain(&e)),
+                    started,
+                )
+            }
         };
         let (config, sources) = valid.into_parts();
         let publication = Arc::new(Publication::new(version, hash, Arc::new(config)));
@@ -324,24 +343,32 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         }
         let diff = semantic_diff(&self.running.sources, &sources);
         let duration = started.elapsed();
+        // State first, then the log lines: whoever reacts to a log line sees the new state.
+        self.running = Running { version, hash, sources };
+        // A pin holds until the files are applied again (a change or a manual reload).
+        self.pinned = match (trigger, &origin) {
+            (Trigger::Rollback, Origin::Rollback { of }) => Some(*of),
+            _ => None,
+        };
+        self.reporting.metrics.running(version, &hash.to_hex(), files.len());
+        self.reporting.metrics.reload(ReloadResult::Success, duration);
+        let recovered = self.recover();
+        let outcome = AttemptOutcome::Applied { version, files: files.clone() };
+        self.record(trigger, &outcome, started);
         tracing::info!(
             event = "reload.applied",
             version,
             origin = %origin,
-            files = ?files,
+            files = %files.join(","),
             duration_ms = duration.as_millis() as u64,
             diff = %diff,
         );
         if let Origin::Rollback { of } = origin {
-            tracing::info!(event = "rollback.applied", version, of);
+            tracing::info!(event = "rollback.applied", version, of, pinned = self.pinned.is_some());
         }
-        let _ = self.audit.append(&AuditRecord::accepted(version, origin, files.clone(), diff));
-        self.reporting.metrics.running(version, &hash.to_hex(), files.len());
-        self.reporting.metrics.reload(ReloadResult::Success, duration);
-        self.running = Running { version, hash, sources };
-        self.recover();
-        let outcome = AttemptOutcome::Applied { version, files };
-        self.record(trigger, &outcome, started);
+        if recovered {
+            tracing::info!(event = "reload.recovered", version);
+        }
         outcome
     }
 
@@ -349,21 +376,29 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let started = Instant::now();
         let stored = match self.store.read(version) {
             Ok(stored) => stored,
-            Err(e) => return self.failed(Trigger::Rollback, None, format!("version {version}: {}", error_chain(&e)), started),
+            Err(e) => {
+                // Refused: the running config and the failure state are untouched.
+                let error = format!("cannot roll back to version {version}: {}", error_chain(&e));
+                let outcome = AttemptOutcome::Failed { error: error.clone() };
+                self.record(Trigger::Rollback, &outcome, started);
+                tracing::warn!(event = "rollback.refused", version, error = %error);
+                return outcome;
+            }
         };
-        let sources = stored.sources;
+        let (_, sources) = stored.into_parts();
         let hash = sources.bundle_hash();
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
         match self.validator.validate(sources, self.config.reload_timeout) {
-            Ok(Ok(valid)) => {
-                let outcome = self.apply(valid, Origin::Rollback { of: version }, Trigger::Rollback, files, started);
-                if matches!(outcome, AttemptOutcome::Applied { .. }) {
-                    self.pinned = Some(version);
-                    self.publish_status();
-                }
+            Ok(Ok(valid)) => self.apply(valid, Origin::Rollback { of: version }, Trigger::Rollback, files, started),
+            Ok(Err(diagnostics)) => {
+                // Refused: version N no longer validates; the running config and the failure
+                // state are untouched.
+                let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() };
+                self.record(Trigger::Rollback, &outcome, started);
+                log_diagnostics("rollback.refused", &diagnostics);
+                tracing::warn!(event = "rollback.refused", version, problems = diagnostics.len());
                 outcome
             }
-            Ok(Err(diagnostics)) => self.rejected(Trigger::Rollback, hash, files, diagnostics, started),
             Err(error) => self.failed(Trigger::Rollback, Some((hash, files)), error.to_string(), started),
         }
     }
@@ -371,29 +406,26 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn rejected(
         &mut self,
         trigger: Trigger,
-        hash: blake3::Hash,
+        candidate: &Sources,
         files: Vec<String>,
         diagnostics: Diagnostics,
         started: Instant,
     ) -> AttemptOutcome {
-        for d in diagnostics.as_slice() {
-            tracing::warn!(
-                event = "reload.rejected",
-                file = %d.file,
-                path = d.path.as_deref().unwrap_or(""),
-                line = d.line.unwrap_or(0),
-                column = d.column.unwrap_or(0),
-                code = d.kind.code(),
-                message = %d.kind,
-            );
-        }
-        tracing::warn!(event = "reload.rejected", problems = diagnostics.len(), running_version = self.running.version, "config rejected; previous config kept");
+        let hash = candidate.bundle_hash();
         self.reporting.metrics.reload(ReloadResult::Rejected, started.elapsed());
-        let _ = self.audit.append(&AuditRecord::rejected(files.clone(), &diagnostics));
-        let errors = diagnostics.as_slice().iter().map(|d| d.to_string().lines().next().unwrap_or("").to_owned()).collect();
+        self.audit(AuditEvent::rejected(candidate, &diagnostics));
+        let errors =
+            diagnostics.as_slice().iter().map(|d| d.to_string().lines().next().unwrap_or("").to_owned()).collect();
         self.alert_failing(hash, files, errors);
-        let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.into_vec() };
+        let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() };
         self.record(trigger, &outcome, started);
+        log_diagnostics("reload.rejected", &diagnostics);
+        tracing::warn!(
+            event = "reload.rejected",
+            problems = diagnostics.len(),
+            running_version = self.running.version,
+            "config rejected; previous config kept"
+        );
         outcome
     }
 
@@ -404,14 +436,21 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         error: String,
         started: Instant,
     ) -> AttemptOutcome {
-        tracing::error!(event = "reload.failed", error = %error, running_version = self.running.version, "reload failed; previous config kept");
         self.reporting.metrics.reload(ReloadResult::Failed, started.elapsed());
+        let bundle_hash = content.as_ref().map(|(h, _)| h.to_hex().to_string());
         let (hash, files) = content.unwrap_or_else(|| (blake3::hash(error.as_bytes()), Vec::new()));
-        let _ = self.audit.append(&AuditRecord::failed(files.clone(), &error));
+        self.audit(AuditEvent::Failed { bundle_hash, files: files.clone(), error: error.clone() });
         self.alert_failing(hash, files, vec![error.clone()]);
-        let outcome = AttemptOutcome::Failed { error };
+        let outcome = AttemptOutcome::Failed { error: error.clone() };
         self.record(trigger, &outcome, started);
+        tracing::error!(event = "reload.failed", error = %error, running_version = self.running.version, "reload failed; previous config kept");
         outcome
+    }
+
+    fn audit(&self, event: AuditEvent) {
+        if let Err(e) = self.store.record(event) {
+            tracing::error!(event = "audit.failed", error = %error_chain(&e));
+        }
     }
 
     fn alert_failing(&mut self, content: blake3::Hash, files: Vec<String>, errors: Vec<String>) {
@@ -423,13 +462,15 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         }
     }
 
-    fn recover(&mut self) {
-        if self.failing.take().is_some() {
-            tracing::info!(event = "reload.recovered", version = self.running.version);
+    /// Ends the failure state, if any, and says so to the alerter. Returns whether there was one.
+    fn recover(&mut self) -> bool {
+        let was_failing = self.failing.take().is_some();
+        if was_failing {
             if let Some(alerts) = &self.reporting.alerts {
                 alerts.send(Alert::Resolved { version: self.running.version });
             }
         }
+        was_failing
     }
 
     fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
@@ -448,6 +489,21 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         status.failing = self.failing.is_some();
         status.components = self.sink.applied_versions().into_iter().map(ComponentStatus::from).collect();
         self.status.store(Arc::new(status));
+    }
+}
+
+/// Logs each diagnostic as one `event` line with its file, path, line and column.
+fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
+    for d in diagnostics.as_slice() {
+        tracing::warn!(
+            event,
+            file = %d.file,
+            path = d.path.as_deref().unwrap_or(""),
+            line = d.line.unwrap_or(0),
+            column = d.column.unwrap_or(0),
+            code = d.kind.code(),
+            message = %d.kind,
+        );
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender};
 
 use crate::publish::panic_message;
 use crate::source::env::EnvLookup;
@@ -37,7 +37,7 @@ pub(super) struct Validator<S: Schema> {
 
 impl<S: Schema> Validator<S> {
     pub(super) fn spawn(schema: S, env: Arc<dyn EnvLookup>) -> std::io::Result<Self> {
-        let (tx, rx): (Sender<Job<S::Config>>, Receiver<Job<S::Config>>) = bounded(0);
+        let (tx, rx) = bounded::<Job<S::Config>>(0);
         let thread = std::thread::Builder::new().name("hotconf-validator".into()).spawn(move || {
             for (sources, reply) in rx {
                 let outcome = catch_unwind(AssertUnwindSafe(|| validate_with(&schema, sources, &*env)))

@@ -33,7 +33,7 @@ impl AuditRecord {
     }
 }
 
-/// What happened, tagged `"event": "accepted" | "rejected" | "rolled_back"`.
+/// What happened, tagged `"event": "accepted" | "rejected" | "failed" | "rolled_back"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -63,6 +63,16 @@ pub enum AuditEvent {
         files: Vec<String>,
         /// Every diagnostic, as `hotconf validate --format json` prints them.
         diagnostics: Vec<AuditDiagnostic>,
+    },
+    /// A candidate could not be applied for another reason (reload timeout, a panic, the store or a
+    /// component failed); nothing changed.
+    Failed {
+        /// The candidate's bundle hash, when the candidate was read.
+        bundle_hash: Option<String>,
+        /// The candidate's files.
+        files: Vec<String>,
+        /// What failed (never a secret value).
+        error: String,
     },
     /// `hotconf rollback` wrote a version's files back into the config directory.
     RolledBack {

@@ -14,7 +14,7 @@ use crate::support::CANARY;
 
 /// A config whose every value encodes `n`, so a reader can tell which version it saw.
 fn config(n: u64) -> Arc<GatewayConfig> {
-    let (primary, fallback) = if n % 2 == 0 { ("a", "b") } else { ("b", "a") };
+    let (primary, fallback) = if n.is_multiple_of(2) { ("a", "b") } else { ("b", "a") };
     let sources = Sources::from_files([
         SourceFile::new(
             "providers.yaml",
@@ -91,7 +91,7 @@ fn no_reader_sees_a_mix_of_versions_during_1000_reloads() {
                     let view = gateway.view().unwrap();
                     let n = view.version();
                     let route: Vec<&str> = view.routes.route("mary").unwrap().iter().map(|p| p.as_str()).collect();
-                    let expected = if n % 2 == 0 { ["a", "b"] } else { ["b", "a"] };
+                    let expected = if n.is_multiple_of(2) { ["a", "b"] } else { ["b", "a"] };
                     assert_eq!(route, expected, "route of v{n}");
                     assert_eq!(view.providers.get("b").unwrap().model, format!("model-{n}"));
                     let (_, limit) = view.limiters.get("a").unwrap();

@@ -3,6 +3,8 @@
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod run;
+mod service;
 mod snapshot_store;
 mod support;
 mod validate;

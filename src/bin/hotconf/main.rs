@@ -1,8 +1,10 @@
 //! The `hotconf` command: validate, run, and operate the snapshot store.
 
+mod admin;
 mod diff;
 mod history;
 mod rollback;
+mod run;
 mod store;
 mod validate;
 
@@ -19,7 +21,6 @@ pub enum Exit {
     /// The config is invalid, or the request was refused (nothing was changed).
     Invalid = 1,
     /// The command line was wrong (clap exits with 2 itself).
-    #[allow(dead_code)]
     Usage = 2,
     /// An operational failure: a directory or store could not be read or written.
     Failure = 3,
@@ -51,8 +52,26 @@ pub enum Format {
     Json,
 }
 
+/// Log output of `hotconf run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, each with a top-level `event` field.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch the config directory and keep the gateway's live components on the newest valid
+    /// config, storing every applied version; stops on SIGINT/SIGTERM, reloads on SIGHUP.
+    Run {
+        #[command(flatten)]
+        args: run::RunArgs,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Validate a config directory (all files together) and exit: 0 valid, 1 invalid.
     Validate {
         /// The config directory.
@@ -118,6 +137,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match cli.command {
+        Command::Run { args, log_format } => {
+            init_logging(log_format);
+            match run::run(args) {
+                Ok(exit) => exit,
+                Err(e) => {
+                    tracing::error!(event = "fatal", error = format!("{e:#}"));
+                    eprintln!("error: {e:#}");
+                    Exit::Failure
+                }
+            }
+        }
         Command::Validate { config, format } => validate::run(&config, format),
         Command::History { snapshots, format } => history::history(&snapshots, format),
         Command::Show { version, file, snapshots } => history::show(&snapshots, version, file.as_deref()),
@@ -125,7 +155,10 @@ fn main() -> ExitCode {
             let to = match (b, &against) {
                 (Some(b), _) => diff::Against::Version(b),
                 (None, Some(dir)) => diff::Against::Dir(dir),
-                (None, None) => unreachable!("clap requires B or --against"),
+                (None, None) => {
+                    eprintln!("error: give version B or --against DIR");
+                    return Exit::Usage.into();
+                }
             };
             diff::run(&snapshots, a, to, format)
         }
@@ -135,4 +168,15 @@ fn main() -> ExitCode {
         }
     };
     exit.into()
+}
+
+/// Sends tracing events to stdout, as text or JSON lines; `RUST_LOG` overrides the `info` default.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_target(false).init(),
+    }
 }

@@ -131,15 +131,19 @@ fn serve(mut stream: TcpStream, handler: &dyn Fn(&Request) -> Response) {
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let response = match read_request(&stream) {
-        Ok(request) => {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&request))) {
-                Ok(r) => r,
-                Err(_) => Response::error(500, "internal error"),
-            }
-        }
+        Ok(request) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&request))) {
+            Ok(r) => r,
+            Err(_) => Response::error(500, "internal error"),
+        },
         Err(r) => r,
     };
-    let _ = write_response(&mut stream, &response);
+    if write_response(&mut stream, &response).is_ok() {
+        // Close gracefully: closing with unread input would reset the connection and could
+        // discard the response before the client reads it.
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = io::copy(&mut (&stream).take(MAX_BODY_BYTES as u64), &mut io::sink());
+    }
 }
 
 fn read_request(stream: &TcpStream) -> Result<Request, Response> {

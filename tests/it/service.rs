@@ -1,0 +1,163 @@
+//! A running `hotconf run` for end-to-end tests: the real binary, its JSON log lines, and a small
+//! HTTP client for its admin endpoint. Every wait has a deadline; nothing sleeps and hopes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver};
+use serde_json::Value;
+
+/// How long any awaited event may take. Generous: CI machines are slow and shared.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct Service {
+    child: Child,
+    pub admin: SocketAddr,
+    logs: Receiver<Value>,
+    /// Every log line seen so far, raw, to grep for secrets.
+    pub raw: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Service {
+    /// Starts `hotconf run` on `config` with a fresh snapshot store, a 50 ms poll interval, JSON
+    /// logs and the admin endpoint on a free loopback port; waits for `watcher.started`.
+    pub fn start(config: &Path, snapshots: &Path, env: &[(&str, &str)]) -> Service {
+        Self::try_start(config, snapshots, env, &[]).expect("service started")
+    }
+
+    pub fn try_start(
+        config: &Path,
+        snapshots: &Path,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<Service, (i32, String)> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotconf"));
+        cmd.args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
+            .args(["--interval-ms", "50", "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hotconf");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, logs) = unbounded();
+        let raw = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let raw2 = std::sync::Arc::clone(&raw);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                raw2.lock().unwrap().push_str(&line);
+                raw2.lock().unwrap().push('\n');
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut service = Service { child, admin: "127.0.0.1:1".parse().unwrap(), logs, raw };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match service.logs.recv_timeout(Duration::from_millis(100)) {
+                Ok(v) if v["event"] == "watcher.started" => {
+                    service.admin = v["admin_addr"].as_str().unwrap().parse().unwrap();
+                    return Ok(service);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(status) = service.child.try_wait().unwrap() {
+                        let mut stderr = String::new();
+                        service.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                        return Err((status.code().unwrap_or(-1), stderr));
+                    }
+                    assert!(Instant::now() < deadline, "hotconf run did not start in time");
+                }
+            }
+        }
+    }
+
+    /// Waits for the next log event named `event` (skipping others) and returns it.
+    pub fn wait_for(&self, event: &str) -> Value {
+        self.wait_until(|v| v["event"] == event)
+    }
+
+    /// Waits for the next log line matching `pred`.
+    pub fn wait_until(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => {
+                    panic!("no matching log event within {DEADLINE:?}; log so far:\n{}", self.raw.lock().unwrap())
+                }
+            }
+        }
+    }
+
+    /// `METHOD path` against the admin endpoint: (status, body).
+    pub fn http(&self, method: &str, path: &str) -> (u16, String) {
+        http(self.admin, method, path, None)
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let (status, body) = self.http("GET", path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "HUP").
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.raw.lock().unwrap().clone();
+                return (status.code(), log);
+            }
+            assert!(Instant::now() < deadline, "hotconf run did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A one-shot HTTP/1.1 request: (status, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect admin");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "{method} {path} HTTP/1.1\r\nhost: test\r\n{auth}content-length: 0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Writes `content` to `path` atomically (temp file + rename), as editors and deploy tools do.
+pub fn write_atomic(path: &Path, content: &str) {
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
