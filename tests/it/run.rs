@@ -309,3 +309,25 @@ fn admin_endpoint_rejects_bad_requests_and_checks_the_token() {
     let (_, log) = s.stop();
     assert_no_canary(&log);
 }
+
+#[test]
+fn cli_rollback_while_running_is_applied_and_recorded_as_a_rollback() {
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    let s = Service::start(config.path(), store.path(), &[]);
+    edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 650");
+    assert_eq!(s.wait_for("reload.applied")["version"], 2);
+    let (dir, snaps) = (config.path().to_str().unwrap(), store.path().to_str().unwrap());
+    let out = crate::support::hotconf(&["rollback", "1", "--config", dir, "--snapshots", snaps], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let applied = s.wait_for("reload.applied");
+    assert_eq!(applied["version"], 3);
+    assert_eq!(applied["origin"], "rollback of v1");
+    assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 650 → 600"), "{applied}");
+    assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
+    let history = crate::support::hotconf(&["history", "--snapshots", snaps, "--format", "json"], &[]);
+    let last: Value = serde_json::from_str(String::from_utf8(history.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(last["version"], 3);
+    assert_eq!(last["origin"], serde_json::json!({"kind": "rollback", "of": 1}));
+    assert_eq!(last["same_as"], 1);
+}
