@@ -58,6 +58,21 @@ fn main() {
         times.last().unwrap()
     );
 
+    // 1b. A whole attempt through the reloader: read the directory, validate all files, store the
+    // version (fsync), apply to the three components, status updated.
+    match whole_attempts(300) {
+        Ok(mut times) => {
+            times.sort();
+            println!(
+                "whole reload (read + validate + snapshot with fsync + apply + ack), 300 versions: p50 {:?}  p99 {:?}  max {:?}",
+                percentile(&times, 0.50),
+                percentile(&times, 0.99),
+                times.last().unwrap()
+            );
+        }
+        Err(e) => println!("whole reload: not measured ({e})"),
+    }
+
     // 2. Permit throughput, quiet and during 100 reloads/s.
     let gateway = rt.gateway();
     let quiet = throughput(&gateway, None);
@@ -118,6 +133,43 @@ fn throughput(
     stop.store(true, Ordering::Relaxed);
     worker.join().unwrap();
     (count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(), reloads)
+}
+
+fn whole_attempts(n: u64) -> Result<Vec<Duration>, String> {
+    use hotconf::reload::{AttemptOutcome, ReloaderConfig, ReloaderHandle, Reporting};
+    use hotconf::snapshot::{SnapshotStore, StoreConfig};
+    let config = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let write = |k: u64| -> std::io::Result<()> {
+        for file in sources(k).files() {
+            std::fs::write(config.path().join(file.name()), file.bytes().unwrap_or_default())?;
+        }
+        Ok(())
+    };
+    write(0).map_err(|e| e.to_string())?;
+    let store = SnapshotStore::open(store_dir.path(), StoreConfig::default()).map_err(|e| e.to_string())?;
+    let runtime = GatewayRuntime::spawn(Arc::new(MapEnv::new())).map_err(|e| e.to_string())?;
+    let (_tx, rx) = crossbeam_channel::bounded(1);
+    let (reloader, _) = ReloaderHandle::start(
+        hotconf::gateway::GatewaySchema::default(),
+        runtime,
+        store,
+        Arc::new(MapEnv::new()),
+        ReloaderConfig::new(config.path()),
+        Reporting::default(),
+        rx,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for k in 1..=n {
+        write(k).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        match reloader.reload(Duration::from_secs(10)) {
+            Some(AttemptOutcome::Applied { .. }) => times.push(t.elapsed()),
+            other => return Err(format!("attempt {k}: {other:?}")),
+        }
+    }
+    Ok(times)
 }
 
 fn idle_rss() -> Result<u64, String> {
