@@ -176,7 +176,10 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     match format {
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            builder.with_target(false).with_ansi(ansi).init()
+        }
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_target(false).init(),
     }
 }
