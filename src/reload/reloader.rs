@@ -473,16 +473,12 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         was_failing
     }
 
+    /// Publishes the status after an attempt: one new `Status`, so a reader never sees the new
+    /// last attempt beside the old running version or failure state. Called last in every path,
+    /// after the metrics, the audit record and the alert: whoever sees the new status sees those too.
     fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
-        let last = LastAttempt::new(trigger, outcome.clone(), started.elapsed());
         let mut status = Status::clone(&self.status.load());
-        status.last_attempt = Some(last);
-        self.status.store(Arc::new(status));
-        self.publish_status();
-    }
-
-    fn publish_status(&mut self) {
-        let mut status = Status::clone(&self.status.load());
+        status.last_attempt = Some(LastAttempt::new(trigger, outcome.clone(), started.elapsed()));
         status.running_version = self.running.version;
         status.bundle_hash = self.running.hash.to_hex().to_string();
         status.pinned = self.pinned;
