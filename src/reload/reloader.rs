@@ -50,6 +50,20 @@ impl ReloaderConfig {
         self
     }
 
+    /// How many times a manual reload reads the config directory before giving up (at least once).
+    #[must_use]
+    pub fn with_read_attempts(mut self, attempts: u32) -> Self {
+        self.read_attempts = attempts;
+        self
+    }
+
+    /// The wait before a manual reload's second read of the directory; doubled for each further one.
+    #[must_use]
+    pub fn with_read_backoff(mut self, backoff: Duration) -> Self {
+        self.read_backoff = backoff;
+        self
+    }
+
     /// The per-file size cap.
     #[must_use]
     pub fn with_limits(mut self, limits: SourcesLimits) -> Self {
