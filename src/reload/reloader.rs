@@ -1,5 +1,6 @@
 //! The reloader thread: one attempt at a time, from a change set, a manual trigger or a pin.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +14,7 @@ use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigge
 use super::validator::Validator;
 
 use crate::alert::{Alert, AlerterHandle};
-use crate::publish::{ApplyError, Publication, Sink};
+use crate::publish::{panic_message, ApplyError, Publication, Sink};
 use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, SnapshotStore, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
@@ -346,11 +347,21 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         };
         let (config, sources) = valid.into_parts();
         let publication = Arc::new(Publication::new(version, hash, Arc::new(config)));
-        if let Err(e) = self.sink.apply(publication) {
-            if let ApplyError::AckTimeout { component, .. } = &e {
-                self.reporting.metrics.ack_timeout(component);
+        // A panic in the sink itself (not in a component, whose thread catches its own) must not
+        // take the reloader thread down: it is one more failed attempt.
+        let applied = catch_unwind(AssertUnwindSafe(|| self.sink.apply(publication)));
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if let ApplyError::AckTimeout { component, .. } = &e {
+                    self.reporting.metrics.ack_timeout(component);
+                }
+                return self.failed(trigger, Some((hash, files)), e.to_string(), started);
             }
-            return self.failed(trigger, Some((hash, files)), e.to_string(), started);
+            Err(payload) => {
+                let error = format!("publishing version {version} panicked: {}", panic_message(payload.as_ref()));
+                return self.failed(trigger, Some((hash, files)), error, started);
+            }
         }
         if let Err(e) = self.store.set_running(version) {
             tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e));

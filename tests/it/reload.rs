@@ -60,7 +60,7 @@ impl Schema for TestSchema {
 }
 
 /// A component that acknowledges each version with its number; for a config starting with `hang`
-/// it first waits for a token on the gate, so it does not answer in time.
+/// it first waits for a token on the gate, so it does not answer in time; `explode` panics.
 struct Echo {
     gate: Receiver<()>,
 }
@@ -76,11 +76,15 @@ impl Component<String> for Echo {
         if publication.config().starts_with("hang") {
             let _ = self.gate.recv();
         }
+        if publication.config().starts_with("explode") {
+            panic!("test component bug");
+        }
         publication.version()
     }
 }
 
-/// A sink over one real component thread: a version goes live only once it is acknowledged.
+/// A sink over one real component thread: a version goes live only once it is acknowledged. A
+/// config starting with `crash` makes the sink itself panic.
 struct TestSink {
     echo: ComponentHandle<String, u64>,
     ack_timeout: Duration,
@@ -90,6 +94,9 @@ struct TestSink {
 impl Sink<String> for TestSink {
     fn apply(&mut self, publication: Arc<Publication<String>>) -> Result<(), ApplyError> {
         let version = publication.version();
+        if publication.config().starts_with("crash") {
+            panic!("test sink bug");
+        }
         let ack = self.echo.request(Arc::clone(&publication))?;
         self.echo.wait(&ack, version, Instant::now() + self.ack_timeout, self.ack_timeout)?;
         self.live.store(Some(publication));
@@ -311,6 +318,33 @@ fn a_panicking_schema_fails_the_attempt_and_the_next_good_change_applies() {
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0); // startup and v2
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
     assert_eq!(h.metric("hotconf_config_last_reload_successful"), 1.0);
+}
+
+#[test]
+fn a_panic_while_publishing_fails_the_attempt_and_the_next_good_change_applies() {
+    let h = Harness::start("v: 1", Options::default());
+
+    let status = h.change("explode");
+    let error = ApplyError::Panicked { component: COMPONENT, version: 2, message: "test component bug".into() };
+    assert_eq!(failed_error(&status), error.to_string());
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+
+    let status = h.change("crash");
+    let error = failed_error(&status).to_owned();
+    assert!(error.contains("panicked") && error.contains("test sink bug"), "{error}");
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+    assert_eq!(h.store.running().unwrap(), Some(1));
+    assert_failed_audit(h.last_audit(), "crash", &error);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 2.0);
+
+    // The reloader thread survived: the next change applies (versions 2 and 3 were stored, never ran).
+    let status = h.change("v: 4");
+    assert_eq!(*outcome(&status), applied(4));
+    assert_eq!((status.running_version, status.failing), (4, false));
+    assert_eq!(h.live_version(), 4);
+    assert_eq!(h.store.running().unwrap(), Some(4));
 }
 
 #[test]
