@@ -1,5 +1,6 @@
 //! The reloader thread: one attempt at a time, from a change set, a manual trigger or a pin.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +14,7 @@ use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigge
 use super::validator::Validator;
 
 use crate::alert::{Alert, AlerterHandle};
-use crate::publish::{ApplyError, Publication, Sink};
+use crate::publish::{panic_message, ApplyError, Publication, Sink};
 use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, SnapshotStore, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
@@ -47,6 +48,20 @@ impl ReloaderConfig {
     #[must_use]
     pub fn with_reload_timeout(mut self, timeout: Duration) -> Self {
         self.reload_timeout = timeout;
+        self
+    }
+
+    /// How many times a manual reload reads the config directory before giving up (at least once).
+    #[must_use]
+    pub fn with_read_attempts(mut self, attempts: u32) -> Self {
+        self.read_attempts = attempts;
+        self
+    }
+
+    /// The wait before a manual reload's second read of the directory; doubled for each further one.
+    #[must_use]
+    pub fn with_read_backoff(mut self, backoff: Duration) -> Self {
+        self.read_backoff = backoff;
         self
     }
 
@@ -332,11 +347,21 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         };
         let (config, sources) = valid.into_parts();
         let publication = Arc::new(Publication::new(version, hash, Arc::new(config)));
-        if let Err(e) = self.sink.apply(publication) {
-            if let ApplyError::AckTimeout { component, .. } = &e {
-                self.reporting.metrics.ack_timeout(component);
+        // A panic in the sink itself (not in a component, whose thread catches its own) must not
+        // take the reloader thread down: it is one more failed attempt.
+        let applied = catch_unwind(AssertUnwindSafe(|| self.sink.apply(publication)));
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if let ApplyError::AckTimeout { component, .. } = &e {
+                    self.reporting.metrics.ack_timeout(component);
+                }
+                return self.failed(trigger, Some((hash, files)), e.to_string(), started);
             }
-            return self.failed(trigger, Some((hash, files)), e.to_string(), started);
+            Err(payload) => {
+                let error = format!("publishing version {version} panicked: {}", panic_message(payload.as_ref()));
+                return self.failed(trigger, Some((hash, files)), error, started);
+            }
         }
         if let Err(e) = self.store.set_running(version) {
             tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e));
@@ -473,16 +498,12 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         was_failing
     }
 
+    /// Publishes the status after an attempt: one new `Status`, so a reader never sees the new
+    /// last attempt beside the old running version or failure state. Called last in every path,
+    /// after the metrics, the audit record and the alert: whoever sees the new status sees those too.
     fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
-        let last = LastAttempt::new(trigger, outcome.clone(), started.elapsed());
         let mut status = Status::clone(&self.status.load());
-        status.last_attempt = Some(last);
-        self.status.store(Arc::new(status));
-        self.publish_status();
-    }
-
-    fn publish_status(&mut self) {
-        let mut status = Status::clone(&self.status.load());
+        status.last_attempt = Some(LastAttempt::new(trigger, outcome.clone(), started.elapsed()));
         status.running_version = self.running.version;
         status.bundle_hash = self.running.hash.to_hex().to_string();
         status.pinned = self.pinned;

@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 
@@ -48,13 +48,14 @@ impl<S: Schema> Validator<S> {
         Ok(Self { inbox: Some(tx), thread: Some(thread) })
     }
 
-    /// Validates `sources`, waiting at most `timeout`.
+    /// Validates `sources`, waiting at most `timeout` in all: for the worker to be idle, then for it.
     pub(super) fn validate(&self, sources: Sources, timeout: Duration) -> Result<Outcome<S::Config>, ValidateError> {
+        let deadline = Instant::now() + timeout;
         let (reply, outcome) = bounded(1);
         let inbox = self.inbox.as_ref().ok_or(ValidateError::Busy)?;
         // A zero-capacity channel: the send succeeds only if the worker is idle.
-        inbox.send_timeout((sources, reply), timeout).map_err(|_| ValidateError::Busy)?;
-        match outcome.recv_timeout(timeout) {
+        inbox.send_deadline((sources, reply), deadline).map_err(|_| ValidateError::Busy)?;
+        match outcome.recv_deadline(deadline) {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(message)) => Err(ValidateError::Panicked(message)),
             Err(_) => Err(ValidateError::Timeout(timeout)),

@@ -3,6 +3,7 @@
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod reload;
 mod run;
 mod service;
 mod snapshot_store;

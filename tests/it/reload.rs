@@ -1,0 +1,515 @@
+//! The reloader's fault behaviour through its public API: a real `ReloaderHandle` with a one-file
+//! test schema and a sink over a real `ComponentHandle`, change sets fed by hand through the watch
+//! channel, and outcomes read from its status, metrics, snapshot store, audit log and a recording
+//! alert transport. Every wait is for an event, with a deadline.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use hotconf::alert::{AlertConfig, AlerterHandle, Transport, TransportError};
+use hotconf::publish::{ApplyError, Component, ComponentHandle, Publication, Sink};
+use hotconf::reload::metrics::Metrics;
+use hotconf::reload::{
+    AttemptOutcome, ComponentStatus, ReloaderConfig, ReloaderHandle, Reporting, Status, ValidateError,
+};
+use hotconf::snapshot::{AuditEvent, SnapshotStore, StoreConfig};
+use hotconf::watch::{Change, ChangeKind, StableChangeSet, WatchEvent};
+use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, EnvLookup, MapEnv, Schema, SourceFile, Sources};
+
+/// How long any awaited event may take. Generous: the machine is slow and shared.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// The one file the test schema reads.
+const FILE: &str = "app.yaml";
+/// The test component's name.
+const COMPONENT: &str = "echo";
+
+/// The config is the text of `app.yaml`. Text starting with `panic` makes `validate` panic, `block`
+/// makes it wait for the gate, `bad` is rejected with one diagnostic.
+struct TestSchema {
+    gate: Receiver<()>,
+}
+
+impl Schema for TestSchema {
+    type Config = String;
+
+    fn validate(&self, sources: &Sources, _env: &dyn EnvLookup) -> Result<String, Diagnostics> {
+        let Some(bytes) = sources.get(FILE).and_then(SourceFile::bytes) else {
+            return Err(Diagnostics::new(vec![Diagnostic::file(FILE, DiagnosticKind::MissingFile)]));
+        };
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        if text.starts_with("panic") {
+            panic!("test schema bug on {text:?}");
+        }
+        if text.starts_with("block") {
+            // Held until the test opens the gate (or drops it).
+            let _ = self.gate.recv();
+        }
+        if text.starts_with("bad") {
+            return Err(Diagnostics::new(vec![Diagnostic::file(FILE, DiagnosticKind::EmptyString).at_path("value")]));
+        }
+        Ok(text)
+    }
+
+    fn summary(&self, config: &String) -> String {
+        config.clone()
+    }
+}
+
+/// A component that acknowledges each version with its number; for a config starting with `hang`
+/// it first waits for a token on the gate, so it does not answer in time; `explode` panics.
+struct Echo {
+    gate: Receiver<()>,
+}
+
+impl Component<String> for Echo {
+    type Part = u64;
+
+    fn name(&self) -> &'static str {
+        COMPONENT
+    }
+
+    fn build(&mut self, publication: &Publication<String>) -> u64 {
+        if publication.config().starts_with("hang") {
+            let _ = self.gate.recv();
+        }
+        if publication.config().starts_with("explode") {
+            panic!("test component bug");
+        }
+        publication.version()
+    }
+}
+
+/// A sink over one real component thread: a version goes live only once it is acknowledged. A
+/// config starting with `crash` makes the sink itself panic.
+struct TestSink {
+    echo: ComponentHandle<String, u64>,
+    ack_timeout: Duration,
+    live: Arc<ArcSwapOption<Publication<String>>>,
+}
+
+impl Sink<String> for TestSink {
+    fn apply(&mut self, publication: Arc<Publication<String>>) -> Result<(), ApplyError> {
+        let version = publication.version();
+        if publication.config().starts_with("crash") {
+            panic!("test sink bug");
+        }
+        let ack = self.echo.request(Arc::clone(&publication))?;
+        self.echo.wait(&ack, version, Instant::now() + self.ack_timeout, self.ack_timeout)?;
+        self.live.store(Some(publication));
+        self.echo.mark_applied(version);
+        Ok(())
+    }
+
+    fn applied_versions(&self) -> Vec<(&'static str, Option<u64>)> {
+        vec![(self.echo.name(), self.echo.applied())]
+    }
+}
+
+/// An alert transport that hands every body it is given to the test.
+struct Recording(Sender<String>);
+
+impl Transport for Recording {
+    fn post_json(&self, body: &str) -> Result<(), TransportError> {
+        let _ = self.0.send(body.to_owned());
+        Ok(())
+    }
+}
+
+struct Options {
+    reload_timeout: Duration,
+    ack_timeout: Duration,
+    alerts: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { reload_timeout: Duration::from_secs(5), ack_timeout: Duration::from_secs(5), alerts: false }
+    }
+}
+
+/// A running reloader and everything a test looks at.
+///
+/// Field order is drop order: the gates go first, so a schema or component still waiting on one is
+/// released before the reloader's `Drop` joins its threads, even when an assertion failed.
+struct Harness {
+    /// Releases a schema blocked on `block` (a rendezvous: a send returns once it was taken).
+    schema_gate: Sender<()>,
+    /// Tokens for a component building a `hang` config (one each).
+    component_gate: Sender<()>,
+    /// Stable change sets, as the poller would send them.
+    changes: Sender<WatchEvent>,
+    reloader: ReloaderHandle,
+    metrics: Arc<Metrics>,
+    /// A second handle on the reloader's snapshot store, for reading.
+    store: SnapshotStore,
+    /// The publication the sink made live.
+    live: Arc<ArcSwapOption<Publication<String>>>,
+    alerts: Receiver<String>,
+    config: tempfile::TempDir,
+    _snapshots: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts a reloader on a directory holding `app.yaml` = `initial`.
+    fn start(initial: &str, options: Options) -> Self {
+        Self::start_with(initial, options, |c| c)
+    }
+
+    fn start_with(initial: &str, options: Options, config: impl FnOnce(ReloaderConfig) -> ReloaderConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), initial).unwrap();
+        let snapshots = tempfile::tempdir().unwrap();
+        let store_dir = snapshots.path().join("store");
+        let (schema_gate, schema_gate_rx) = bounded(0);
+        let (component_gate, component_gate_rx) = bounded(1);
+        let live = Arc::new(ArcSwapOption::empty());
+        let sink = TestSink {
+            echo: ComponentHandle::spawn(Echo { gate: component_gate_rx }).unwrap(),
+            ack_timeout: options.ack_timeout,
+            live: Arc::clone(&live),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (alert_tx, alerts) = unbounded();
+        let alerter = options.alerts.then(|| {
+            let config = AlertConfig { attempts: 1, backoff: Duration::from_millis(1) };
+            AlerterHandle::spawn(Recording(alert_tx), config, Arc::clone(&metrics)).unwrap()
+        });
+        let (changes, watch) = unbounded();
+        let (reloader, _sources) = ReloaderHandle::start(
+            TestSchema { gate: schema_gate_rx },
+            sink,
+            SnapshotStore::open(&store_dir, StoreConfig::default()).unwrap(),
+            Arc::new(MapEnv::new()),
+            config(ReloaderConfig::new(dir.path()).with_reload_timeout(options.reload_timeout)),
+            Reporting { metrics: Arc::clone(&metrics), alerts: alerter },
+            watch,
+        )
+        .unwrap();
+        let store = SnapshotStore::open(&store_dir, StoreConfig::default()).unwrap();
+        Self {
+            schema_gate,
+            component_gate,
+            changes,
+            reloader,
+            metrics,
+            store,
+            live,
+            alerts,
+            config: dir,
+            _snapshots: snapshots,
+        }
+    }
+
+    /// Sends a change of `app.yaml` to `text` and waits for the status the attempt publishes.
+    fn change(&self, text: &str) -> Arc<Status> {
+        let before = self.reloader.status();
+        let now = Instant::now();
+        let set = StableChangeSet {
+            changes: vec![Change { name: FILE.to_owned(), kind: ChangeKind::Modified }],
+            sources: sources(text),
+            first_seen: now,
+            emitted_at: now,
+        };
+        self.changes.send(WatchEvent::Changed(set)).unwrap();
+        // The reloader publishes one new status per attempt, last: a new one means the attempt ended.
+        wait_until(|| !Arc::ptr_eq(&before, &self.reloader.status()));
+        self.reloader.status()
+    }
+
+    /// The value of the metric line `series` (name and labels exactly as rendered).
+    fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics.render();
+        let value = text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+        value.unwrap_or_else(|| panic!("no {series} in\n{text}")).parse().unwrap()
+    }
+
+    /// The stored versions' numbers.
+    fn versions(&self) -> Vec<u64> {
+        self.store.list().unwrap().iter().map(|m| m.version).collect()
+    }
+
+    /// The last audit record's event.
+    fn last_audit(&self) -> AuditEvent {
+        self.store.audit().read_all().unwrap().pop().expect("an audit record").event
+    }
+
+    /// The version the sink made live.
+    fn live_version(&self) -> u64 {
+        self.live.load_full().expect("a live publication").version()
+    }
+
+    /// The next alert body delivered.
+    fn next_alert(&self) -> String {
+        self.alerts.recv_timeout(DEADLINE).expect("an alert within the deadline")
+    }
+
+    /// Stops the reloader (joining its threads, the alerter's included) and returns the alerts
+    /// delivered but not yet taken.
+    fn finish(self) -> Vec<String> {
+        let alerts = self.alerts.clone();
+        drop(self);
+        alerts.try_iter().collect()
+    }
+}
+
+fn sources(text: &str) -> Sources {
+    Sources::from_files([SourceFile::new(FILE, text)])
+}
+
+/// Waits until `cond` holds, checking every few milliseconds; fails the test past the deadline.
+fn wait_until(cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "condition not met within {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn outcome(status: &Status) -> &AttemptOutcome {
+    &status.last_attempt.as_ref().expect("an attempt").outcome
+}
+
+fn failed_error(status: &Status) -> &str {
+    match outcome(status) {
+        AttemptOutcome::Failed { error } => error,
+        other => panic!("expected a failed attempt, got {other:?}"),
+    }
+}
+
+fn applied(version: u64) -> AttemptOutcome {
+    AttemptOutcome::Applied { version, files: vec![FILE.to_owned()] }
+}
+
+/// The failed audit record of an attempt on `text`.
+fn assert_failed_audit(event: AuditEvent, text: &str, error: &str) {
+    match event {
+        AuditEvent::Failed { bundle_hash, files, error: recorded } => {
+            assert_eq!(bundle_hash, Some(sources(text).bundle_hash().to_hex().to_string()));
+            assert_eq!(files, [FILE]);
+            assert_eq!(recorded, error);
+        }
+        other => panic!("expected a failed audit record, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_panicking_schema_fails_the_attempt_and_the_next_good_change_applies() {
+    let h = Harness::start("v: 1", Options::default());
+
+    let status = h.change("panic now");
+    let error = failed_error(&status).to_owned();
+    assert!(error.starts_with("validation panicked: test schema bug"), "{error}");
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+    assert_eq!(h.versions(), [1]);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 0.0);
+    assert_failed_audit(h.last_audit(), "panic now", &error);
+
+    let status = h.change("v: 2");
+    assert_eq!(*outcome(&status), applied(2));
+    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!(h.live_version(), 2);
+    assert_eq!(h.store.running().unwrap(), Some(2));
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0); // startup and v2
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 1.0);
+}
+
+#[test]
+fn a_panic_while_publishing_fails_the_attempt_and_the_next_good_change_applies() {
+    let h = Harness::start("v: 1", Options::default());
+
+    let status = h.change("explode");
+    let error = ApplyError::Panicked { component: COMPONENT, version: 2, message: "test component bug".into() };
+    assert_eq!(failed_error(&status), error.to_string());
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+
+    let status = h.change("crash");
+    let error = failed_error(&status).to_owned();
+    assert!(error.contains("panicked") && error.contains("test sink bug"), "{error}");
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+    assert_eq!(h.store.running().unwrap(), Some(1));
+    assert_failed_audit(h.last_audit(), "crash", &error);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 2.0);
+
+    // The reloader thread survived: the next change applies (versions 2 and 3 were stored, never ran).
+    let status = h.change("v: 4");
+    assert_eq!(*outcome(&status), applied(4));
+    assert_eq!((status.running_version, status.failing), (4, false));
+    assert_eq!(h.live_version(), 4);
+    assert_eq!(h.store.running().unwrap(), Some(4));
+}
+
+#[test]
+fn validation_past_the_reload_timeout_is_abandoned_and_the_old_version_kept() {
+    let timeout = Duration::from_millis(200);
+    let h = Harness::start("v: 1", Options { reload_timeout: timeout, ..Options::default() });
+
+    let status = h.change("block");
+    let error = ValidateError::Timeout(timeout).to_string();
+    assert_eq!(failed_error(&status), error);
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+    assert_eq!(h.versions(), [1]);
+    assert_failed_audit(h.last_audit(), "block", &error);
+
+    // The worker is still stuck in the abandoned attempt: the next one fails too, and says why.
+    let status = h.change("v: 2");
+    assert_eq!(failed_error(&status), ValidateError::Busy.to_string());
+    assert_eq!(status.running_version, 1);
+
+    // Release the stuck validation (the send returns once the schema took the token).
+    h.schema_gate.send_timeout((), DEADLINE).expect("the blocked schema takes the token");
+    let status = h.change("v: 2");
+    assert_eq!(*outcome(&status), applied(2));
+    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!(h.live_version(), 2);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 2.0);
+}
+
+#[test]
+fn a_component_that_never_acknowledges_fails_the_attempt_and_keeps_the_old_version_live() {
+    let ack_timeout = Duration::from_millis(200);
+    let h = Harness::start("v: 1", Options { ack_timeout, ..Options::default() });
+
+    let status = h.change("hang");
+    let error = ApplyError::AckTimeout { component: COMPONENT, version: 2, timeout: ack_timeout }.to_string();
+    assert_eq!(failed_error(&status), error);
+    assert_eq!((status.running_version, status.failing), (1, true));
+    let echo_at = |v| vec![ComponentStatus { name: COMPONENT, applied_version: Some(v) }];
+    assert_eq!(status.components, echo_at(1), "status must not claim version 2 applied");
+    assert_eq!(h.live_version(), 1);
+    assert_eq!(h.store.running().unwrap(), Some(1));
+    // The bundle was stored (as version 2) before it was published; it never ran.
+    assert_eq!(h.versions(), [1, 2]);
+    assert_failed_audit(h.last_audit(), "hang", &error);
+    assert_eq!(h.metric(&format!("hotconf_component_ack_timeouts_total{{component=\"{COMPONENT}\"}}")), 1.0);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+
+    // One token finishes the stale build, one lets the retry of the same content answer in time.
+    for _ in 0..2 {
+        h.component_gate.send_timeout((), DEADLINE).unwrap();
+    }
+    let status = h.change("hang");
+    // The store holds that content already: it is applied as version 2, no new version is made.
+    assert_eq!(*outcome(&status), applied(2));
+    assert_eq!(status.components, echo_at(2));
+    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!(h.versions(), [1, 2]);
+    assert_eq!(h.store.running().unwrap(), Some(2));
+    assert_eq!(h.live_version(), 2);
+
+    let status = h.change("v: 3");
+    assert_eq!(*outcome(&status), applied(3));
+    assert_eq!(status.components, echo_at(3));
+    assert_eq!(h.metric(&format!("hotconf_component_ack_timeouts_total{{component=\"{COMPONENT}\"}}")), 1.0);
+}
+
+#[test]
+fn one_alert_per_failing_content_and_a_resolve_on_a_fix_or_a_revert() {
+    let h = Harness::start("v: 1", Options { alerts: true, ..Options::default() });
+
+    let status = h.change("bad 1");
+    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { diagnostics } if diagnostics.len() == 1));
+    assert!(status.failing);
+    let alert = h.next_alert();
+    assert!(alert.contains("config reload failed (app.yaml)") && alert.contains("value"), "{alert}");
+
+    // The same failing content again: rejected and audited again, but not alerted again.
+    let status = h.change("bad 1");
+    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { .. }));
+    assert!(matches!(h.last_audit(), AuditEvent::Rejected { .. }));
+
+    let status = h.change("v: 2");
+    assert_eq!(*outcome(&status), applied(2));
+    assert!(!status.failing);
+    // Alerts are delivered in order: had the duplicate been sent, it would come before this one.
+    let alert = h.next_alert();
+    assert!(alert.contains("resolved, config version 2 applied"), "{alert}");
+    assert_eq!(h.metric("hotconf_alerts_total{result=\"suppressed\"}"), 1.0);
+
+    let status = h.change("bad 2");
+    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { .. }));
+    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 0.0);
+    assert!(h.next_alert().contains("config reload failed"));
+
+    // Reverting to the running content ends the failure without a new version.
+    let status = h.change("v: 2");
+    assert_eq!(*outcome(&status), AttemptOutcome::Unchanged { version: 2 });
+    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 1.0);
+    assert!(h.next_alert().contains("resolved, config version 2 applied"));
+    assert_eq!(h.versions(), [1, 2]);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"rejected\"}"), 3.0);
+
+    assert_eq!(h.finish(), Vec::<String>::new(), "no further alerts");
+}
+
+#[test]
+fn a_manual_reload_of_a_missing_directory_fails_after_the_retries_and_a_later_one_applies() {
+    let backoff = Duration::from_millis(20);
+    let h = Harness::start_with("v: 1", Options::default(), |c| c.with_read_attempts(3).with_read_backoff(backoff));
+    let dir = h.config.path().to_owned();
+    let away = PathBuf::from(format!("{}.away", dir.display()));
+    std::fs::rename(&dir, &away).unwrap();
+
+    let started = Instant::now();
+    let outcome = h.reloader.reload(DEADLINE).expect("an outcome in time");
+    // Three reads, with the backoff between them (20 ms, then 40 ms).
+    assert!(started.elapsed() >= backoff * 3, "gave up after {:?}", started.elapsed());
+    let AttemptOutcome::Failed { error } = outcome else { panic!("expected failed, got {outcome:?}") };
+    assert!(error.starts_with(&format!("cannot read config directory {}: ", dir.display())), "{error}");
+    let status = h.reloader.status();
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+    match h.last_audit() {
+        AuditEvent::Failed { bundle_hash: None, files, error: recorded } => {
+            assert!(files.is_empty());
+            assert_eq!(recorded, error);
+        }
+        other => panic!("expected a failed audit record without content, got {other:?}"),
+    }
+
+    restore(&away, &dir, "v: 2");
+    let outcome = h.reloader.reload(DEADLINE).expect("an outcome in time");
+    assert_eq!(outcome, applied(2));
+    let status = h.reloader.status();
+    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!(h.live_version(), 2);
+}
+
+/// Moves the config directory back and writes `app.yaml` = `text` in it.
+fn restore(away: &Path, dir: &Path, text: &str) {
+    std::fs::rename(away, dir).unwrap();
+    std::fs::write(dir.join(FILE), text).unwrap();
+}
+
+#[test]
+fn the_same_content_twice_makes_no_new_version() {
+    let h = Harness::start("v: 1", Options::default());
+
+    let status = h.change("v: 1");
+    assert_eq!(*outcome(&status), AttemptOutcome::Unchanged { version: 1 });
+    assert_eq!(h.versions(), [1]);
+
+    assert_eq!(*outcome(&h.change("v: 2")), applied(2));
+    assert_eq!(*outcome(&h.change("v: 2")), AttemptOutcome::Unchanged { version: 2 });
+    std::fs::write(h.config.path().join(FILE), "v: 2").unwrap();
+    assert_eq!(h.reloader.reload(DEADLINE), Some(AttemptOutcome::Unchanged { version: 2 }));
+    assert_eq!(h.versions(), [1, 2]);
+    assert_eq!(h.store.running().unwrap(), Some(2));
+    let accepted = h.store.audit().read_all().unwrap();
+    let accepted = accepted.iter().filter(|r| matches!(r.event, AuditEvent::Accepted { .. })).count();
+    assert_eq!(accepted, 2);
+    // Only the startup and v2 count as reloads; the repeats did nothing.
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
+    assert_eq!(h.live_version(), 2);
+}
