@@ -7,11 +7,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{bounded, never, select, Receiver, Sender};
+use crossbeam_channel::{after, bounded, never, select, Receiver, Sender};
 
 use super::metrics;
 use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
-use super::validator::Validator;
+use super::validator::{ReadPlan, Validator};
 
 use crate::alert::{Alert, AlerterHandle};
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
@@ -170,6 +170,7 @@ impl ReloaderHandle {
             running: Running { version, hash, sources: sources.clone() },
             pinned: None,
             failing: None,
+            retry: None,
         };
         let (tx, rx) = bounded(16);
         let thread = std::thread::Builder::new()
@@ -235,23 +236,49 @@ struct Reloader<S: Schema, K> {
     pinned: Option<u64>,
     /// The content hash of the failing attempt, while the last attempt failed.
     failing: Option<blake3::Hash>,
+    /// A change set whose attempt failed for a transient reason (timeout, store, component), to be
+    /// tried again: the poller will not send the same content twice.
+    retry: Option<Retry>,
 }
+
+/// A failed change set waiting to be tried again.
+struct Retry {
+    at: Instant,
+    sources: Sources,
+    files: Vec<String>,
+    /// Attempts made so far.
+    attempts: u32,
+}
+
+/// How many times a change set whose attempt failed is tried in all.
+const MAX_ATTEMPTS: u32 = 5;
+/// The wait before the second attempt; doubled for each further one.
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn run(&mut self, inbox: &Receiver<Command>, watch: Receiver<WatchEvent>) {
         let mut watch = Some(watch);
         loop {
             let watch_rx = watch.clone().unwrap_or_else(never);
+            let retry_timer = match &self.retry {
+                Some(r) => after(r.at.saturating_duration_since(Instant::now())),
+                None => never(),
+            };
             select! {
                 recv(inbox) -> command => match command {
                     Ok(Command::Reload(reply)) => {
-                        let outcome = match self.read_with_retries() {
-                            Ok(sources) => self.attempt(sources, Trigger::Manual, None),
-                            Err(e) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), Instant::now()),
+                        // The directory is read afresh: a pending retry of older content is moot.
+                        self.retry = None;
+                        let started = Instant::now();
+                        let outcome = match self.validator.read(self.read_plan(), self.config.reload_timeout) {
+                            Ok(Ok(sources)) => self.attempt(sources, Trigger::Manual, None),
+                            Ok(Err(e)) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), started),
+                            Err(e) => self.failed(Trigger::Manual, None, e.to_string(), started),
                         };
                         let _ = reply.send(outcome);
                     }
                     Ok(Command::Pin(version, reply)) => {
+                        self.retry = None;
                         let outcome = self.pin(version);
                         let _ = reply.send(outcome);
                     }
@@ -260,31 +287,41 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                 recv(watch_rx) -> event => match event {
                     Ok(WatchEvent::Changed(set)) => {
                         self.pinned = None;
+                        // A newer change set replaces one waiting for a retry.
+                        self.retry = None;
                         let files: Vec<String> = set.changes.iter().map(|c| c.name.clone()).collect();
-                        self.attempt(set.sources, Trigger::Change, Some(files));
+                        self.attempt_change(set.sources, files, 1);
                     }
                     Ok(WatchEvent::PollError { kind, .. }) => self.reporting.metrics.poll_error(kind.as_str()),
                     Ok(_) => {}
                     Err(_) => watch = None,
                 },
+                recv(retry_timer) -> _ => {
+                    if let Some(r) = self.retry.take() {
+                        tracing::info!(event = "reload.retry", attempt = r.attempts + 1, files = %r.files.join(","));
+                        self.attempt_change(r.sources, r.files, r.attempts + 1);
+                    }
+                }
             }
         }
     }
 
-    fn read_with_retries(&self) -> Result<Sources, ReadError> {
-        let mut wait = self.config.read_backoff;
-        let mut attempt = 1;
-        loop {
-            match Sources::read_dir(&self.config.dir, self.config.limits) {
-                Ok(s) => return Ok(s),
-                Err(e) if attempt >= self.config.read_attempts => return Err(e),
-                Err(e) => {
-                    tracing::warn!(event = "reload.retry", attempt, error = %e, cause = %e.source);
-                    std::thread::sleep(wait);
-                    wait *= 2;
-                    attempt += 1;
-                }
-            }
+    /// An attempt at a change set; a transient failure schedules another, with backoff.
+    fn attempt_change(&mut self, sources: Sources, files: Vec<String>, attempts: u32) {
+        let kept = sources.clone();
+        let outcome = self.attempt(sources, Trigger::Change, Some(files.clone()));
+        if matches!(outcome, AttemptOutcome::Failed { .. }) && attempts < MAX_ATTEMPTS {
+            let at = Instant::now() + RETRY_BACKOFF * 2u32.pow(attempts - 1);
+            self.retry = Some(Retry { at, sources: kept, files, attempts });
+        }
+    }
+
+    fn read_plan(&self) -> ReadPlan {
+        ReadPlan {
+            dir: self.config.dir.clone(),
+            limits: self.config.limits,
+            attempts: self.config.read_attempts,
+            backoff: self.config.read_backoff,
         }
     }
 

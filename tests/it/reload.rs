@@ -513,3 +513,23 @@ fn the_same_content_twice_makes_no_new_version() {
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
     assert_eq!(h.live_version(), 2);
 }
+
+#[test]
+fn a_change_set_that_failed_for_a_transient_reason_is_retried_without_another_edit() {
+    let ack_timeout = Duration::from_millis(200);
+    let h = Harness::start("v: 1", Options { ack_timeout, ..Options::default() });
+    let status = h.change("hang");
+    assert_eq!((status.running_version, status.failing), (1, true));
+    // The component recovers (one token for the stale build, one for the retry); nobody edits the
+    // file again, and the poller would not send the same content twice: the reloader retries it.
+    for _ in 0..2 {
+        h.component_gate.send_timeout((), DEADLINE).unwrap();
+    }
+    wait_until(|| h.reloader.status().running_version == 2);
+    let status = h.reloader.status();
+    assert_eq!(*outcome(&status), applied(2));
+    assert!(!status.failing);
+    assert_eq!(h.live_version(), 2);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
+}
