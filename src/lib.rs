@@ -30,3 +30,20 @@ pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
 pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use validate::gateway;
 pub use validate::{validate_config, validate_with, Schema, Validated};
+
+/// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.
+///
+/// ```
+/// let e = std::io::Error::other("disk full");
+/// assert_eq!(hotconf::error_chain(&e), "disk full");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -14,6 +14,7 @@ use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigge
 use super::validator::{ReadPlan, Validator};
 
 use crate::alert::{Alert, AlerterHandle};
+use crate::error_chain;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
 use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, SnapshotStore, StoreError};
 use crate::source::env::EnvLookup;
@@ -563,16 +564,4 @@ fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
             message = %d.kind,
         );
     }
-}
-
-/// An error and its sources, joined with `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -1,24 +1,13 @@
 //! What the store commands share: opening the store for reading, and turning a store error into a
 //! message a person can act on and a documented exit code.
 
-use std::error::Error;
 use std::path::Path;
 
 use hotconf::snapshot::{SnapshotStore, StoreConfig, StoreError};
 
 use crate::Exit;
 
-/// `error` and its causes, `outer: inner: innermost`.
-pub fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use hotconf::error_chain as chain;
 
 /// Prints `error` to stderr and maps it to an exit code: 1 for a missing, damaged or too-new
 /// version (a refusal), 3 for a store that cannot be read or written.
