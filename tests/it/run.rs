@@ -331,3 +331,55 @@ fn cli_rollback_while_running_is_applied_and_recorded_as_a_rollback() {
     assert_eq!(last["origin"], serde_json::json!({"kind": "rollback", "of": 1}));
     assert_eq!(last["same_as"], 1);
 }
+
+#[test]
+fn an_api_key_from_the_environment_never_leaves_the_process() {
+    let config = config_copy();
+    edit(
+        config.path(),
+        "providers.yaml",
+        "enabled: false\n  api_key_env: GROQ_API_KEY",
+        "enabled: true\n  api_key_env: GROQ_API_KEY",
+    );
+    let store = tempfile::tempdir().unwrap();
+    let s = Service::start(config.path(), store.path(), &[("GROQ_API_KEY", CANARY)]);
+    edit(config.path(), "agent_chains.yaml", "fallbacks: []", "fallbacks: [groq]");
+    assert_eq!(s.wait_for("reload.applied")["version"], 2);
+    let mut seen = String::new();
+    for (method, path) in [
+        ("GET", "/config"),
+        ("GET", "/status"),
+        ("GET", "/metrics"),
+        ("GET", "/route/james"),
+        ("POST", "/acquire/groq?tokens=5"),
+    ] {
+        let (code, body) = s.http(method, path);
+        assert_eq!(code, 200, "{method} {path}: {body}");
+        seen.push_str(&body);
+    }
+    assert!(seen.contains("GROQ_API_KEY"), "the variable's name is shown: {seen}");
+    assert_eq!(route(&s, "james"), ["local", "groq"]);
+    // A rejected change mentioning the key's variable, and its diagnostics.
+    edit(config.path(), "providers.yaml", "api_key_env: GROQ_API_KEY", "api_key_env: GROQ_API_KEY\n  api_key: inline");
+    s.wait_for("reload.rejected");
+    let (_, log) = s.stop();
+    assert_no_canary(&seen);
+    assert_no_canary(&log);
+    for entry in walk(store.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(CANARY), "{} holds the key", entry.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
