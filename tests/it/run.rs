@@ -120,12 +120,14 @@ fn invalid_changes_are_rejected_and_the_old_config_kept() {
 fn env_and_temp_files_are_ignored_and_a_burst_is_one_reload() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
-    let s = Service::start(config.path(), store.path(), &[]);
+    // The production interval, so the burst (five edits 20 ms apart) is well inside two ticks even
+    // on a loaded machine.
+    let s = Service::try_start(config.path(), store.path(), &[], 250).expect("service started");
     std::fs::write(config.path().join(".env"), format!("GROQ_API_KEY={CANARY}\n")).unwrap();
     std::fs::write(config.path().join("rate_limits.yaml.swp"), "garbage").unwrap();
     std::fs::write(config.path().join("rate_limits.yaml~"), "garbage").unwrap();
     std::fs::write(config.path().join("notes.tmp"), "garbage").unwrap();
-    // A burst of five edits 20 ms apart (the poll interval is 50 ms).
+    // A burst of five edits 20 ms apart.
     for rpm in [601, 602, 603, 604, 605] {
         edit(config.path(), "rate_limits.yaml", &format!("rpm: {}", rpm - 1), &format!("rpm: {rpm}"));
         std::thread::sleep(Duration::from_millis(20));
@@ -190,7 +192,8 @@ fn slack_alert_on_failure_and_resolve_on_recovery_without_leaking_the_webhook() 
 fn concurrent_requests_during_reloads_see_whole_versions() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
-    let s = Service::start(config.path(), store.path(), &[]);
+    // Two files change per version: the production interval keeps each pair in one change set.
+    let s = Service::try_start(config.path(), store.path(), &[], 250).expect("service started");
     let admin = s.admin;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..3)
@@ -242,7 +245,7 @@ fn refuses_to_start_on_an_invalid_config() {
     let config = config_copy();
     edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 0");
     let store = tempfile::tempdir().unwrap();
-    let Err((code, stderr)) = Service::try_start(config.path(), store.path(), &[], &[]) else {
+    let Err((code, stderr)) = Service::try_start(config.path(), store.path(), &[], 50) else {
         panic!("started on an invalid config")
     };
     assert_eq!(code, 1);

@@ -25,19 +25,19 @@ impl Service {
     /// Starts `hotconf run` on `config` with a fresh snapshot store, a 50 ms poll interval, JSON
     /// logs and the admin endpoint on a free loopback port; waits for `watcher.started`.
     pub fn start(config: &Path, snapshots: &Path, env: &[(&str, &str)]) -> Service {
-        Self::try_start(config, snapshots, env, &[]).expect("service started")
+        Self::try_start(config, snapshots, env, 50).expect("service started")
     }
 
+    /// Like `start`, polling every `interval_ms`; `Err` with the exit code and stderr when it exits first.
     pub fn try_start(
         config: &Path,
         snapshots: &Path,
         env: &[(&str, &str)],
-        extra: &[&str],
+        interval_ms: u64,
     ) -> Result<Service, (i32, String)> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotconf"));
         cmd.args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
-            .args(["--interval-ms", "50", "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra)
+            .args(["--interval-ms", &interval_ms.to_string(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
