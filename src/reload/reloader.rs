@@ -272,7 +272,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         self.retry = None;
                         let started = Instant::now();
                         let outcome = match self.validator.read(self.read_plan(), self.config.reload_timeout) {
-                            Ok(Ok(sources)) => self.attempt(sources, Trigger::Manual, None),
+                            Ok(Ok(sources)) => self.attempt(&sources, Trigger::Manual, None),
                             Ok(Err(e)) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), started),
                             Err(e) => self.failed(Trigger::Manual, None, e.to_string(), started),
                         };
@@ -309,11 +309,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
 
     /// An attempt at a change set; a transient failure schedules another, with backoff.
     fn attempt_change(&mut self, sources: Sources, files: Vec<String>, attempts: u32) {
-        let kept = sources.clone();
-        let outcome = self.attempt(sources, Trigger::Change, Some(files.clone()));
+        let outcome = self.attempt(&sources, Trigger::Change, Some(files.clone()));
         if matches!(outcome, AttemptOutcome::Failed { .. }) && attempts < MAX_ATTEMPTS {
             let at = Instant::now() + RETRY_BACKOFF * 2u32.pow(attempts - 1);
-            self.retry = Some(Retry { at, sources: kept, files, attempts });
+            self.retry = Some(Retry { at, sources, files, attempts });
         }
     }
 
@@ -327,7 +326,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     }
 
     /// One attempt: validate `sources`, then store and apply them, or reject them.
-    fn attempt(&mut self, sources: Sources, trigger: Trigger, changed: Option<Vec<String>>) -> AttemptOutcome {
+    fn attempt(&mut self, sources: &Sources, trigger: Trigger, changed: Option<Vec<String>>) -> AttemptOutcome {
         let started = Instant::now();
         let hash = sources.bundle_hash();
         let files = changed.unwrap_or_else(|| sources.names().map(str::to_owned).collect());
@@ -346,10 +345,9 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             }
             return outcome;
         }
-        let candidate = sources.clone();
-        let valid = match self.validator.validate(sources, self.config.reload_timeout) {
+        let valid = match self.validator.validate(sources.clone(), self.config.reload_timeout) {
             Ok(Ok(valid)) => valid,
-            Ok(Err(diagnostics)) => return self.rejected(trigger, &candidate, files, diagnostics, started),
+            Ok(Err(diagnostics)) => return self.rejected(trigger, sources, files, diagnostics, started),
             Err(error) => return self.failed(trigger, Some((hash, files)), error.to_string(), started),
         };
         let origin = match trigger {
