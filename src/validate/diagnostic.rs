@@ -213,7 +213,11 @@ impl DiagnosticKind {
             DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
             RepeatedInChain { .. } => "list each provider once per chain".into(),
             LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
-            _ => return None,
+            Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
+            Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
+            WrongType { expected, .. } => format!("write {expected} here"),
+            OutOfRange { range, .. } => format!("use a value in the range {range}"),
+            EmptyString => "give a value, or remove the key to use its default".into(),
         })
     }
 }
