@@ -216,7 +216,7 @@ impl DiagnosticKind {
             Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
             Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
             WrongType { expected, .. } => format!("write {expected} here"),
-            OutOfRange { range, .. } => format!("use a value in the range {range}"),
+            OutOfRange { range, .. } => format!("allowed values: {range}"),
             EmptyString => "give a value, or remove the key to use its default".into(),
         })
     }
