@@ -368,21 +368,8 @@ fn an_api_key_from_the_environment_never_leaves_the_process() {
     let (_, log) = s.stop();
     assert_no_canary(&seen);
     assert_no_canary(&log);
-    for entry in walk(store.path()) {
+    for entry in crate::support::files_under(store.path(), None) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(CANARY), "{} holds the key", entry.display());
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

@@ -145,20 +145,6 @@ fn secret_bundle(round: u32) -> Sources {
     ])
 }
 
-/// Every file under `dir` except the stored config files themselves (the operator's own bytes).
-fn store_files_except_config(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            if path.file_name().unwrap() != "files" {
-                store_files_except_config(&path, out);
-            }
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn canary_secret_never_reaches_diff_manifest_or_audit() {
     let dir = tempfile::tempdir().unwrap();
@@ -184,8 +170,8 @@ fn canary_secret_never_reaches_diff_manifest_or_audit() {
     );
     assert!(env_change.to_string().contains("providers.groq.api_key_env: GROQ_API_KEY → GROQ_KEY"));
 
-    let mut files = Vec::new();
-    store_files_except_config(dir.path(), &mut files);
+    // The stored config files under `files/` are the operator's own bytes; everything else is ours.
+    let files = crate::support::files_under(dir.path(), Some("files"));
     assert!(files.iter().any(|p| p.ends_with("audit.jsonl")));
     for path in files {
         let bytes = std::fs::read(&path).unwrap();

@@ -36,3 +36,19 @@ pub fn assert_no_canary(text: &str) {
     assert!(!text.contains(CANARY), "secret leaked into output:\n{text}");
     assert!(!text.contains("canary"), "part of a secret leaked into output:\n{text}");
 }
+
+/// Every file under `dir`, recursively, leaving out directories named `skip_dir`.
+pub fn files_under(dir: &Path, skip_dir: Option<&str>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if skip_dir.is_none_or(|skip| path.file_name().unwrap() != skip) {
+                files.extend(files_under(&path, skip_dir));
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
