@@ -58,8 +58,7 @@ pub fn validated_sources(sources: &Sources, label: &str) -> Result<(), Exit> {
         Ok(_) => Ok(()),
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            let n = diagnostics.len();
-            eprintln!("error: {label} is invalid: {n} problem{}", if n == 1 { "" } else { "s" });
+            eprintln!("error: {}", crate::validate::invalid_summary(label, diagnostics.len()));
             Err(Exit::Invalid)
         }
     }

@@ -84,9 +84,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         Err(StartError::Invalid(diagnostics)) => {
             eprintln!("{diagnostics}");
             eprintln!(
-                "error: refusing to start: {} is invalid: {} problem(s)",
-                args.config.display(),
-                diagnostics.len()
+                "error: refusing to start: {}",
+                crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.len())
             );
             return Ok(Exit::Invalid);
         }

@@ -43,8 +43,7 @@ pub fn run(dir: &Path, format: Format) -> Exit {
             match format {
                 Format::Text => {
                     println!("{diagnostics}");
-                    let n = diagnostics.len();
-                    println!("error: {} is invalid: {n} problem{}", dir.display(), if n == 1 { "" } else { "s" });
+                    println!("error: {}", invalid_summary(&dir.display().to_string(), diagnostics.len()));
                 }
                 Format::Json => {
                     for d in diagnostics.as_slice() {
@@ -55,4 +54,9 @@ pub fn run(dir: &Path, format: Format) -> Exit {
             Exit::Invalid
         }
     }
+}
+
+/// `DIR is invalid: N problem(s)`, the closing line every command prints after the diagnostics.
+pub fn invalid_summary(label: &str, problems: usize) -> String {
+    format!("{label} is invalid: {problems} problem{}", if problems == 1 { "" } else { "s" })
 }
