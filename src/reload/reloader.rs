@@ -234,7 +234,7 @@ impl ReloaderHandle {
         let validator =
             Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
         let shutdown_timeout = config.shutdown_timeout;
-        let mut reloader = Reloader {
+        let reloader = Reloader {
             sink,
             store,
             config,
@@ -252,7 +252,10 @@ impl ReloaderHandle {
         let thread = std::thread::Builder::new()
             .name("hotconf-reloader".into())
             .spawn(move || {
+                // Dropped last, after the reloader and all it owns (components, validator, alerter):
+                // `Drop` of the handle waits for that too, within its bound.
                 let _alive = alive;
+                let mut reloader = reloader;
                 reloader.run(&rx, watch);
             })
             .map_err(StartError::Spawn)?;
@@ -373,9 +376,14 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         let _ = reply.send(outcome);
                     }
                     Ok(Command::Pin(version, reply)) => {
-                        self.retry = None;
+                        // A pin that takes effect replaces a pending retry; one that does not
+                        // (refused, failed) leaves it pending.
+                        let pending = self.retry.take();
                         self.attempt = 1;
                         let outcome = self.pin(version);
+                        if !matches!(outcome, AttemptOutcome::Applied { .. }) {
+                            self.retry = pending;
+                        }
                         let _ = reply.send(outcome);
                     }
                     Err(_) => return,

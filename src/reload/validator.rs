@@ -162,23 +162,26 @@ impl<S: Schema> Validator<S> {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ValidateError> {
         let deadline = Instant::now() + timeout;
-        let worker = match self.current.take() {
-            Some(worker) => worker,
-            None if self.stuck.len() >= self.max_stuck => {
-                return Err(ValidateError::Stuck { stuck: self.stuck.len(), limit: self.max_stuck })
-            }
-            None => self.new_worker().map_err(|e| ValidateError::Spawn(e.kind()))?,
-        };
         let (reply, outcome) = bounded(1);
-        let job: Job = Box::new(move || {
+        let mut job: Job = Box::new(move || {
             let _ = reply.send(catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref())));
         });
-        // The worker is idle (each job is awaited or its worker set aside): the slot is free.
-        let sent = worker.inbox.as_ref().is_some_and(|inbox| inbox.try_send(job).is_ok());
-        if !sent {
-            // It ended (it cannot panic: jobs catch their panics); start afresh next time.
-            return Err(ValidateError::Spawn(std::io::ErrorKind::BrokenPipe));
-        }
+        let worker = loop {
+            let worker = match self.current.take() {
+                Some(worker) => worker,
+                None if self.stuck.len() >= self.max_stuck => {
+                    return Err(ValidateError::Stuck { stuck: self.stuck.len(), limit: self.max_stuck })
+                }
+                None => self.new_worker().map_err(|e| ValidateError::Spawn(e.kind()))?,
+            };
+            // The worker is idle (each job is awaited or its worker set aside): the slot is free.
+            // Only a worker that ended could refuse it (jobs catch their panics): take a fresh one.
+            let Some(inbox) = worker.inbox.as_ref() else { continue };
+            match inbox.try_send(job) {
+                Ok(()) => break worker,
+                Err(refused) => job = refused.into_inner(),
+            }
+        };
         match outcome.recv_deadline(deadline) {
             Ok(result) => {
                 self.current = Some(worker);

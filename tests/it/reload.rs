@@ -723,3 +723,21 @@ fn a_change_set_that_failed_for_a_transient_reason_is_retried_without_another_ed
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
 }
+
+#[test]
+fn a_pin_that_fails_leaves_the_pending_change_to_its_retries() {
+    let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
+    let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
+    let lock = h.store.dir().join(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    failed_error(&h.change("v: 2"));
+
+    // The pin cannot be stored either: it fails, and the edit it did not replace stays pending.
+    let answer = h.reloader.pin(1, DEADLINE).expect("the pin answers");
+    assert!(matches!(&answer, AttemptOutcome::Failed { error } if error.starts_with("snapshot store: ")), "{answer:?}");
+    std::fs::remove_dir(&lock).unwrap();
+    wait_until(|| h.reloader.status().running_version == 2);
+    assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 2");
+    assert_eq!(h.reloader.status().pinned, None);
+}

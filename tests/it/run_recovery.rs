@@ -166,3 +166,32 @@ fn sigterm_during_a_sighup_reload_stuck_in_the_kernel_exits_promptly_with_code_0
     let history = crate::support::hotconf(&["history", "--snapshots", store.path().to_str().unwrap()], &[]);
     assert_eq!(history.status.code(), Some(0), "{history:?}");
 }
+
+#[test]
+fn a_sighup_reload_while_the_config_directory_is_gone_is_retried_until_it_is_back() {
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    // Polling once a minute: only the retried manual reload can see the new content in time.
+    let retry = ["--retry-backoff-ms", "100", "--retry-backoff-max-ms", "400"];
+    let s = Service::try_start_with(config.path(), store.path(), &[], 60_000, &retry).expect("service started");
+    let away = config.path().with_extension("away");
+    std::fs::rename(config.path(), &away).unwrap();
+
+    s.signal("HUP");
+    let failed = s.wait_for("reload.failed");
+    let expected = format!("cannot read config directory {}", config.path().display());
+    assert!(failed["error"].as_str().unwrap().starts_with(&expected), "{failed}");
+    let retry = s.wait_for("reload.retry");
+    assert_eq!((retry["trigger"].as_str(), retry["attempt"].as_u64()), (Some("manual"), Some(2)));
+
+    // Back, with an edit made meanwhile: applied with no further signal or edit.
+    edit(&away, "rate_limits.yaml", "rpm: 600", "rpm: 900");
+    std::fs::rename(&away, config.path()).unwrap();
+    let applied = s.wait_for("reload.applied");
+    assert_eq!((applied["version"].as_u64(), applied["origin"].as_str()), (Some(2), Some("manual")));
+    assert_eq!(rpm(&s), 900);
+    let status = s.get_json("/status");
+    assert_eq!((status["running_version"].as_u64(), status["failing"].as_bool()), (Some(2), Some(false)));
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
