@@ -719,3 +719,30 @@ fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RetryBackoff;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let cases = [
+            // (initial, max, failures, delay)
+            (ms(1000), ms(30_000), 1, ms(1000)),
+            (ms(1000), ms(30_000), 5, ms(16_000)),
+            (ms(1000), ms(30_000), 6, ms(30_000)),
+            (ms(1000), ms(30_000), 1_000, ms(30_000)),
+            (ms(100), ms(400), 3, ms(400)),
+            (ms(100), ms(400), u32::MAX, ms(400)),
+            // A cap below the first wait wins.
+            (ms(500), ms(200), 1, ms(200)),
+            // Zero failures counts as the first.
+            (ms(100), ms(400), 0, ms(100)),
+        ];
+        for (initial, max, failures, delay) in cases {
+            assert_eq!(RetryBackoff { initial, max }.delay(failures), delay, "{initial:?} {max:?} {failures}");
+        }
+    }
+}

@@ -112,6 +112,9 @@ fn an_edit_made_during_a_store_outage_longer_than_the_old_retry_schedule_is_appl
     assert_eq!((status["running_version"].as_u64(), status["failing"].as_bool()), (Some(2), Some(false)));
     assert_eq!(rpm(&s), 900);
     assert_eq!(s.get_json("/config")["version"], 2);
+    assert_eq!(status["workers_stuck"], 0);
+    let (_, metrics) = s.http("GET", "/metrics");
+    assert!(metrics.lines().any(|l| l == "hotconf_reload_workers_stuck 0"), "{metrics}");
 
     let (code, log) = s.stop();
     assert_eq!(code, Some(0), "{log}");
