@@ -43,6 +43,7 @@ pub struct Metrics {
     running_version: AtomicU64,
     last_successful: AtomicU64,
     last_success_unix_millis: AtomicU64,
+    workers_stuck: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
@@ -89,6 +90,11 @@ impl Metrics {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         self.last_success_unix_millis.store(now, Ordering::Relaxed);
         self.lock().config_hash = hash.to_owned();
+    }
+
+    /// Records how many validator workers are stuck in abandoned attempts.
+    pub fn workers_stuck(&self, stuck: usize) {
+        self.workers_stuck.store(stuck as u64, Ordering::Relaxed);
     }
 
     /// Counts a poll error of `kind`.
@@ -170,6 +176,13 @@ impl Metrics {
             "When the last successful reload happened.",
             ts,
         );
+        gauge(
+            o,
+            "hotconf_reload_workers_stuck",
+            "gauge",
+            "Validator workers still stuck in an abandoned attempt.",
+            self.workers_stuck.load(Ordering::Relaxed) as f64,
+        );
         let labelled = self.lock();
         family(
             o,
@@ -220,6 +233,7 @@ mod tests {
         m.reload(ReloadResult::Rejected, Duration::from_millis(30));
         m.running(2, "abc", 1);
         m.poll_error("unreadable");
+        m.workers_stuck(2);
         let text = m.render();
         for line in [
             "hotconf_config_reloads_total{result=\"success\"} 1",
@@ -230,6 +244,7 @@ mod tests {
             "hotconf_config_running_version 2",
             "hotconf_config_info{hash=\"abc\"} 1",
             "hotconf_poll_errors_total{kind=\"unreadable\"} 1",
+            "hotconf_reload_workers_stuck 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

@@ -8,6 +8,6 @@ mod reloader;
 mod status;
 mod validator;
 
-pub use reloader::{ReloaderConfig, ReloaderHandle, Reporting, StartError};
+pub use reloader::{ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, StartError};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 pub use validator::ValidateError;

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{after, bounded, never, select, Receiver, Sender};
+use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutError, Sender};
 
 use super::metrics;
 use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
@@ -31,10 +31,49 @@ pub struct ReloaderConfig {
     reload_timeout: Duration,
     read_attempts: u32,
     read_backoff: Duration,
+    retry: RetryBackoff,
+    max_stuck_workers: usize,
+    shutdown_timeout: Duration,
+}
+
+/// The wait before each retry of an attempt that failed for a transient reason: `initial`, doubled
+/// after each failure, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBackoff {
+    /// The wait after the first failure.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl RetryBackoff {
+    /// 1 s, doubling, at most 30 s: 1, 2, 4, 8, 16, 30, 30, … s.
+    pub const DEFAULT: RetryBackoff = RetryBackoff { initial: Duration::from_secs(1), max: Duration::from_secs(30) };
+
+    /// The wait after `failures` consecutive failed attempts (at least 1).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hotconf::reload::RetryBackoff;
+    /// let secs: Vec<u64> = (1..=8).map(|n| RetryBackoff::DEFAULT.delay(n).as_secs()).collect();
+    /// assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+    /// ```
+    pub fn delay(self, failures: u32) -> Duration {
+        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl ReloaderConfig {
-    /// Defaults for config directory `dir`: 5 s reload timeout, 3 read attempts 100 ms apart (doubling).
+    /// Defaults for config directory `dir`: 5 s reload timeout, 3 read attempts 100 ms apart
+    /// (doubling), retries after 1 s doubling to at most 30 s, at most 4 stuck validator workers,
+    /// and a 1 s bound on `Drop`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -42,7 +81,34 @@ impl ReloaderConfig {
             reload_timeout: Duration::from_secs(5),
             read_attempts: 3,
             read_backoff: Duration::from_millis(100),
+            retry: RetryBackoff::DEFAULT,
+            max_stuck_workers: 4,
+            shutdown_timeout: Duration::from_secs(1),
         }
+    }
+
+    /// The waits between retries of an attempt that failed for a transient reason (a timeout, the
+    /// store, a component, an unreadable directory). Retries go on while that content is pending.
+    #[must_use]
+    pub fn with_retry_backoff(mut self, backoff: RetryBackoff) -> Self {
+        self.retry = backoff;
+        self
+    }
+
+    /// How many validator workers stuck in abandoned attempts may be alive at once (at least 1);
+    /// past that, attempts fail as transient until one finishes.
+    #[must_use]
+    pub fn with_max_stuck_workers(mut self, max: usize) -> Self {
+        self.max_stuck_workers = max.max(1);
+        self
+    }
+
+    /// How long dropping the [`ReloaderHandle`] waits for the reloader thread to end (it may be
+    /// mid-attempt) before leaving it to end by itself.
+    #[must_use]
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
     }
 
     /// The bound on reading plus validating one attempt.
@@ -114,12 +180,17 @@ enum Command {
     Pin(u64, Sender<AttemptOutcome>),
 }
 
-/// Owns the reloader thread. Dropping it disconnects the inbox and joins the thread.
+/// Owns the reloader thread. Dropping it disconnects the inbox and joins the thread, waiting at
+/// most the shutdown timeout ([`ReloaderConfig::with_shutdown_timeout`]): a thread still
+/// mid-attempt past it (a store write hung in the kernel) is left to end by itself.
 #[derive(Debug)]
 pub struct ReloaderHandle {
     inbox: Option<Sender<Command>>,
     status: Arc<ArcSwap<Status>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread ends.
+    exited: Receiver<()>,
+    shutdown_timeout: Duration,
 }
 
 impl ReloaderHandle {
@@ -160,8 +231,10 @@ impl ReloaderHandle {
         );
 
         let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, sink.applied_versions())));
-        let validator = Validator::spawn(schema, Arc::clone(&env)).map_err(StartError::Spawn)?;
-        let mut reloader = Reloader {
+        let validator =
+            Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
+        let shutdown_timeout = config.shutdown_timeout;
+        let reloader = Reloader {
             sink,
             store,
             config,
@@ -172,13 +245,21 @@ impl ReloaderHandle {
             pinned: None,
             failing: None,
             retry: None,
+            attempt: 1,
         };
         let (tx, rx) = bounded(16);
+        let (alive, exited) = bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("hotconf-reloader".into())
-            .spawn(move || reloader.run(&rx, watch))
+            .spawn(move || {
+                // Dropped last, after the reloader and all it owns (components, validator, alerter):
+                // `Drop` of the handle waits for that too, within its bound.
+                let _alive = alive;
+                let mut reloader = reloader;
+                reloader.run(&rx, watch);
+            })
             .map_err(StartError::Spawn)?;
-        Ok((Self { inbox: Some(tx), status, thread: Some(thread) }, sources))
+        Ok((Self { inbox: Some(tx), status, thread: Some(thread), exited, shutdown_timeout }, sources))
     }
 
     /// The reloader's status, as of its last attempt.
@@ -190,6 +271,13 @@ impl ReloaderHandle {
     /// `POST /reload`). Waits up to `timeout` for the outcome.
     pub fn reload(&self, timeout: Duration) -> Option<AttemptOutcome> {
         self.ask(Command::Reload, timeout)
+    }
+
+    /// Asks for a reload as [`ReloaderHandle::reload`] does, without waiting for it (for a signal
+    /// loop, which must stay free to see SIGTERM). `false` if the reloader's inbox is full or gone.
+    pub fn request_reload(&self) -> bool {
+        let (reply, _) = bounded(1);
+        self.inbox.as_ref().is_some_and(|inbox| inbox.try_send(Command::Reload(reply)).is_ok())
     }
 
     /// Makes stored version `version` live without writing the config directory (for read-only
@@ -212,8 +300,16 @@ impl ReloaderHandle {
 impl Drop for ReloaderHandle {
     fn drop(&mut self) {
         self.inbox.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else { return };
+        match self.exited.recv_timeout(self.shutdown_timeout) {
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+            }
+            _ => tracing::warn!(
+                event = "reloader.detached",
+                timeout_ms = self.shutdown_timeout.as_millis() as u64,
+                "the reloader is still mid-attempt; it is left to end by itself"
+            ),
         }
     }
 }
@@ -237,28 +333,34 @@ struct Reloader<S: Schema, K> {
     pinned: Option<u64>,
     /// The content hash of the failing attempt, while the last attempt failed.
     failing: Option<blake3::Hash>,
-    /// A change set whose attempt failed for a transient reason (timeout, store, component), to be
-    /// tried again: the poller will not send the same content twice.
+    /// A change set or manual reload whose attempt failed for a transient reason (timeout, stuck
+    /// workers, store, component, unreadable directory), to be tried again: the poller will not
+    /// send the same content twice.
     retry: Option<Retry>,
+    /// The number of the attempt in progress at its content (1, or more for a retry).
+    attempt: u32,
 }
 
-/// A failed change set waiting to be tried again.
+/// What a retry tries again.
+enum Pending {
+    /// The change set's very bytes.
+    Change { sources: Sources, files: Vec<String> },
+    /// A manual reload: the directory is read afresh.
+    Reload,
+}
+
+/// A failed attempt waiting to be tried again.
 struct Retry {
     at: Instant,
-    sources: Sources,
-    files: Vec<String>,
+    pending: Pending,
     /// Attempts made so far.
     attempts: u32,
 }
 
-/// How many times a change set whose attempt failed is tried in all.
-const MAX_ATTEMPTS: u32 = 5;
-/// The wait before the second attempt; doubled for each further one.
-const RETRY_BACKOFF: Duration = Duration::from_secs(1);
-
 impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn run(&mut self, inbox: &Receiver<Command>, watch: Receiver<WatchEvent>) {
         let mut watch = Some(watch);
+        let finished = self.validator.finished().clone();
         loop {
             let watch_rx = watch.clone().unwrap_or_else(never);
             let retry_timer = match &self.retry {
@@ -270,17 +372,18 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                     Ok(Command::Reload(reply)) => {
                         // The directory is read afresh: a pending retry of older content is moot.
                         self.retry = None;
-                        let started = Instant::now();
-                        let outcome = match self.validator.read(self.read_plan(), self.config.reload_timeout) {
-                            Ok(Ok(sources)) => self.attempt(&sources, Trigger::Manual, None),
-                            Ok(Err(e)) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), started),
-                            Err(e) => self.failed(Trigger::Manual, None, e.to_string(), started),
-                        };
+                        let outcome = self.attempt_pending(Pending::Reload, 1);
                         let _ = reply.send(outcome);
                     }
                     Ok(Command::Pin(version, reply)) => {
-                        self.retry = None;
+                        // A pin that takes effect replaces a pending retry; one that does not
+                        // (refused, failed) leaves it pending.
+                        let pending = self.retry.take();
+                        self.attempt = 1;
                         let outcome = self.pin(version);
+                        if !matches!(outcome, AttemptOutcome::Applied { .. }) {
+                            self.retry = pending;
+                        }
                         let _ = reply.send(outcome);
                     }
                     Err(_) => return,
@@ -291,28 +394,67 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         // A newer change set replaces one waiting for a retry.
                         self.retry = None;
                         let files: Vec<String> = set.changes.iter().map(|c| c.name.clone()).collect();
-                        self.attempt_change(set.sources, files, 1);
+                        self.attempt_pending(Pending::Change { sources: set.sources, files }, 1);
                     }
                     Ok(WatchEvent::PollError { kind, .. }) => self.reporting.metrics.poll_error(kind.as_str()),
                     Ok(_) => {}
                     Err(_) => watch = None,
                 },
+                recv(finished) -> id => {
+                    if id.is_ok_and(|id| self.validator.reap(id)) {
+                        self.refresh_workers();
+                        // A slot is free: a pending retry need not wait out its backoff.
+                        if let Some(r) = &mut self.retry {
+                            r.at = Instant::now();
+                        }
+                    }
+                }
                 recv(retry_timer) -> _ => {
                     if let Some(r) = self.retry.take() {
-                        tracing::info!(event = "reload.retry", attempt = r.attempts + 1, files = %r.files.join(","));
-                        self.attempt_change(r.sources, r.files, r.attempts + 1);
+                        self.attempt_pending(r.pending, r.attempts + 1);
                     }
                 }
             }
         }
     }
 
-    /// An attempt at a change set; a transient failure schedules another, with backoff.
-    fn attempt_change(&mut self, sources: Sources, files: Vec<String>, attempts: u32) {
-        let outcome = self.attempt(&sources, Trigger::Change, Some(files.clone()));
-        if matches!(outcome, AttemptOutcome::Failed { .. }) && attempts < MAX_ATTEMPTS {
-            let at = Instant::now() + RETRY_BACKOFF * 2u32.pow(attempts - 1);
-            self.retry = Some(Retry { at, sources, files, attempts });
+    /// Attempt number `attempt` at `pending`; a transient failure schedules the next, with capped
+    /// backoff, for as long as nothing newer replaces it.
+    fn attempt_pending(&mut self, pending: Pending, attempt: u32) -> AttemptOutcome {
+        self.attempt = attempt;
+        let (outcome, trigger) = match &pending {
+            Pending::Change { sources, files } => {
+                (self.attempt(sources, Trigger::Change, Some(files.clone())), Trigger::Change)
+            }
+            Pending::Reload => (self.reload_now(), Trigger::Manual),
+        };
+        if let AttemptOutcome::Failed { error } = &outcome {
+            let delay = self.config.retry.delay(attempt);
+            let files = match &pending {
+                Pending::Change { files, .. } => files.join(","),
+                Pending::Reload => String::new(),
+            };
+            tracing::warn!(
+                event = "reload.retry",
+                attempt = attempt + 1,
+                delay_ms = delay.as_millis() as u64,
+                trigger = trigger.as_str(),
+                files = %files,
+                error = %error,
+                "the attempt failed for a transient reason; it will be tried again"
+            );
+            self.retry = Some(Retry { at: Instant::now() + delay, pending, attempts: attempt });
+        }
+        outcome
+    }
+
+    /// A manual reload: reads the directory on a validator worker, then attempts its content.
+    fn reload_now(&mut self) -> AttemptOutcome {
+        let started = Instant::now();
+        match self.validator.read(self.read_plan(), self.config.reload_timeout) {
+            Ok(Ok(sources)) => self.attempt(&sources, Trigger::Manual, None),
+            Ok(Err(e)) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), started),
+            Err(e) => self.failed(Trigger::Manual, None, e.to_string(), started),
         }
     }
 
@@ -428,7 +570,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             tracing::info!(event = "rollback.applied", version, of, pinned = self.pinned.is_some());
         }
         if recovered {
-            tracing::info!(event = "reload.recovered", version);
+            tracing::info!(event = "reload.recovered", version, attempt = self.attempt);
         }
         outcome
     }
@@ -540,11 +682,25 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
         let mut status = Status::clone(&self.status.load());
         status.last_attempt = Some(LastAttempt::new(trigger, outcome.clone(), started.elapsed()));
+        self.reporting.metrics.workers_stuck(self.validator.stuck());
+        status.workers_stuck = self.validator.stuck();
         status.running_version = self.running.version;
         status.bundle_hash = self.running.hash.to_hex().to_string();
         status.pinned = self.pinned;
         status.failing = self.failing.is_some();
         status.components = self.sink.applied_versions().into_iter().map(ComponentStatus::from).collect();
+        self.status.store(Arc::new(status));
+    }
+}
+
+impl<S: Schema, K> Reloader<S, K> {
+    /// Publishes the count of stuck validator workers (a worker finished): the metric, and a new
+    /// status with the last attempt unchanged.
+    fn refresh_workers(&mut self) {
+        let stuck = self.validator.stuck();
+        self.reporting.metrics.workers_stuck(stuck);
+        let mut status = Status::clone(&self.status.load());
+        status.workers_stuck = stuck;
         self.status.store(Arc::new(status));
     }
 }
@@ -561,5 +717,32 @@ fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
             code = d.kind.code(),
             message = %d.kind,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetryBackoff;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let cases = [
+            // (initial, max, failures, delay)
+            (ms(1000), ms(30_000), 1, ms(1000)),
+            (ms(1000), ms(30_000), 5, ms(16_000)),
+            (ms(1000), ms(30_000), 6, ms(30_000)),
+            (ms(1000), ms(30_000), 1_000, ms(30_000)),
+            (ms(100), ms(400), 3, ms(400)),
+            (ms(100), ms(400), u32::MAX, ms(400)),
+            // A cap below the first wait wins.
+            (ms(500), ms(200), 1, ms(200)),
+            // Zero failures counts as the first.
+            (ms(100), ms(400), 0, ms(100)),
+        ];
+        for (initial, max, failures, delay) in cases {
+            assert_eq!(RetryBackoff { initial, max }.delay(failures), delay, "{initial:?} {max:?} {failures}");
+        }
     }
 }

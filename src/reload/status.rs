@@ -18,6 +18,17 @@ pub enum Trigger {
     Rollback,
 }
 
+impl Trigger {
+    /// The name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Change => "change",
+            Trigger::Manual => "manual",
+            Trigger::Rollback => "rollback",
+        }
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -95,6 +106,9 @@ pub struct Status {
     pub failing: bool,
     /// Each component's applied version.
     pub components: Vec<ComponentStatus>,
+    /// Validator workers still stuck in an abandoned attempt (a read hung in the kernel, a
+    /// validation past the reload timeout); each ends by itself when its job returns.
+    pub workers_stuck: usize,
     /// The last attempt after startup.
     pub last_attempt: Option<LastAttempt>,
 }
@@ -107,6 +121,7 @@ impl Status {
             pinned: None,
             failing: false,
             components: components.into_iter().map(ComponentStatus::from).collect(),
+            workers_stuck: 0,
             last_attempt: None,
         }
     }

@@ -14,7 +14,7 @@ use hotconf::alert::{AlertConfig, AlerterHandle, Transport, TransportError};
 use hotconf::publish::{ApplyError, Component, ComponentHandle, Publication, Sink};
 use hotconf::reload::metrics::Metrics;
 use hotconf::reload::{
-    AttemptOutcome, ComponentStatus, ReloaderConfig, ReloaderHandle, Reporting, Status, ValidateError,
+    AttemptOutcome, ComponentStatus, ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, Status, ValidateError,
 };
 use hotconf::snapshot::{AuditEvent, SnapshotStore, StoreConfig};
 use hotconf::watch::{Change, ChangeKind, StableChangeSet, WatchEvent};
@@ -28,9 +28,10 @@ const FILE: &str = "app.yaml";
 const COMPONENT: &str = "echo";
 
 /// The config is the text of `app.yaml`. Text starting with `panic` makes `validate` panic, `block`
-/// makes it wait for the gate, `bad` is rejected with one diagnostic.
+/// makes it say so on `blocked` and wait for the gate, `bad` is rejected with one diagnostic.
 struct TestSchema {
     gate: Receiver<()>,
+    blocked: Sender<String>,
 }
 
 impl Schema for TestSchema {
@@ -45,7 +46,8 @@ impl Schema for TestSchema {
             panic!("test schema bug on {text:?}");
         }
         if text.starts_with("block") {
-            // Held until the test opens the gate (or drops it).
+            // Held until the test opens the gate (or drops it), as a read hung in the kernel is.
+            let _ = self.blocked.send(text.clone());
             let _ = self.gate.recv();
         }
         if text.starts_with("bad") {
@@ -140,6 +142,8 @@ struct Harness {
     schema_gate: Sender<()>,
     /// Tokens for a component building a `hang` config (one each).
     component_gate: Sender<()>,
+    /// The text of each validation that blocked on the schema gate, as it blocks.
+    blocked: Receiver<String>,
     /// Stable change sets, as the poller would send them.
     changes: Sender<WatchEvent>,
     reloader: ReloaderHandle,
@@ -165,6 +169,7 @@ impl Harness {
         let snapshots = tempfile::tempdir().unwrap();
         let store_dir = snapshots.path().join("store");
         let (schema_gate, schema_gate_rx) = bounded(0);
+        let (blocked_tx, blocked) = unbounded();
         let (component_gate, component_gate_rx) = bounded(1);
         let live = Arc::new(ArcSwapOption::empty());
         let sink = TestSink {
@@ -180,7 +185,7 @@ impl Harness {
         });
         let (changes, watch) = unbounded();
         let (reloader, _sources) = ReloaderHandle::start(
-            TestSchema { gate: schema_gate_rx },
+            TestSchema { gate: schema_gate_rx, blocked: blocked_tx },
             sink,
             SnapshotStore::open(&store_dir, StoreConfig::default()).unwrap(),
             Arc::new(MapEnv::new()),
@@ -193,6 +198,7 @@ impl Harness {
         Self {
             schema_gate,
             component_gate,
+            blocked,
             changes,
             reloader,
             metrics,
@@ -207,6 +213,14 @@ impl Harness {
     /// Sends a change of `app.yaml` to `text` and waits for the status the attempt publishes.
     fn change(&self, text: &str) -> Arc<Status> {
         let before = self.reloader.status();
+        self.send_change(text);
+        // The reloader publishes one new last attempt per attempt, last: a new one means it ended.
+        wait_until(|| before.last_attempt != self.reloader.status().last_attempt);
+        self.reloader.status()
+    }
+
+    /// Sends a change of `app.yaml` to `text`, as the poller would, without waiting.
+    fn send_change(&self, text: &str) {
         let now = Instant::now();
         let set = StableChangeSet {
             changes: vec![Change { name: FILE.to_owned(), kind: ChangeKind::Modified }],
@@ -215,9 +229,17 @@ impl Harness {
             emitted_at: now,
         };
         self.changes.send(WatchEvent::Changed(set)).unwrap();
-        // The reloader publishes one new status per attempt, last: a new one means the attempt ended.
-        wait_until(|| !Arc::ptr_eq(&before, &self.reloader.status()));
-        self.reloader.status()
+    }
+
+    /// Waits for a validation of `text` to block on the schema gate.
+    fn wait_blocked(&self, text: &str) {
+        let got = self.blocked.recv_timeout(DEADLINE).expect("a validation blocked within the deadline");
+        assert_eq!(got, text);
+    }
+
+    /// Releases one validation blocked on the schema gate.
+    fn release_one(&self) {
+        self.schema_gate.send_timeout((), DEADLINE).expect("a blocked schema takes the token");
     }
 
     /// The value of the metric line `series` (name and labels exactly as rendered).
@@ -347,31 +369,143 @@ fn a_panic_while_publishing_fails_the_attempt_and_the_next_good_change_applies()
     assert_eq!(h.store.running().unwrap(), Some(4));
 }
 
+/// Retries far apart enough that none happens during a test that is not about them.
+const NO_RETRY: RetryBackoff = RetryBackoff { initial: Duration::from_secs(3600), max: Duration::from_secs(3600) };
+
 #[test]
-fn validation_past_the_reload_timeout_is_abandoned_and_the_old_version_kept() {
+fn validation_past_the_reload_timeout_is_abandoned_and_the_next_change_gets_a_fresh_worker() {
     let timeout = Duration::from_millis(200);
-    let h = Harness::start("v: 1", Options { reload_timeout: timeout, ..Options::default() });
+    let h = Harness::start_with("v: 1", Options { reload_timeout: timeout, ..Options::default() }, |c| {
+        c.with_retry_backoff(NO_RETRY)
+    });
 
     let status = h.change("block");
     let error = ValidateError::Timeout(timeout).to_string();
     assert_eq!(failed_error(&status), error);
-    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!((status.running_version, status.failing, status.workers_stuck), (1, true, 1));
+    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 1.0);
     assert_eq!(h.live_version(), 1);
     assert_eq!(h.versions(), [1]);
     assert_failed_audit(h.last_audit(), "block", &error);
 
-    // The worker is still stuck in the abandoned attempt: the next one fails too, and says why.
-    let status = h.change("v: 2");
-    assert_eq!(failed_error(&status), ValidateError::Busy.to_string());
-    assert_eq!(status.running_version, 1);
-
-    // Release the stuck validation (the send returns once the schema took the token).
-    h.schema_gate.send_timeout((), DEADLINE).expect("the blocked schema takes the token");
+    // The worker is still stuck in the abandoned attempt; the next change set gets a fresh one.
     let status = h.change("v: 2");
     assert_eq!(*outcome(&status), applied(2));
-    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!((status.running_version, status.failing, status.workers_stuck), (2, false, 1));
     assert_eq!(h.live_version(), 2);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 2.0);
+
+    // Once the stuck validation returns, its worker ends and is no longer counted.
+    h.release_one();
+    wait_until(|| h.reloader.status().workers_stuck == 0);
+    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 0.0);
+    assert_eq!(*outcome(&h.reloader.status()), applied(2), "a finished worker is not an attempt");
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+}
+
+#[test]
+fn a_manual_reload_and_a_pin_while_attempts_are_stuck_answer_within_the_reload_timeout() {
+    let timeout = Duration::from_millis(200);
+    let h = Harness::start_with("v: 1", Options { reload_timeout: timeout, ..Options::default() }, |c| {
+        c.with_retry_backoff(NO_RETRY)
+    });
+    assert_eq!(*outcome(&h.change("v: 2")), applied(2));
+    h.change("block 1");
+    h.wait_blocked("block 1");
+
+    // A manual reload reads the directory on a fresh worker; its validation blocks too.
+    std::fs::write(h.config.path().join(FILE), "block 2").unwrap();
+    let started = Instant::now();
+    let answer = h.reloader.reload(DEADLINE).expect("the reload answers");
+    assert_eq!(answer, AttemptOutcome::Failed { error: ValidateError::Timeout(timeout).to_string() });
+    assert!(started.elapsed() < DEADLINE);
+    h.wait_blocked("block 2");
+    assert_eq!(h.reloader.status().workers_stuck, 2);
+
+    // A pin validates version 1 on a third, fresh worker and applies it.
+    let answer = h.reloader.pin(1, DEADLINE).expect("the pin answers");
+    assert_eq!(answer, applied(3));
+    let status = h.reloader.status();
+    assert_eq!((status.running_version, status.pinned, status.workers_stuck), (3, Some(1), 2));
+    assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 1");
+
+    h.release_one();
+    h.release_one();
+    wait_until(|| h.reloader.status().workers_stuck == 0);
+    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 0.0);
+    // The pin replaced the pending retry of the reload: version 3 stays live.
+    assert_eq!(h.reloader.status().running_version, 3);
+}
+
+#[test]
+fn past_the_cap_of_stuck_workers_attempts_fail_until_one_finishes_then_the_pending_change_applies() {
+    let timeout = Duration::from_millis(100);
+    let h = Harness::start_with("v: 1", Options { reload_timeout: timeout, ..Options::default() }, |c| {
+        c.with_max_stuck_workers(2).with_retry_backoff(NO_RETRY)
+    });
+    for text in ["block 1", "block 2"] {
+        h.change(text);
+        h.wait_blocked(text);
+    }
+
+    let status = h.change("v: 2");
+    let error = ValidateError::Stuck { stuck: 2, limit: 2 }.to_string();
+    assert_eq!(failed_error(&status), error);
+    assert!(error.starts_with("2 validator workers are still stuck in abandoned attempts (the limit is 2)"), "{error}");
+    assert_eq!((status.running_version, status.failing, status.workers_stuck), (1, true, 2));
+    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 2.0);
+    assert_eq!(serde_json::to_value(&*status).unwrap()["workers_stuck"], 2, "/status shows the count");
+
+    // One stuck validation returns: its worker ends, and the pending change is retried at once
+    // (the next retry by the clock is an hour away).
+    h.release_one();
+    wait_until(|| h.reloader.status().running_version == 2);
+    let status = h.reloader.status();
+    assert_eq!(*outcome(&status), applied(2));
+    assert_eq!((status.failing, status.workers_stuck), (false, 1));
+    assert_eq!(h.live_version(), 2);
+
+    h.release_one();
+    wait_until(|| h.reloader.status().workers_stuck == 0);
+    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 0.0);
+}
+
+#[test]
+fn dropping_the_reloader_while_a_worker_is_stuck_returns_within_a_bound() {
+    // A worker set aside in an abandoned attempt, and the reloader thread itself mid-attempt (its
+    // reload timeout is an hour): neither is waited for past the shutdown timeout.
+    let h = Harness::start_with(
+        "v: 1",
+        Options { reload_timeout: Duration::from_millis(100), ..Options::default() },
+        |c| c.with_retry_backoff(NO_RETRY).with_shutdown_timeout(Duration::from_millis(300)),
+    );
+    h.change("block 1");
+    h.wait_blocked("block 1");
+    let Harness { reloader, schema_gate, .. } = h;
+    drop_within_bound(reloader);
+
+    let long =
+        Harness::start_with("v: 1", Options { reload_timeout: Duration::from_secs(3600), ..Options::default() }, |c| {
+            c.with_shutdown_timeout(Duration::from_millis(300))
+        });
+    long.send_change("block 2");
+    long.wait_blocked("block 2");
+    let Harness { reloader, schema_gate: long_gate, .. } = long;
+    drop_within_bound(reloader);
+
+    // Let the stuck validations return, so their threads end with the test.
+    drop((schema_gate, long_gate));
+}
+
+/// Drops `reloader` on another thread and fails the test unless that returns within 3 s.
+fn drop_within_bound(reloader: ReloaderHandle) {
+    let (done, dropped) = bounded(1);
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        drop(reloader);
+        let _ = done.send(());
+    });
+    dropped.recv_timeout(Duration::from_secs(3)).expect("dropping the reloader returns within 3 s");
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[test]
@@ -453,23 +587,25 @@ fn one_alert_per_failing_content_and_a_resolve_on_a_fix_or_a_revert() {
 }
 
 #[test]
-fn a_manual_reload_of_a_missing_directory_fails_after_the_retries_and_a_later_one_applies() {
+fn a_manual_reload_of_a_missing_directory_fails_and_is_retried_until_the_directory_is_back() {
     let backoff = Duration::from_millis(20);
-    let h = Harness::start_with("v: 1", Options::default(), |c| c.with_read_attempts(3).with_read_backoff(backoff));
+    let retry = RetryBackoff { initial: Duration::from_millis(30), max: Duration::from_millis(60) };
+    let h = Harness::start_with("v: 1", Options::default(), |c| {
+        c.with_read_attempts(3).with_read_backoff(backoff).with_retry_backoff(retry)
+    });
     let dir = h.config.path().to_owned();
     let away = PathBuf::from(format!("{}.away", dir.display()));
     std::fs::rename(&dir, &away).unwrap();
 
     let started = Instant::now();
-    let outcome = h.reloader.reload(DEADLINE).expect("an outcome in time");
+    let answer = h.reloader.reload(DEADLINE).expect("an outcome in time");
     // Three reads, with the backoff between them (20 ms, then 40 ms).
     assert!(started.elapsed() >= backoff * 3, "gave up after {:?}", started.elapsed());
-    let AttemptOutcome::Failed { error } = outcome else { panic!("expected failed, got {outcome:?}") };
+    let AttemptOutcome::Failed { error } = answer else { panic!("expected failed, got {answer:?}") };
     assert!(error.starts_with(&format!("cannot read config directory {}: ", dir.display())), "{error}");
     let status = h.reloader.status();
     assert_eq!((status.running_version, status.failing), (1, true));
     assert_eq!(h.live_version(), 1);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
     match h.last_audit() {
         AuditEvent::Failed { bundle_hash: None, files, error: recorded } => {
             assert!(files.is_empty());
@@ -478,12 +614,66 @@ fn a_manual_reload_of_a_missing_directory_fails_after_the_retries_and_a_later_on
         other => panic!("expected a failed audit record without content, got {other:?}"),
     }
 
+    // The reload is tried again and again (well past the old four retries) while it cannot read.
+    wait_until(|| h.metric("hotconf_config_reloads_total{result=\"failed\"}") >= 8.0);
+    assert_eq!(h.reloader.status().running_version, 1);
+
+    // The directory is back with new content: applied with no further reload asked for.
     restore(&away, &dir, "v: 2");
-    let outcome = h.reloader.reload(DEADLINE).expect("an outcome in time");
-    assert_eq!(outcome, applied(2));
+    wait_until(|| h.reloader.status().running_version == 2);
     let status = h.reloader.status();
-    assert_eq!((status.running_version, status.failing), (2, false));
+    assert_eq!(status.last_attempt.as_ref().unwrap().trigger, hotconf::reload::Trigger::Manual);
+    assert_eq!(*outcome(&status), applied(2));
+    assert!(!status.failing);
     assert_eq!(h.live_version(), 2);
+}
+
+#[test]
+fn a_store_outage_is_retried_with_capped_backoff_until_the_pending_change_applies() {
+    let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
+    let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
+    // The store cannot take its lock while its lock file is a directory (root ignores modes).
+    let lock = h.store.dir().join(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+
+    let status = h.change("v: 2");
+    let error = failed_error(&status).to_owned();
+    assert!(error.starts_with("snapshot store: "), "{error}");
+    // The old schedule gave up after five attempts; this one goes on while the change is pending.
+    wait_until(|| h.metric("hotconf_config_reloads_total{result=\"failed\"}") >= 12.0);
+    let status = h.reloader.status();
+    assert_eq!((status.running_version, status.failing), (1, true));
+    assert_eq!(h.live_version(), 1);
+
+    std::fs::remove_dir(&lock).unwrap();
+    wait_until(|| h.reloader.status().running_version == 2);
+    let status = h.reloader.status();
+    assert_eq!(*outcome(&status), applied(2));
+    assert!(!status.failing);
+    assert_eq!(h.live_version(), 2);
+    assert_eq!(h.versions(), [1, 2]);
+}
+
+#[test]
+fn a_newer_change_set_replaces_a_pending_retry_and_a_revert_ends_it() {
+    let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
+    let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
+    let lock = h.store.dir().join(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    failed_error(&h.change("v: 2"));
+    // (A retry of v: 2 may end first: each change waits only for the next attempt to end.)
+    h.send_change("v: 3");
+    // Reverting to the running content ends the retries: nothing is pending any more.
+    h.send_change("v: 1");
+    wait_until(|| *outcome(&h.reloader.status()) == AttemptOutcome::Unchanged { version: 1 });
+    let failed = h.metric("hotconf_config_reloads_total{result=\"failed\"}");
+    std::fs::remove_dir(&lock).unwrap();
+    // A later change applies as version 2: neither v: 2 nor v: 3 was retried in between.
+    assert_eq!(*outcome(&h.change("v: 4")), applied(2));
+    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), failed);
+    assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 4");
 }
 
 /// Moves the config directory back and writes `app.yaml` = `text` in it.
@@ -532,4 +722,22 @@ fn a_change_set_that_failed_for_a_transient_reason_is_retried_without_another_ed
     assert_eq!(h.live_version(), 2);
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
+}
+
+#[test]
+fn a_pin_that_fails_leaves_the_pending_change_to_its_retries() {
+    let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
+    let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
+    let lock = h.store.dir().join(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    failed_error(&h.change("v: 2"));
+
+    // The pin cannot be stored either: it fails, and the edit it did not replace stays pending.
+    let answer = h.reloader.pin(1, DEADLINE).expect("the pin answers");
+    assert!(matches!(&answer, AttemptOutcome::Failed { error } if error.starts_with("snapshot store: ")), "{answer:?}");
+    std::fs::remove_dir(&lock).unwrap();
+    wait_until(|| h.reloader.status().running_version == 2);
+    assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 2");
+    assert_eq!(h.reloader.status().pinned, None);
 }

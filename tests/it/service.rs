@@ -35,9 +35,21 @@ impl Service {
         env: &[(&str, &str)],
         interval_ms: u64,
     ) -> Result<Service, (i32, String)> {
+        Self::try_start_with(config, snapshots, env, interval_ms, &[])
+    }
+
+    /// Like `try_start`, with `extra` arguments after the others.
+    pub fn try_start_with(
+        config: &Path,
+        snapshots: &Path,
+        env: &[(&str, &str)],
+        interval_ms: u64,
+        extra: &[&str],
+    ) -> Result<Service, (i32, String)> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotconf"));
         cmd.args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
             .args(["--interval-ms", &interval_ms.to_string(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
@@ -112,6 +124,11 @@ impl Service {
         let (status, body) = self.http("GET", path);
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends `signal` (e.g. "TERM", "HUP").

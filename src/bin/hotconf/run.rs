@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hotconf::alert::{AlertConfig, AlerterHandle, SlackWebhook};
 use hotconf::components::gateway::GatewayRuntime;
 use hotconf::gateway::GatewaySchema;
 use hotconf::reload::metrics::Metrics;
-use hotconf::reload::{ReloaderConfig, ReloaderHandle, Reporting, StartError};
+use hotconf::reload::{ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, StartError};
 use hotconf::snapshot::{SnapshotStore, StoreConfig};
 use hotconf::watch::{Poller, PollerConfig};
 use hotconf::{EnvLookup, ProcessEnv};
@@ -44,7 +44,18 @@ pub struct RunArgs {
     /// How many versions the store keeps.
     #[arg(long, default_value_t = 50)]
     pub retention: usize,
+    /// The wait before retrying an attempt that failed for a transient reason (store, timeout,
+    /// component, unreadable directory), in milliseconds; doubled after each failure.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub retry_backoff_ms: u64,
+    /// The longest wait between two retries, in milliseconds. Retries go on while the content is
+    /// pending: this bounds how long after an outage ends the pending edit is applied.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub retry_backoff_max_ms: u64,
 }
+
+/// How long shutdown waits for the service's threads before the process exits anyway.
+const SHUTDOWN_BOUND: Duration = Duration::from_millis(1500);
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let env: Arc<dyn EnvLookup> = Arc::new(ProcessEnv);
@@ -69,7 +80,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         None => None,
     };
     let reporting = Reporting { metrics: Arc::clone(&metrics), alerts };
-    let config = ReloaderConfig::new(&args.config).with_reload_timeout(Duration::from_millis(args.reload_timeout_ms));
+    let retry = RetryBackoff {
+        initial: Duration::from_millis(args.retry_backoff_ms),
+        max: Duration::from_millis(args.retry_backoff_max_ms),
+    };
+    let config = ReloaderConfig::new(&args.config)
+        .with_reload_timeout(Duration::from_millis(args.reload_timeout_ms))
+        .with_retry_backoff(retry)
+        .with_shutdown_timeout(Duration::from_secs(1));
     let (watch_tx, watch_rx) = crossbeam_channel::bounded(64);
     let (reloader, baseline) = match ReloaderHandle::start(
         GatewaySchema::default(),
@@ -118,17 +136,61 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
     for signal in signals.forever() {
         if signal == SIGHUP {
-            tracing::info!(event = "reload.requested", trigger = "SIGHUP");
-            reloader.reload(Duration::from_secs(30));
+            // Queued, not awaited: the loop stays free to see SIGTERM while the reload runs.
+            let queued = reloader.request_reload();
+            tracing::info!(event = "reload.requested", trigger = "SIGHUP", queued);
             continue;
         }
         tracing::info!(event = "shutdown", signal);
         break;
     }
-    // Stop in the order data flows backwards: no new requests, no new changes, then the reloader.
-    drop(server);
-    drop(poller);
-    drop(reloader);
-    tracing::info!(event = "stopped");
+    shutdown(server, poller, reloader);
     Ok(Exit::Ok)
+}
+
+/// Stops the service in the order data flows backwards (no new requests, no new changes, then
+/// the reloader, which owns the components), on a helper thread, waiting at most
+/// [`SHUTDOWN_BOUND`]: whatever is still running then (an admin request waiting on a reload, a
+/// store write hung in the kernel) is named in `shutdown.forced` and ends with the process.
+fn shutdown(server: Option<admin::Server>, poller: hotconf::watch::PollerHandle, reloader: Arc<ReloaderHandle>) {
+    let deadline = Instant::now() + SHUTDOWN_BOUND;
+    let workers_stuck = reloader.status().workers_stuck;
+    let (stage_tx, stage) = crossbeam_channel::unbounded::<&'static str>();
+    let stop = move || {
+        let _ = stage_tx.send("admin");
+        drop(server);
+        let _ = stage_tx.send("poller");
+        drop(poller);
+        let _ = stage_tx.send("reloader");
+        drop(reloader);
+    };
+    let helper = match std::thread::Builder::new().name("hotconf-shutdown".into()).spawn(stop) {
+        Ok(helper) => helper,
+        Err(e) => {
+            // The failed spawn dropped the closure, and with it everything it held, inline.
+            tracing::warn!(event = "shutdown.unbounded", error = %e, "no thread for a bounded shutdown");
+            return;
+        }
+    };
+    let mut running = "admin";
+    loop {
+        match stage.recv_deadline(deadline) {
+            Ok(next) => running = next,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                let _ = helper.join();
+                tracing::info!(event = "stopped");
+                return;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    event = "shutdown.forced",
+                    still_running = running,
+                    workers_stuck,
+                    bound_ms = SHUTDOWN_BOUND.as_millis() as u64,
+                    "exiting without waiting for threads that did not stop in time"
+                );
+                return;
+            }
+        }
+    }
 }
