@@ -52,6 +52,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         "off" => None,
         a => Some(a.parse().with_context(|| format!("--admin-addr {a}: expected IP:PORT or `off`"))?),
     };
+    // Everything that can refuse to start without touching the store comes first: the admin
+    // token, then the admin address (a taken port must not leave a new version behind).
+    let token = match (admin_addr, env.var(&args.admin_token_env)) {
+        (Some(_), Some(t)) if t.trim().is_empty() => anyhow::bail!(
+            "{} is set but empty, which would leave the admin endpoint without authentication; \
+             set it to a token, unset it to run without one, or pass --admin-addr off",
+            args.admin_token_env
+        ),
+        (_, token) => token,
+    };
+    let bound = match admin_addr {
+        Some(addr) => Some(admin::bind(addr).with_context(|| format!("binding the admin endpoint {addr}"))?),
+        None => None,
+    };
     let store = SnapshotStore::open(&args.snapshots, StoreConfig::default().with_retention(args.retention))
         .with_context(|| format!("opening the snapshot store {}", args.snapshots.display()))?;
     let runtime = GatewayRuntime::spawn(Arc::clone(&env)).context("starting the components")?;
@@ -96,12 +110,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let poller =
         Poller::spawn(PollerConfig::new(&args.config).with_interval(interval).with_baseline(baseline), watch_tx)
             .context("starting the poller")?;
-    let token = env.var(&args.admin_token_env).filter(|t| !t.is_empty());
-    let server = match admin_addr {
-        Some(addr) => {
+    let server = match bound {
+        Some(bound) => {
             let admin = admin::Admin { gateway, metrics, reloader: Arc::clone(&reloader), token };
-            let server = admin::start(addr, admin).with_context(|| format!("binding the admin endpoint {addr}"))?;
-            Some(server)
+            Some(admin::start(bound, admin).context("starting the admin endpoint")?)
         }
         None => None,
     };
