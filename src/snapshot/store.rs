@@ -11,6 +11,7 @@
 //!   v000001/files/…        … and the exact bytes of every file
 //!   running.json           {"version": N}: the version the service runs; never pruned
 //!   rollback-intent.json   {"version": N, "bundle_hash": …}: written by `hotconf rollback`
+//!   pin.json               {"version": M, "of": N, "dir_hash": …}: a live pin (`POST /rollback/N`)
 //!   audit.jsonl            the append-only audit log
 //!   .tmp-…, .trash-…       a version being written or deleted; removed at the next open or write
 //! ```
@@ -39,6 +40,7 @@ pub const DEFAULT_RETENTION: usize = 50;
 const LOCK_FILE: &str = ".lock";
 const RUNNING_FILE: &str = "running.json";
 const INTENT_FILE: &str = "rollback-intent.json";
+const PIN_FILE: &str = "pin.json";
 const AUDIT_FILE: &str = "audit.jsonl";
 const MANIFEST_FILE: &str = "manifest.json";
 const FILES_DIR: &str = "files";
@@ -165,6 +167,19 @@ pub struct RollbackIntent {
     pub version: u64,
     /// Its bundle hash, lowercase hex.
     pub bundle_hash: String,
+}
+
+/// A pin the service made live without writing the config directory (`POST /rollback/N`, for
+/// read-only mounts), kept so that it survives a restart until the files on disk change: at
+/// startup, the service runs `version` again if the directory's bundle hash still equals `dir_hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// The stored version running because of the pin (it holds version `of`'s content).
+    pub version: u64,
+    /// The version that was pinned.
+    pub of: u64,
+    /// The config directory's bundle hash when the pin was made, lowercase hex.
+    pub dir_hash: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -511,6 +526,27 @@ impl SnapshotStore {
     /// The version recorded by [`SnapshotStore::set_running`], if any.
     pub fn running(&self) -> Result<Option<u64>, StoreError> {
         Ok(self.read_state::<Running>(RUNNING_FILE)?.map(|r| r.version))
+    }
+
+    /// Records a live pin (replacing any), so a restart keeps it while the directory is unchanged.
+    pub fn set_pin(&self, pin: &Pin) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let json = serde_json::to_vec(pin).expect("serializes");
+        self.step("write pin.json")?;
+        fsio::replace_atomic(&self.dir, PIN_FILE, &json, fsio::PRIVATE_FILE)?;
+        Ok(())
+    }
+
+    /// The live pin recorded by [`SnapshotStore::set_pin`], if any.
+    pub fn pin(&self) -> Result<Option<Pin>, StoreError> {
+        self.read_state(PIN_FILE)
+    }
+
+    /// Drops the live pin (the files changed, or a reload replaced the pinned version).
+    pub fn clear_pin(&self) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.step("remove pin.json")?;
+        fsio::remove_synced(&self.dir, PIN_FILE).map(drop)
     }
 
     /// Records that `target`'s files are being written back into the config directory, so the

@@ -5,6 +5,7 @@ mod cli_validate;
 mod components;
 mod reload;
 mod run;
+mod run_defects;
 mod service;
 mod snapshot_store;
 mod support;

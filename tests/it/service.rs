@@ -35,9 +35,25 @@ impl Service {
         env: &[(&str, &str)],
         interval_ms: u64,
     ) -> Result<Service, (i32, String)> {
+        Self::try_start_with_args(config, snapshots, env, interval_ms, &[])
+    }
+
+    /// Like `start`, with more `hotconf run` options.
+    pub fn start_with_args(config: &Path, snapshots: &Path, env: &[(&str, &str)], args: &[&str]) -> Service {
+        Self::try_start_with_args(config, snapshots, env, 50, args).expect("service started")
+    }
+
+    fn try_start_with_args(
+        config: &Path,
+        snapshots: &Path,
+        env: &[(&str, &str)],
+        interval_ms: u64,
+        args: &[&str],
+    ) -> Result<Service, (i32, String)> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotconf"));
         cmd.args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
             .args(["--interval-ms", &interval_ms.to_string(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
