@@ -6,6 +6,7 @@ mod components;
 mod reload;
 mod run;
 mod run_defects;
+mod secrets;
 mod service;
 mod snapshot_store;
 mod support;

@@ -136,6 +136,18 @@ impl Service {
         assert!(ok.success());
     }
 
+    /// Sends SIGTERM and waits for the exit: (code, stdout, stderr).
+    pub fn stop_with_stderr(mut self) -> (Option<i32>, String, String) {
+        let mut stderr = self.child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let (code, stdout) = self.stop();
+        (code, stdout, reader.join().unwrap())
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn stop(mut self) -> (Option<i32>, String) {
         self.signal("TERM");
