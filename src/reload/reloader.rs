@@ -613,7 +613,9 @@ fn resume_pin<S: Schema>(
                     );
                     return Some((valid, pin));
                 }
-                Err(diagnostics) => format!("version {} no longer validates ({} problems)", pin.version, diagnostics.len()),
+                Err(diagnostics) => {
+                    format!("version {} no longer validates ({} problems)", pin.version, diagnostics.len())
+                }
             },
             Err(e) => format!("version {}: {}", pin.version, error_chain(&e)),
         }

@@ -114,7 +114,10 @@ fn a_credential_in_base_url_is_refused_and_never_shown() {
         let out = hotconf(&["validate", "--config", config.path().to_str().unwrap()], &[]);
         let stdout = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(1), "{stdout}");
-        assert!(stdout.contains("providers.yaml:23:3: groq.base_url: credentials in a URL are not allowed"), "{stdout}");
+        assert!(
+            stdout.contains("providers.yaml:23:3: groq.base_url: credentials in a URL are not allowed"),
+            "{stdout}"
+        );
         assert!(stdout.contains("`api_key_env`"), "{stdout}");
         assert_clean("validate", &stdout);
         let err = Service::try_start(config.path(), store.path(), &[], 50).err().expect("refused to start");

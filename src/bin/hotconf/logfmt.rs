@@ -96,7 +96,10 @@ mod tests {
             ("a=b", r#""a=b""#),
             ("say \"hi\"", r#""say \"hi\"""#),
             ("back\\slash", r#""back\\slash""#),
-            ("x.yaml\n2026-01-01T00:00:00Z  INFO event=reload.applied", r#""x.yaml\n2026-01-01T00:00:00Z  INFO event=reload.applied""#),
+            (
+                "x.yaml\n2026-01-01T00:00:00Z  INFO event=reload.applied",
+                r#""x.yaml\n2026-01-01T00:00:00Z  INFO event=reload.applied""#,
+            ),
             ("cr\rtab\tesc\u{1b}[31m", r#""cr\rtab\tesc\u{001b}[31m""#),
             ("nel\u{85}ls\u{2028}", r#""nel\u{0085}ls\u{2028}""#),
             ("ünïcode→ok", "ünïcode→ok"),

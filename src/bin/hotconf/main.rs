@@ -194,4 +194,3 @@ fn init_logging(format: LogFormat) {
     };
     tracing_subscriber::registry().with(layer.with_filter(own).with_filter(filter)).init();
 }
-

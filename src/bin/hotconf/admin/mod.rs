@@ -12,8 +12,8 @@ use hotconf::reload::metrics::Metrics;
 use hotconf::reload::{AttemptOutcome, ReloaderHandle};
 use serde_json::json;
 
-pub use http::{Bound, Server};
 use http::{query_param, Request, Response};
+pub use http::{Bound, Server};
 
 /// The default admin address: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9477";
