@@ -205,7 +205,8 @@ impl ReloaderHandle {
     }
 
     /// Makes stored version `version` live without writing the config directory (for read-only
-    /// mounts); it holds until the files on disk change again. Waits up to `timeout`.
+    /// mounts); it holds until the files on disk change again, across restarts too (the store
+    /// records it with the directory's content hash). Waits up to `timeout`.
     pub fn pin(&self, version: u64, timeout: Duration) -> Option<AttemptOutcome> {
         self.ask(|reply| Command::Pin(version, reply), timeout)
     }
