@@ -529,6 +529,17 @@ impl SnapshotStore {
     }
 
     /// Records a live pin (replacing any), so a restart keeps it while the directory is unchanged.
+    ///
+    /// ```
+    /// use hotconf::snapshot::{Pin, SnapshotStore, StoreConfig};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+    /// let pin = Pin { version: 3, of: 1, dir_hash: "ab".repeat(32) };
+    /// store.set_pin(&pin).unwrap();
+    /// assert_eq!(store.pin().unwrap(), Some(pin));
+    /// store.clear_pin().unwrap();
+    /// assert_eq!(store.pin().unwrap(), None);
+    /// ```
     pub fn set_pin(&self, pin: &Pin) -> Result<(), StoreError> {
         let _lock = self.lock()?;
         let json = serde_json::to_vec(pin).expect("serializes");

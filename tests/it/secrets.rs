@@ -83,7 +83,13 @@ fn no_log_level_prints_the_webhook_url_or_a_key_in_api_key_env() {
     let alert = posts.recv_timeout(DEADLINE).expect("an alert was posted");
     assert_clean("the Slack alert", &alert);
     assert!(alert.contains("this looks like a key, not a variable name (value not shown)"), "{alert}");
-    s.wait_for("alert.sent");
+    // The summary line is written after `/status` is updated; `alert.sent` may come before or after it.
+    s.wait_until(|v| v["event"] == "reload.rejected" && v["problems"].is_number());
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !s.raw.lock().unwrap().contains(r#""event":"alert.sent""#) {
+        assert!(std::time::Instant::now() < deadline, "no alert.sent within {DEADLINE:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let status = s.get_json("/status");
     assert_eq!(status["last_attempt"]["result"], "rejected", "{status}");
     assert_eq!(status["last_attempt"]["diagnostics"][0]["code"], "key-in-env-name", "{status}");
