@@ -16,7 +16,7 @@ use super::validator::{ReadPlan, Validator};
 use crate::alert::{Alert, AlerterHandle};
 use crate::error_chain;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
-use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, SnapshotStore, StoreError};
+use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, Pin, SnapshotStore, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
 use crate::validate::{Diagnostics, Schema, Validated};
@@ -213,8 +213,17 @@ impl ReloaderHandle {
     {
         let started = Instant::now();
         let sources = Sources::read_dir(&config.dir, config.limits)?;
-        let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
-        let version = store.commit(valid.sources(), Origin::Startup)?.version();
+        // What the directory holds is the poller's baseline, even when a pin runs something else.
+        let dir_sources = sources.clone();
+        let dir_hash = sources.bundle_hash();
+        let (valid, version, pinned) = match resume_pin(&schema, &store, &*env, dir_hash) {
+            Some((valid, pin)) => (valid, pin.version, Some(pin.of)),
+            None => {
+                let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
+                let version = store.commit(valid.sources(), Origin::Startup)?.version();
+                (valid, version, None)
+            }
+        };
         let (config_value, sources) = valid.into_parts();
         let hash = sources.bundle_hash();
         sink.apply(Arc::new(Publication::new(version, hash, Arc::new(config_value))))?;
@@ -230,7 +239,9 @@ impl ReloaderHandle {
             duration_ms = started.elapsed().as_millis() as u64
         );
 
-        let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, sink.applied_versions())));
+        let mut status = Status::new(version, hash, sink.applied_versions());
+        status.pinned = pinned;
+        let status = Arc::new(ArcSwap::from_pointee(status));
         let validator =
             Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
         let shutdown_timeout = config.shutdown_timeout;
@@ -241,8 +252,9 @@ impl ReloaderHandle {
             reporting,
             status: Arc::clone(&status),
             validator,
-            running: Running { version, hash, sources: sources.clone() },
-            pinned: None,
+            running: Running { version, hash, sources },
+            pinned,
+            dir_hash,
             failing: None,
             retry: None,
             attempt: 1,
@@ -259,7 +271,7 @@ impl ReloaderHandle {
                 reloader.run(&rx, watch);
             })
             .map_err(StartError::Spawn)?;
-        Ok((Self { inbox: Some(tx), status, thread: Some(thread), exited, shutdown_timeout }, sources))
+        Ok((Self { inbox: Some(tx), status, thread: Some(thread), exited, shutdown_timeout }, dir_sources))
     }
 
     /// The reloader's status, as of its last attempt.
@@ -281,7 +293,8 @@ impl ReloaderHandle {
     }
 
     /// Makes stored version `version` live without writing the config directory (for read-only
-    /// mounts); it holds until the files on disk change again. Waits up to `timeout`.
+    /// mounts); it holds until the files on disk change again, across restarts too (the store
+    /// records it with the directory's content hash). Waits up to `timeout`.
     pub fn pin(&self, version: u64, timeout: Duration) -> Option<AttemptOutcome> {
         self.ask(|reply| Command::Pin(version, reply), timeout)
     }
@@ -329,8 +342,11 @@ struct Reloader<S: Schema, K> {
     status: Arc<ArcSwap<Status>>,
     validator: Validator<S>,
     running: Running,
-    /// The version pinned by `pin`, until the files change.
+    /// The version pinned by `pin`, until the files change (kept in the store across restarts).
     pinned: Option<u64>,
+    /// The config directory's content as last seen (startup, change set, manual reload): a pin
+    /// records it, and a restart keeps the pin only while the directory still holds it.
+    dir_hash: blake3::Hash,
     /// The content hash of the failing attempt, while the last attempt failed.
     failing: Option<blake3::Hash>,
     /// A change set or manual reload whose attempt failed for a transient reason (timeout, stuck
@@ -390,7 +406,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                 },
                 recv(watch_rx) -> event => match event {
                     Ok(WatchEvent::Changed(set)) => {
-                        self.pinned = None;
+                        self.dir_hash = set.sources.bundle_hash();
+                        self.set_pin(None, self.running.version);
                         // A newer change set replaces one waiting for a retry.
                         self.retry = None;
                         let files: Vec<String> = set.changes.iter().map(|c| c.name.clone()).collect();
@@ -452,7 +469,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn reload_now(&mut self) -> AttemptOutcome {
         let started = Instant::now();
         match self.validator.read(self.read_plan(), self.config.reload_timeout) {
-            Ok(Ok(sources)) => self.attempt(&sources, Trigger::Manual, None),
+            Ok(Ok(sources)) => {
+                self.dir_hash = sources.bundle_hash();
+                self.attempt(&sources, Trigger::Manual, None)
+            }
             Ok(Err(e)) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), started),
             Err(e) => self.failed(Trigger::Manual, None, e.to_string(), started),
         }
@@ -549,10 +569,11 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         // State first, then the log lines: whoever reacts to a log line sees the new state.
         self.running = Running { version, hash, sources };
         // A pin holds until the files are applied again (a change or a manual reload).
-        self.pinned = match (trigger, &origin) {
+        let pinned = match (trigger, &origin) {
             (Trigger::Rollback, Origin::Rollback { of }) => Some(*of),
             _ => None,
         };
+        self.set_pin(pinned, version);
         self.reporting.metrics.running(version, &hash.to_hex(), files.len());
         self.reporting.metrics.reload(ReloadResult::Success, duration);
         let recovered = self.recover();
@@ -573,6 +594,20 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             tracing::info!(event = "reload.recovered", version, attempt = self.attempt);
         }
         outcome
+    }
+
+    /// Sets the live pin to `of` (running as `version`), or clears it, in the store too, so a
+    /// restart keeps it while the directory is unchanged.
+    fn set_pin(&mut self, of: Option<u64>, version: u64) {
+        let recorded = match of {
+            Some(of) => self.store.set_pin(&Pin { version, of, dir_hash: self.dir_hash.to_hex().to_string() }),
+            None if self.pinned.is_some() => self.store.clear_pin(),
+            None => Ok(()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(event = "snapshot.error", error = %error_chain(&e), "cannot record the pin in the store");
+        }
+        self.pinned = of;
     }
 
     fn pin(&mut self, version: u64) -> AttemptOutcome {
@@ -703,6 +738,50 @@ impl<S: Schema, K> Reloader<S, K> {
         status.workers_stuck = stuck;
         self.status.store(Arc::new(status));
     }
+}
+
+/// The pin recorded in the store, when the config directory still holds what it held when the pin
+/// was made (`dir_hash`) and the pinned version still reads and validates. Otherwise the pin is
+/// dropped, saying why, and the service starts on the directory's content.
+fn resume_pin<S: Schema>(
+    schema: &S,
+    store: &SnapshotStore,
+    env: &dyn EnvLookup,
+    dir_hash: blake3::Hash,
+) -> Option<(Validated<S::Config>, Pin)> {
+    let pin = match store.pin() {
+        Ok(pin) => pin?,
+        Err(e) => {
+            tracing::warn!(event = "pin.cleared", error = %error_chain(&e), "cannot read the recorded pin");
+            return None;
+        }
+    };
+    let refused = if pin.dir_hash != dir_hash.to_hex().as_str() {
+        "the config directory changed since the pin".to_owned()
+    } else {
+        match store.read(pin.version) {
+            Ok(stored) => match crate::validate::validate_with(schema, stored.into_parts().1, env) {
+                Ok(valid) => {
+                    tracing::info!(
+                        event = "pin.kept",
+                        version = pin.version,
+                        of = pin.of,
+                        "the config directory is unchanged since the pin: running the pinned version"
+                    );
+                    return Some((valid, pin));
+                }
+                Err(diagnostics) => {
+                    format!("version {} no longer validates ({} problems)", pin.version, diagnostics.len())
+                }
+            },
+            Err(e) => format!("version {}: {}", pin.version, error_chain(&e)),
+        }
+    };
+    tracing::info!(event = "pin.cleared", of = pin.of, reason = %refused, "starting on the config directory");
+    if let Err(e) = store.clear_pin() {
+        tracing::warn!(event = "snapshot.error", error = %error_chain(&e), "cannot clear the recorded pin");
+    }
+    None
 }
 
 /// Logs each diagnostic as one `event` line with its file, path, line and column.

@@ -28,7 +28,7 @@ pub use diff::{semantic_diff, Change, ChangeKind, SemanticDiff};
 pub use error::{Corruption, StoreError};
 pub use manifest::{FileEntry, Manifest, Origin, FORMAT};
 pub use restore::{restore_into, Restored};
-pub use store::{Commit, Entry, RollbackIntent, SnapshotStore, StoreConfig, StoredVersion, DEFAULT_RETENTION};
+pub use store::{Commit, Entry, Pin, RollbackIntent, SnapshotStore, StoreConfig, StoredVersion, DEFAULT_RETENTION};
 pub use time::rfc3339;
 
 #[cfg(test)]

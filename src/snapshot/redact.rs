@@ -31,21 +31,12 @@ const SECRET_WORDS: &[&str] = &[
 const SECRET_ENDINGS: &[&str] = &["token", "secret", "password", "passwd", "apikey", "credential", "credentials"];
 
 /// Value prefixes of well-known key formats, redacted wherever they appear.
-const KEY_PREFIXES: &[&str] = &[
-    "sk-",
-    "sk_",
-    "gsk_",
-    "xoxb-",
-    "xoxp-",
-    "xoxa-",
-    "xoxs-",
-    "ghp_",
-    "gho_",
-    "github_pat_",
-    "glpat-",
-    "AKIA",
-    "AIza",
-];
+const KEY_PREFIXES: &[&str] =
+    &["sk-", "sk_", "gsk_", "xoxb-", "xoxp-", "xoxa-", "xoxs-", "ghp_", "gho_", "github_pat_", "glpat-", "AIza"];
+
+/// Well-known key formats made only of capitals and digits, which would pass for environment
+/// variable names: (prefix, exact length). AWS access key ids: `AKIA…`, `ASIA…`, 20 characters.
+const UPPERCASE_KEY_FORMATS: &[(&str, usize)] = &[("AKIA", 20), ("ASIA", 20)];
 
 /// Hosts (and path starts) of webhook URLs, whose whole URL is the secret.
 const WEBHOOK_MARKERS: &[&str] = &[
@@ -117,11 +108,30 @@ fn is_env_var_name(s: &str) -> bool {
         && s.len() <= 128
 }
 
+/// Whether `value` is in a well-known key format (`sk-…`, `gsk_…`, `AKIA…`, `ghp_…`, …). The one
+/// place that decides it: the diff and the audit log redact such values, and validation refuses
+/// one written where a variable *name* belongs.
+pub fn looks_like_key(value: &str) -> bool {
+    let value = value.trim();
+    KEY_PREFIXES.iter().any(|p| value.starts_with(p))
+        || UPPERCASE_KEY_FORMATS.iter().any(|(prefix, len)| {
+            value.starts_with(prefix)
+                && value.len() == *len
+                && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        })
+}
+
+/// Whether `value` holds anything [`redact_value`] would hide: a webhook URL, a key, URL
+/// credentials or a secret query parameter. Validation refuses such a URL.
+pub fn holds_secret(value: &str) -> bool {
+    redact_value(value) != value
+}
+
 /// The text shown for a string value under a key of class `class`.
 pub fn shown(class: KeyClass, value: &str) -> String {
     match class {
         KeyClass::Secret => REDACTED.to_owned(),
-        KeyClass::EnvName if is_env_var_name(value) => value.to_owned(),
+        KeyClass::EnvName if is_env_var_name(value) && !looks_like_key(value) => value.to_owned(),
         KeyClass::EnvName => REDACTED.to_owned(),
         KeyClass::Plain => redact_value(value),
     }
@@ -135,7 +145,7 @@ pub fn redact_value(value: &str) -> String {
     if WEBHOOK_MARKERS.iter().any(|m| lower.contains(m)) {
         return REDACTED.to_owned();
     }
-    if KEY_PREFIXES.iter().any(|p| value.trim_start().starts_with(p)) {
+    if looks_like_key(value) {
         return REDACTED.to_owned();
     }
     if let Some(scheme_end) = value.find("://") {
@@ -218,6 +228,9 @@ mod tests {
         }
         assert_eq!(shown(KeyClass::EnvName, "GROQ_API_KEY"), "GROQ_API_KEY");
         assert_eq!(shown(KeyClass::EnvName, "gsk-pasted-key"), "<redacted>");
+        assert_eq!(shown(KeyClass::EnvName, "AKIAIOSFODNN7EXAMPLE"), "<redacted>");
+        assert_eq!(shown(KeyClass::EnvName, "AKIA_STYLE_NAME"), "AKIA_STYLE_NAME");
+        assert_eq!(shown(KeyClass::EnvName, "ASIA_REGION"), "ASIA_REGION");
         assert_eq!(shown(KeyClass::Secret, "anything"), "<redacted>");
     }
 }

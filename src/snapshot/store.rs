@@ -11,6 +11,7 @@
 //!   v000001/files/…        … and the exact bytes of every file
 //!   running.json           {"version": N}: the version the service runs; never pruned
 //!   rollback-intent.json   {"version": N, "bundle_hash": …}: written by `hotconf rollback`
+//!   pin.json               {"version": M, "of": N, "dir_hash": …}: a live pin (`POST /rollback/N`)
 //!   audit.jsonl            the append-only audit log
 //!   .tmp-…, .trash-…       a version being written or deleted; removed at the next open or write
 //! ```
@@ -39,6 +40,7 @@ pub const DEFAULT_RETENTION: usize = 50;
 const LOCK_FILE: &str = ".lock";
 const RUNNING_FILE: &str = "running.json";
 const INTENT_FILE: &str = "rollback-intent.json";
+const PIN_FILE: &str = "pin.json";
 const AUDIT_FILE: &str = "audit.jsonl";
 const MANIFEST_FILE: &str = "manifest.json";
 const FILES_DIR: &str = "files";
@@ -134,9 +136,11 @@ impl StoredVersion {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Entry {
-    /// Its manifest reads (its files are verified only by [`SnapshotStore::read`]).
+    /// Its manifest reads (its files are verified by [`SnapshotStore::read`] and
+    /// [`SnapshotStore::verified_entries`]).
     Listed(Manifest),
-    /// Its manifest is missing, not JSON, or of a newer format.
+    /// Its manifest is missing, not JSON, or of a newer format; or, from
+    /// [`SnapshotStore::verified_entries`], its files fail their check.
     Damaged {
         /// The version number of its directory.
         version: u64,
@@ -163,6 +167,19 @@ pub struct RollbackIntent {
     pub version: u64,
     /// Its bundle hash, lowercase hex.
     pub bundle_hash: String,
+}
+
+/// A pin the service made live without writing the config directory (`POST /rollback/N`, for
+/// read-only mounts), kept so that it survives a restart until the files on disk change: at
+/// startup, the service runs `version` again if the directory's bundle hash still equals `dir_hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// The stored version running because of the pin (it holds version `of`'s content).
+    pub version: u64,
+    /// The version that was pinned.
+    pub of: u64,
+    /// The config directory's bundle hash when the pin was made, lowercase hex.
+    pub dir_hash: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -381,6 +398,23 @@ impl SnapshotStore {
             .collect())
     }
 
+    /// Like [`SnapshotStore::entries`], with every listed version's files read and verified as
+    /// [`SnapshotStore::read`] does: a version whose files fail their check is [`Entry::Damaged`].
+    /// Costs one read and one blake3 of every stored file (`hotconf history` uses it).
+    pub fn verified_entries(&self) -> Result<Vec<Entry>, StoreError> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .map(|entry| match entry {
+                Entry::Listed(m) => match self.read(m.version) {
+                    Ok(_) => Entry::Listed(m),
+                    Err(error) => Entry::Damaged { version: m.version, error },
+                },
+                damaged => damaged,
+            })
+            .collect())
+    }
+
     /// The manifests of every version whose manifest reads, oldest first. Damaged versions are
     /// left out; [`SnapshotStore::entries`] lists them too.
     pub fn list(&self) -> Result<Vec<Manifest>, StoreError> {
@@ -492,6 +526,38 @@ impl SnapshotStore {
     /// The version recorded by [`SnapshotStore::set_running`], if any.
     pub fn running(&self) -> Result<Option<u64>, StoreError> {
         Ok(self.read_state::<Running>(RUNNING_FILE)?.map(|r| r.version))
+    }
+
+    /// Records a live pin (replacing any), so a restart keeps it while the directory is unchanged.
+    ///
+    /// ```
+    /// use hotconf::snapshot::{Pin, SnapshotStore, StoreConfig};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+    /// let pin = Pin { version: 3, of: 1, dir_hash: "ab".repeat(32) };
+    /// store.set_pin(&pin).unwrap();
+    /// assert_eq!(store.pin().unwrap(), Some(pin));
+    /// store.clear_pin().unwrap();
+    /// assert_eq!(store.pin().unwrap(), None);
+    /// ```
+    pub fn set_pin(&self, pin: &Pin) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let json = serde_json::to_vec(pin).expect("serializes");
+        self.step("write pin.json")?;
+        fsio::replace_atomic(&self.dir, PIN_FILE, &json, fsio::PRIVATE_FILE)?;
+        Ok(())
+    }
+
+    /// The live pin recorded by [`SnapshotStore::set_pin`], if any.
+    pub fn pin(&self) -> Result<Option<Pin>, StoreError> {
+        self.read_state(PIN_FILE)
+    }
+
+    /// Drops the live pin (the files changed, or a reload replaced the pinned version).
+    pub fn clear_pin(&self) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.step("remove pin.json")?;
+        fsio::remove_synced(&self.dir, PIN_FILE).map(drop)
     }
 
     /// Records that `target`'s files are being written back into the config directory, so the

@@ -116,6 +116,12 @@ pub enum DiagnosticKind {
         /// The key it was written under.
         key: String,
     },
+    /// A URL carrying a credential (userinfo, or a secret query parameter such as `api_key=`).
+    /// The URL is not repeated.
+    CredentialInUrl,
+    /// `api_key_env` holds a value in a well-known key format (`AKIA…`, `sk-…`): a key pasted
+    /// where the variable's name belongs. It is not repeated.
+    KeyInEnvName,
     /// `api_key_env` does not look like an environment variable name (it may be a key pasted in
     /// by mistake, so it is not repeated).
     NotAnEnvVarName,
@@ -174,6 +180,8 @@ impl DiagnosticKind {
             EmptyString => "empty-string",
             InvalidUrl { .. } => "invalid-url",
             InlineSecret { .. } => "inline-secret",
+            CredentialInUrl => "credential-in-url",
+            KeyInEnvName => "key-in-env-name",
             NotAnEnvVarName => "not-an-env-var-name",
             MissingEnvVar { .. } => "missing-env-var",
             UnknownProvider { .. } => "unknown-provider",
@@ -205,6 +213,12 @@ impl DiagnosticKind {
             InlineSecret { .. } => {
                 "never write a key in YAML: put it in an environment variable and name that variable with `api_key_env`".into()
             }
+            CredentialInUrl => "never put a key in a URL: put it in an environment variable, name that variable with \
+                `api_key_env`, and keep only scheme, host, port, path and non-secret parameters in the URL"
+                .into(),
+            KeyInEnvName => "`api_key_env` holds the NAME of an environment variable (e.g. GROQ_API_KEY): put the key \
+                in that variable, and rotate it, since it was written into a config file"
+                .into(),
             NotAnEnvVarName => {
                 "`api_key_env` holds the NAME of an environment variable (capitals, digits, `_`, e.g. GROQ_API_KEY), never the key itself".into()
             }
@@ -247,6 +261,8 @@ impl fmt::Display for DiagnosticKind {
             EmptyString => f.write_str("must not be empty"),
             InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
             InlineSecret { key } => write!(f, "inline secret under `{key}` is not allowed (value not shown)"),
+            CredentialInUrl => f.write_str("credentials in a URL are not allowed (value not shown)"),
+            KeyInEnvName => f.write_str("this looks like a key, not a variable name (value not shown)"),
             NotAnEnvVarName => f.write_str("not an environment variable name (value not shown)"),
             MissingEnvVar { var } => write!(f, "environment variable {var} is not set or empty"),
             UnknownProvider { name, .. } => write!(f, "unknown provider `{name}`"),

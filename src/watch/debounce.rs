@@ -1,5 +1,5 @@
-//! Debounce: turns the observation of every tick into a [`StableChangeSet`] only when two
-//! consecutive ticks saw the same fingerprints for the whole set and that state differs from the
+//! Debounce: turns the observation of every tick into a [`StableChangeSet`] only when two (or
+//! `stable_ticks`) consecutive ticks saw the same fingerprints for the whole set and that state differs from the
 //! last one emitted. Pure; never reads a file or a clock.
 
 use std::time::Instant;
@@ -8,7 +8,7 @@ use crate::source::Sources;
 use crate::watch::classify::{classify_set, Change, ChangeKind};
 use crate::watch::fingerprint::Observation;
 
-/// A change of the watched set that held still for two consecutive ticks.
+/// A change of the watched set that held still for two (or `stable_ticks`) consecutive ticks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StableChangeSet {
     /// What changed since the last emitted state, sorted by name; touched files are only logged.
@@ -17,7 +17,7 @@ pub struct StableChangeSet {
     pub sources: Sources,
     /// When the first tick that differed from the last emitted state was seen.
     pub first_seen: Instant,
-    /// When the set was emitted (the second identical tick).
+    /// When the set was emitted (the last of the identical ticks).
     pub emitted_at: Instant,
 }
 
@@ -35,14 +35,29 @@ pub struct StableChangeSet {
 /// assert_eq!(emitted.changes.len(), 1);
 /// assert!(debouncer.observe(set, t + Duration::from_millis(500)).is_none()); // already emitted
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Debouncer {
     /// The last emitted (or baseline) state; `None` before the first emission without a baseline.
     emitted: Option<Observation>,
     /// The previous tick's observation, if it was usable.
     previous: Option<Observation>,
+    /// How many consecutive ticks, this one included, saw `previous`'s fingerprints.
+    same_ticks: u32,
+    /// How many identical consecutive ticks make a state stable.
+    stable_ticks: u32,
     /// When the first tick differing from `emitted` was seen.
     first_seen: Option<Instant>,
+}
+
+/// Identical consecutive ticks that make a state stable, by default.
+pub const DEFAULT_STABLE_TICKS: u32 = 2;
+/// The largest accepted `stable_ticks` (more would hold a change back for no benefit).
+pub const MAX_STABLE_TICKS: u32 = 20;
+
+impl Default for Debouncer {
+    fn default() -> Self {
+        Self { emitted: None, previous: None, same_ticks: 0, stable_ticks: DEFAULT_STABLE_TICKS, first_seen: None }
+    }
 }
 
 impl Debouncer {
@@ -50,6 +65,14 @@ impl Debouncer {
     /// possibly none).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Requires `n` identical consecutive ticks (clamped to 2..=[`MAX_STABLE_TICKS`]) before a
+    /// state is emitted, for writers that pause mid-write for longer than one tick.
+    #[must_use]
+    pub fn with_stable_ticks(mut self, n: u32) -> Self {
+        self.stable_ticks = n.clamp(DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS);
+        self
     }
 
     /// A debouncer whose last emitted state is `baseline` (what the service started on), so that
@@ -76,11 +99,13 @@ impl Debouncer {
         if !differs {
             self.first_seen = None;
             self.previous = Some(observation);
+            self.same_ticks = 1;
             return None;
         }
         let first_seen = *self.first_seen.get_or_insert(now);
-        let stable = self.previous.as_ref().is_some_and(|p| p.same_fingerprints(&observation));
-        if !stable {
+        let same = self.previous.as_ref().is_some_and(|p| p.same_fingerprints(&observation));
+        self.same_ticks = if same { self.same_ticks.saturating_add(1) } else { 1 };
+        if self.same_ticks < self.stable_ticks {
             self.previous = Some(observation);
             return None;
         }
@@ -113,10 +138,11 @@ impl Debouncer {
         Some(StableChangeSet { changes, sources, first_seen, emitted_at: now })
     }
 
-    /// Forgets the previous tick, so that two further identical ticks are needed before an emission.
+    /// Forgets the previous tick, so that `stable_ticks` further identical ticks are needed before an emission.
     /// Called for a tick that could not observe the set (a fault holds emission back).
     pub fn interrupt(&mut self, now: Instant) {
         self.previous = None;
+        self.same_ticks = 0;
         self.first_seen.get_or_insert(now);
     }
 }

@@ -19,7 +19,7 @@ pub mod scan;
 
 pub use classify::{classify, classify_set, Change, ChangeKind};
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use debounce::{Debouncer, StableChangeSet};
+pub use debounce::{Debouncer, StableChangeSet, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
 pub use event::{PollErrorKind, WatchError, WatchEvent};
 pub use fingerprint::{FileObservation, Fingerprint, Observation};
 pub use poller::{Backoff, PollCore, Poller, PollerConfig, PollerHandle, DEFAULT_INTERVAL, DEFAULT_READ_TIMEOUT};

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::source::{Sources, SourcesLimits};
 use crate::watch::clock::{Clock, SystemClock};
-use crate::watch::debounce::Debouncer;
+use crate::watch::debounce::{Debouncer, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
 use crate::watch::event::{PollErrorKind, WatchError, WatchEvent};
 use crate::watch::fingerprint::{FileObservation, Observation};
 use crate::watch::scan::{scan, FileSystem, RealFs, ScanError};
@@ -65,6 +65,7 @@ pub struct PollerConfig {
     read_timeout: Duration,
     backoff: Backoff,
     baseline: Option<Sources>,
+    stable_ticks: u32,
 }
 
 impl PollerConfig {
@@ -78,7 +79,22 @@ impl PollerConfig {
             read_timeout: DEFAULT_READ_TIMEOUT,
             backoff: Backoff::default(),
             baseline: None,
+            stable_ticks: DEFAULT_STABLE_TICKS,
         }
+    }
+
+    /// Sets how many identical consecutive ticks make a change stable (default 2, clamped to
+    /// 2..=[`MAX_STABLE_TICKS`]). Raise it for writers that truncate a file, write part of it and
+    /// pause for longer than `stable_ticks - 1` intervals before finishing.
+    #[must_use]
+    pub fn with_stable_ticks(mut self, n: u32) -> Self {
+        self.stable_ticks = n.clamp(DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS);
+        self
+    }
+
+    /// How many identical consecutive ticks make a change stable.
+    pub fn stable_ticks(&self) -> u32 {
+        self.stable_ticks
     }
 
     /// Sets the time between ticks.
@@ -201,7 +217,8 @@ impl PollCore {
         let debouncer = match &config.baseline {
             Some(sources) => Debouncer::with_baseline(Observation::from_sources(sources)),
             None => Debouncer::new(),
-        };
+        }
+        .with_stable_ticks(config.stable_ticks);
         Self {
             dir: config.dir.clone(),
             interval: config.interval,

@@ -205,8 +205,9 @@ fn rollback_refusals_write_nothing() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("damaged"), "{stderr}");
     let (code, stdout, _) = f.run(&["history"]);
-    assert_eq!(code, Some(0), "history lists damaged versions without verifying every file");
-    assert!(stdout.contains(" 2  "), "{stdout}");
+    assert_eq!(code, Some(0), "history lists damaged versions and exits 0");
+    let row = stdout.lines().find(|l| l.trim_start().starts_with("2 ")).unwrap();
+    assert!(row.contains("damaged  version 2 is damaged: file rate_limits.yaml is"), "{stdout}");
 
     // A version that needs GROQ_API_KEY, which today's environment lacks.
     f.change("providers.yaml", "groq:\n  enabled: false", "groq:\n  enabled: true");
@@ -218,6 +219,29 @@ fn rollback_refusals_write_nothing() {
         &["rollback", "4", "--config", f.config()],
         "groq.api_key_env: environment variable GROQ_API_KEY is not set or empty",
     );
+}
+
+/// A version whose manifest is intact but whose file bytes were altered (same size, one byte
+/// flipped) is listed as damaged, as `show`, `diff` and `rollback` would refuse it.
+#[test]
+fn history_marks_a_version_with_corrupt_files_damaged() {
+    let f = fixture();
+    let file = f.snapshots.path().join("v000002/files/rate_limits.yaml");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, stdout, _) = f.run(&["history"]);
+    assert_eq!(code, Some(0));
+    let filters = vec![(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[time]              "), (r"[0-9a-f]{12}\n", "[hash]\n")];
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("history_text_damaged", stdout);
+    });
+    let (code, stdout, _) = f.run(&["history", "--format", "json"]);
+    assert_eq!(code, Some(0));
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[1]["version"], 2);
+    assert_eq!(lines[1]["damaged"], "version 2 is damaged: file rate_limits.yaml does not match its blake3 hash");
+    assert_eq!((lines[0]["running"].as_bool(), lines[2]["running"].as_bool()), (Some(false), Some(true)));
 }
 
 #[test]

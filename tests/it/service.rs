@@ -38,6 +38,11 @@ impl Service {
         Self::try_start_with(config, snapshots, env, interval_ms, &[])
     }
 
+    /// Like `start`, with more `hotconf run` options.
+    pub fn start_with_args(config: &Path, snapshots: &Path, env: &[(&str, &str)], args: &[&str]) -> Service {
+        Self::try_start_with(config, snapshots, env, 50, args).expect("service started")
+    }
+
     /// Like `try_start`, with `extra` arguments after the others.
     pub fn try_start_with(
         config: &Path,
@@ -135,6 +140,18 @@ impl Service {
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
         assert!(ok.success());
+    }
+
+    /// Sends SIGTERM and waits for the exit: (code, stdout, stderr).
+    pub fn stop_with_stderr(mut self) -> (Option<i32>, String, String) {
+        let mut stderr = self.child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let (code, stdout) = self.stop();
+        (code, stdout, reader.join().unwrap())
     }
 
     /// Sends SIGTERM and waits for the exit code.

@@ -44,6 +44,7 @@ fn check(case: &Case) -> String {
         }
     };
     assert_no_canary(&rendered);
+    assert!(!rendered.contains("AKIACANARY"), "a key leaked into a diagnostic:\n{rendered}");
     rendered
 }
 
@@ -104,7 +105,9 @@ const INVALID: &[Case] = &[
     // Providers and secrets.
     case("inline api key", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key: {CANARY}\n")),
     case("key pasted into api_key_env", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key_env: {CANARY}\n")),
+    case("aws key pasted into api_key_env", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key_env: AKIACANARY7F3A9C1E00\n")),
     case("credentials in base_url", only!(providers: "local:\n  model: m\n  base_url: https://user:{CANARY}@h/v1\n")),
+    case("secret query parameter in base_url", only!(providers: "local:\n  model: m\n  base_url: https://h/v1?api_key={CANARY}\nlocal-b:\n  model: m\n  base_url: \"http://h/v1?x=1&token=canary\"\n")),
     case("bad provider fields", only!(providers: "local:\n  enabled: yes please\n  model: \"\"\n  base_url: ftp://h\n  timeout_seconds: 0\n  max_retries: 99\n  modle: x\n")),
     case("connect timeout over timeout", only!(providers: "local:\n  model: m\n  base_url: http://h\n  timeout_seconds: 5\n  connect_timeout_seconds: 10\n")),
     // Files.

@@ -3,6 +3,7 @@
 mod admin;
 mod diff;
 mod history;
+mod logfmt;
 mod rollback;
 mod run;
 mod store;
@@ -170,16 +171,26 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-/// Sends tracing events to stdout, as text or JSON lines; `RUST_LOG` overrides the `info` default.
+/// Sends tracing events to stdout, as logfmt text or JSON lines; `RUST_LOG` overrides the `info`
+/// default. Only hotconf's own events are ever written, whatever `RUST_LOG` says: third-party
+/// crates (the HTTP client and TLS stack, whose trace events carry the Slack webhook URL, and
+/// anything bridged from the `log` crate) are dropped before formatting.
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, EnvFilter};
+    // The library's and the binary's targets (both `hotconf…`) and nothing else.
+    let own = Targets::new().with_target("hotconf", LevelFilter::TRACE);
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
-    match format {
-        LogFormat::Text => {
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            builder.with_target(false).with_ansi(ansi).init()
-        }
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_target(false).init(),
-    }
+    let layer = match format {
+        LogFormat::Text => fmt::layer().with_writer(std::io::stdout).event_format(logfmt::Logfmt).boxed(),
+        LogFormat::Json => fmt::layer()
+            .with_writer(std::io::stdout)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_target(false)
+            .boxed(),
+    };
+    tracing_subscriber::registry().with(layer.with_filter(own).with_filter(filter)).init();
 }

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// How often the files are polled, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub interval_ms: u64,
+    /// How many identical consecutive polls make a change stable enough to apply (2 to 20). Raise
+    /// it for writers that pause mid-write for longer than one interval.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(hotconf::watch::DEFAULT_STABLE_TICKS as i64..=hotconf::watch::MAX_STABLE_TICKS as i64))]
+    pub stable_ticks: u32,
     /// The admin HTTP endpoint's address (loopback by default); `off` disables it.
     #[arg(long, default_value = admin::DEFAULT_ADDR)]
     pub admin_addr: String,
@@ -62,6 +66,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let admin_addr: Option<SocketAddr> = match args.admin_addr.as_str() {
         "off" => None,
         a => Some(a.parse().with_context(|| format!("--admin-addr {a}: expected IP:PORT or `off`"))?),
+    };
+    // Everything that can refuse to start without touching the store comes first: the admin
+    // token, then the admin address (a taken port must not leave a new version behind).
+    let token = match (admin_addr, env.var(&args.admin_token_env)) {
+        (Some(_), Some(t)) if t.trim().is_empty() => anyhow::bail!(
+            "{} is set but empty, which would leave the admin endpoint without authentication; \
+             set it to a token, unset it to run without one, or pass --admin-addr off",
+            args.admin_token_env
+        ),
+        (_, token) => token,
+    };
+    let bound = match admin_addr {
+        Some(addr) => Some(admin::bind(addr).with_context(|| format!("binding the admin endpoint {addr}"))?),
+        None => None,
     };
     let store = SnapshotStore::open(&args.snapshots, StoreConfig::default().with_retention(args.retention))
         .with_context(|| format!("opening the snapshot store {}", args.snapshots.display()))?;
@@ -111,15 +129,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     };
     let reloader = Arc::new(reloader);
     let interval = Duration::from_millis(args.interval_ms);
-    let poller =
-        Poller::spawn(PollerConfig::new(&args.config).with_interval(interval).with_baseline(baseline), watch_tx)
-            .context("starting the poller")?;
-    let token = env.var(&args.admin_token_env).filter(|t| !t.is_empty());
-    let server = match admin_addr {
-        Some(addr) => {
+    let poller_config = PollerConfig::new(&args.config)
+        .with_interval(interval)
+        .with_stable_ticks(args.stable_ticks)
+        .with_baseline(baseline);
+    let poller = Poller::spawn(poller_config, watch_tx).context("starting the poller")?;
+    let server = match bound {
+        Some(bound) => {
             let admin = admin::Admin { gateway, metrics, reloader: Arc::clone(&reloader), token };
-            let server = admin::start(addr, admin).with_context(|| format!("binding the admin endpoint {addr}"))?;
-            Some(server)
+            Some(admin::start(bound, admin).context("starting the admin endpoint")?)
         }
         None => None,
     };
@@ -128,6 +146,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         config = %args.config.display(),
         snapshots = %args.snapshots.display(),
         interval_ms = args.interval_ms,
+        stable_ticks = args.stable_ticks,
         admin_addr = %server.as_ref().map(|s| s.addr().to_string()).unwrap_or_else(|| "off".into()),
         running_version = reloader.status().running_version,
     );

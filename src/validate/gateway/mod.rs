@@ -14,6 +14,7 @@ use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 use super::fields::{optional, Checker, Entries};
 use super::yaml::{parse_file, ParsedFile, YamlPath};
 use super::Schema;
+use crate::snapshot::redact::{holds_secret, looks_like_key};
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, DEFAULT_MAX_FILE_BYTES};
 
@@ -169,6 +170,10 @@ fn read_providers(file: &ParsedFile<'_>, env: &dyn EnvLookup, diags: &mut Vec<Di
             Some(v) => {
                 let p = path.key("api_key_env");
                 match v.as_str() {
+                    Some(s) if looks_like_key(s) => {
+                        c.report(&p, DiagnosticKind::KeyInEnvName);
+                        None
+                    }
                     Some(s) if is_env_var_name(s) => {
                         if enabled == Some(true) && !env.is_set(s) {
                             c.report(&p, DiagnosticKind::MissingEnvVar { var: s.to_owned() });
@@ -192,8 +197,8 @@ fn read_providers(file: &ParsedFile<'_>, env: &dyn EnvLookup, diags: &mut Vec<Di
             let url = c.string(v, &p)?;
             match check_url(url) {
                 Ok(()) => Some(url),
-                Err(reason) => {
-                    c.report(&p, DiagnosticKind::InvalidUrl { reason });
+                Err(kind) => {
+                    c.report(&p, kind);
                     None
                 }
             }
@@ -249,21 +254,27 @@ fn read_providers(file: &ParsedFile<'_>, env: &dyn EnvLookup, diags: &mut Vec<Di
     read
 }
 
-/// Checks that `url` is `http(s)://host…` with no credentials and no whitespace.
-fn check_url(url: &str) -> Result<(), &'static str> {
+/// Checks that `url` is `http(s)://host…` with no credentials (userinfo, or anything the
+/// redaction rules would hide, such as `?api_key=…`) and no whitespace.
+///
+/// Refused rather than redacted: a key in a plain config file defeats the `api_key_env`
+/// indirection (it lands in the store's files, in `GET /config`, in every copy of the directory),
+/// and redacting a URL everywhere it may travel is a long tail that one miss undoes.
+fn check_url(url: &str) -> Result<(), DiagnosticKind> {
+    let invalid = |reason| DiagnosticKind::InvalidUrl { reason };
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or("must start with http:// or https://")?;
-    if url.chars().any(char::is_whitespace) {
-        return Err("must not contain spaces");
-    }
+        .ok_or(invalid("must start with http:// or https://"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err("credentials in a URL are not allowed (value not shown)");
+    if authority.contains('@') || holds_secret(url) {
+        return Err(DiagnosticKind::CredentialInUrl);
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err(invalid("must not contain spaces"));
     }
     if authority.is_empty() || authority.starts_with(':') {
-        return Err("has no host");
+        return Err(invalid("has no host"));
     }
     Ok(())
 }

@@ -74,13 +74,33 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
 }
 
-impl Server {
-    /// Binds `addr` and serves every request with `handler`.
-    pub fn start<H>(addr: SocketAddr, handler: H) -> io::Result<Self>
+/// A bound admin address that serves nothing yet: `hotconf run` binds before it stores or
+/// applies anything, so a taken port changes nothing.
+pub struct Bound {
+    listener: TcpListener,
+}
+
+impl Bound {
+    /// Binds `addr`.
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Ok(Self { listener: TcpListener::bind(addr)? })
+    }
+
+    /// Serves every request with `handler`.
+    pub fn serve<H>(self, handler: H) -> io::Result<Server>
     where
         H: Fn(&Request) -> Response + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind(addr)?;
+        Server::start_on(self.listener, handler)
+    }
+}
+
+impl Server {
+    /// Serves every request on `listener` with `handler`.
+    fn start_on<H>(listener: TcpListener, handler: H) -> io::Result<Self>
+    where
+        H: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
         let addr = listener.local_addr()?;
         let handler = std::sync::Arc::new(handler);
         let (conn_tx, conn_rx): (Sender<TcpStream>, Receiver<TcpStream>) = bounded(16);

@@ -12,8 +12,8 @@ use hotconf::reload::metrics::Metrics;
 use hotconf::reload::{AttemptOutcome, ReloaderHandle};
 use serde_json::json;
 
-pub use http::Server;
 use http::{query_param, Request, Response};
+pub use http::{Bound, Server};
 
 /// The default admin address: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9477";
@@ -30,8 +30,14 @@ pub struct Admin {
 /// How long `POST /reload` and `POST /rollback/N` wait for the outcome.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<Server> {
-    Server::start(addr, move |request| admin.handle(request))
+/// Binds the admin address; nothing is served until [`start`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
+    Bound::bind(addr)
+}
+
+/// Serves the admin endpoint on an address bound by [`bind`].
+pub fn start(bound: Bound, admin: Admin) -> std::io::Result<Server> {
+    bound.serve(move |request| admin.handle(request))
 }
 
 impl Admin {

@@ -1,0 +1,114 @@
+//! Text logs of `hotconf run` in logfmt: `TIME LEVEL key=value …`, one event a line. A value
+//! holding a space, `"`, `=`, `\` or a control character is quoted and escaped, so no field (a
+//! config file name with a newline in it, an error text) can forge a line or a field.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The text event format: a timestamp, the level, then every field as `key=value`; the message,
+/// if any, as `msg=…`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Logfmt;
+
+impl<S, N> FormatEvent<S, N> for Logfmt
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut line = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut line))?;
+        write!(line, " {:>5}", event.metadata().level().as_str())?;
+        event.record(&mut Fields { line: &mut line });
+        line.push('\n');
+        writer.write_str(&line)
+    }
+}
+
+/// Appends each field as ` key=value`.
+struct Fields<'a> {
+    line: &'a mut String,
+}
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        push_field(self.line, field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%x` fields arrive here too, as Debug forwarding to Display.
+        push_field(self.line, field.name(), &format!("{value:?}"));
+    }
+}
+
+fn push_field(line: &mut String, name: &str, value: &str) {
+    line.push(' ');
+    line.push_str(if name == "message" { "msg" } else { name });
+    line.push('=');
+    push_value(line, value);
+}
+
+/// Appends `value`, bare when it is safe, else quoted with `\`, `"` and control characters escaped.
+pub fn push_value(out: &mut String, value: &str) {
+    let bare = !value.is_empty() && !value.chars().any(|c| matches!(c, ' ' | '"' | '=' | '\\') || unsafe_char(c));
+    if bare {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Characters a terminal or a line-based reader could take as a line break or a command.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_value;
+
+    #[test]
+    fn values_are_quoted_and_escaped_when_needed() {
+        let cases = [
+            ("rate_limits.yaml", "rate_limits.yaml"),
+            ("", r#""""#),
+            ("two words", r#""two words""#),
+            ("a=b", r#""a=b""#),
+            ("say \"hi\"", r#""say \"hi\"""#),
+            ("back\\slash", r#""back\\slash""#),
+            (
+                "x.yaml\n2026-01-01T00:00:00Z  INFO event=reload.applied",
+                r#""x.yaml\n2026-01-01T00:00:00Z  INFO event=reload.applied""#,
+            ),
+            ("cr\rtab\tesc\u{1b}[31m", r#""cr\rtab\tesc\u{001b}[31m""#),
+            ("nel\u{85}ls\u{2028}", r#""nel\u{0085}ls\u{2028}""#),
+            ("ünïcode→ok", "ünïcode→ok"),
+        ];
+        for (value, expected) in cases {
+            let mut out = String::new();
+            push_value(&mut out, value);
+            assert_eq!(out, expected, "{value:?}");
+            assert!(!out.contains('\n'));
+        }
+    }
+}
