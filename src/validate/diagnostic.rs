@@ -51,6 +51,12 @@ pub enum DiagnosticKind {
         /// Why, as the OS said it.
         reason: String,
     },
+    /// The name resolves to a FIFO, a socket, a device or a directory, not a regular file; it was
+    /// refused unread (reading it could block forever).
+    NotRegularFile {
+        /// What it is.
+        kind: crate::source::FileKind,
+    },
     /// The file is not UTF-8 text.
     NotUtf8,
     /// The file holds nothing (or only comments).
@@ -158,6 +164,7 @@ impl DiagnosticKind {
             ConflictingFiles { .. } => "conflicting-files",
             TooLarge { .. } => "too-large",
             Unreadable { .. } => "unreadable",
+            NotRegularFile { .. } => "not-a-regular-file",
             NotUtf8 => "not-utf8",
             EmptyFile => "empty-file",
             MultipleDocuments => "multiple-documents",
@@ -191,6 +198,7 @@ impl DiagnosticKind {
             UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
             ConflictingFiles { .. } => "keep one of the two files".into(),
             TooLarge { .. } => "config files this large are refused before parsing; split or trim the file".into(),
+            NotRegularFile { .. } => "hotconf reads only regular files (or symlinks to them), never a pipe, socket, device or directory; replace it with a regular file or remove it".into(),
             NotUtf8 => "save the file as UTF-8".into(),
             EmptyFile => "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into(),
             MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
@@ -231,6 +239,7 @@ impl fmt::Display for DiagnosticKind {
             ConflictingFiles { other } => write!(f, "conflicts with {other}"),
             TooLarge { size, limit } => write!(f, "file is {size} bytes, over the {limit}-byte limit"),
             Unreadable { reason } => write!(f, "cannot read file: {reason}"),
+            NotRegularFile { kind } => write!(f, "file is {kind}, not a regular file"),
             NotUtf8 => f.write_str("file is not valid UTF-8"),
             EmptyFile => f.write_str("file is empty"),
             MultipleDocuments => f.write_str("file holds more than one YAML document"),

@@ -102,6 +102,9 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
         FileBody::Unreadable { kind } => {
             return Err(Diagnostic::file(name, DiagnosticKind::Unreadable { reason: kind.to_string() }))
         }
+        FileBody::NotRegular { kind } => {
+            return Err(Diagnostic::file(name, DiagnosticKind::NotRegularFile { kind: *kind }))
+        }
     };
     if bytes.len() as u64 > max_bytes {
         let kind = DiagnosticKind::TooLarge { size: bytes.len() as u64, limit: max_bytes };
