@@ -134,7 +134,7 @@ pub enum DiagnosticKind {
     UnknownProvider {
         /// The provider.
         name: String,
-        /// The providers that exist.
+        /// The providers that exist: the first ten by name, then `…` when there are more.
         known: Vec<String>,
     },
     /// A chain names a provider that is disabled.
@@ -151,6 +151,12 @@ pub enum DiagnosticKind {
     LimitsForUnknownProvider {
         /// The provider.
         name: String,
+    },
+    /// The file has more problems than are listed (at most
+    /// [`MAX_DIAGNOSTICS_PER_FILE`](super::fields::MAX_DIAGNOSTICS_PER_FILE) are).
+    MoreProblems {
+        /// How many more.
+        count: usize,
     },
 }
 
@@ -187,6 +193,7 @@ impl DiagnosticKind {
             DisabledProvider { .. } => "disabled-provider",
             RepeatedInChain { .. } => "repeated-in-chain",
             LimitsForUnknownProvider { .. } => "limits-for-unknown-provider",
+            MoreProblems { .. } => "more-problems",
         }
     }
 
@@ -221,6 +228,7 @@ impl DiagnosticKind {
             DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
             RepeatedInChain { .. } => "list each provider once per chain".into(),
             LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
+            MoreProblems { .. } => "fix the problems listed first; each file lists its first 100".into(),
             Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
             Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
             WrongType { expected, .. } => format!("write {expected} here"),
@@ -245,8 +253,12 @@ impl fmt::Display for DiagnosticKind {
             MultipleDocuments => f.write_str("file holds more than one YAML document"),
             Syntax { message } => write!(f, "YAML syntax error: {message}"),
             DuplicateKey { key } => write!(f, "duplicate key `{key}`"),
-            TooDeep => f.write_str("nesting is too deep"),
-            AliasExpansion => f.write_str("aliases expand to too many nodes"),
+            TooDeep => write!(f, "nesting is too deep (more than {} levels)", super::prescan::MAX_DEPTH),
+            AliasExpansion => write!(
+                f,
+                "aliases expand to too many nodes (more than {} added, or an alias inside the node it names)",
+                super::prescan::MAX_ALIAS_NODES
+            ),
             WrongType { expected, found } => write!(f, "expected {expected}, found {found}"),
             UnknownKey { key, .. } => write!(f, "unknown key `{key}`"),
             MissingKey { key } => write!(f, "missing required key `{key}`"),
@@ -262,6 +274,7 @@ impl fmt::Display for DiagnosticKind {
             DisabledProvider { name } => write!(f, "provider `{name}` is disabled"),
             RepeatedInChain { name } => write!(f, "provider `{name}` appears more than once in the chain"),
             LimitsForUnknownProvider { name } => write!(f, "rate limits for unknown provider `{name}`"),
+            MoreProblems { count } => write!(f, "and {count} more problems in this file, not listed"),
         }
     }
 }
@@ -335,14 +348,13 @@ pub struct Diagnostics(Vec<Diagnostic>);
 
 impl Diagnostics {
     /// Sorts the diagnostics by file, line, column.
+    /// A file's "and N more problems" closes its list.
     pub fn new(mut list: Vec<Diagnostic>) -> Self {
-        list.sort_by(|a, b| {
-            (&a.file, a.line.unwrap_or(0), a.column.unwrap_or(0)).cmp(&(
-                &b.file,
-                b.line.unwrap_or(0),
-                b.column.unwrap_or(0),
-            ))
-        });
+        let key = |d: &Diagnostic| {
+            let last = matches!(d.kind, DiagnosticKind::MoreProblems { .. });
+            (d.file.clone(), last, d.line.unwrap_or(0), d.column.unwrap_or(0))
+        };
+        list.sort_by_cached_key(key);
         Self(list)
     }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
+use super::prescan::{prescan, Refusal};
 use crate::source::{FileBody, SourceFile};
 
 /// One step of a YAML path: a mapping key or a sequence index.
@@ -73,12 +74,20 @@ pub struct ParsedFile<'a> {
     pub text: &'a str,
     /// The document.
     pub value: Value,
+    /// The significant lines of `text`, split once, on the first diagnostic.
+    lines: std::cell::OnceCell<Vec<Line<'a>>>,
 }
 
-impl ParsedFile<'_> {
+impl<'a> ParsedFile<'a> {
+    /// A parsed file of `text` holding `value`.
+    pub fn new(name: &'a str, text: &'a str, value: Value) -> Self {
+        Self { name, text, value, lines: std::cell::OnceCell::new() }
+    }
+
     /// A diagnostic at `path` in this file, with line:column when the path can be found.
     pub fn diagnostic(&self, path: &YamlPath, kind: DiagnosticKind) -> Diagnostic {
-        let d = Diagnostic::file(self.name, kind).at_position(locate(self.text, path));
+        let lines = self.lines.get_or_init(|| significant_lines(self.text));
+        let d = Diagnostic::file(self.name, kind).at_position(locate_in(lines, path));
         if path.segments().is_empty() {
             d
         } else {
@@ -89,9 +98,11 @@ impl ParsedFile<'_> {
 
 /// Parses one file's single YAML document, or says why not.
 ///
-/// Refused: unread or over-cap files, non-UTF-8 text, syntax errors, duplicate keys, empty files
-/// (nothing but comments or whitespace), several documents, nesting deeper than the parser's
-/// recursion limit and alias expansion beyond its repetition limit.
+/// Refused: unread, special or over-cap files, non-UTF-8 text, nesting deeper than
+/// [`MAX_DEPTH`](super::prescan::MAX_DEPTH) and aliases adding more than
+/// [`MAX_ALIAS_NODES`](super::prescan::MAX_ALIAS_NODES) nodes (both found by a linear pre-scan
+/// before the parser runs), syntax errors, duplicate keys, empty files (nothing but comments or
+/// whitespace), several documents.
 pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
     let name = file.name();
     let bytes = match file.body() {
@@ -114,6 +125,16 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
         Diagnostic::file(name, DiagnosticKind::NotUtf8).at_position(Some((line, 1)))
     })?;
+    // The limits are enforced before the parser runs, so refusing any text costs linear time.
+    match prescan(text) {
+        Ok(()) => {}
+        Err(Refusal::TooDeep { line, column }) => {
+            return Err(Diagnostic::file(name, DiagnosticKind::TooDeep).at_position(Some((line, column))))
+        }
+        Err(Refusal::AliasExpansion { line, column }) => {
+            return Err(Diagnostic::file(name, DiagnosticKind::AliasExpansion).at_position(Some((line, column))))
+        }
+    }
     let mut documents = yaml_serde::Deserializer::from_str(text);
     let Some(first) = documents.next() else {
         return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
@@ -126,7 +147,7 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
     if value.is_null() {
         return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
     }
-    Ok(ParsedFile { name, text, value })
+    Ok(ParsedFile::new(name, text, value))
 }
 
 fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
@@ -182,7 +203,7 @@ fn second_document_line(text: &str) -> Option<u32> {
 }
 
 /// A significant (non-blank, non-comment) line: number, indentation, content after it.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Line<'a> {
     number: u32,
     indent: usize,
@@ -193,8 +214,11 @@ struct Line<'a> {
 /// position found, so a path into a flow collection resolves to the line holding it; `None` when
 /// not even the first segment is found.
 pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
-    let lines: Vec<Line<'_>> = text
-        .lines()
+    locate_in(&significant_lines(text), path)
+}
+
+fn significant_lines(text: &str) -> Vec<Line<'_>> {
+    text.lines()
         .enumerate()
         .filter_map(|(i, raw)| {
             let content = raw.trim_start_matches(' ');
@@ -204,8 +228,13 @@ pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
             }
             Some(Line { number: i as u32 + 1, indent: raw.len() - content.len(), content })
         })
-        .collect();
-    let mut block: Vec<Line<'_>> = lines;
+        .collect()
+}
+
+/// [`locate`] over lines split once. Each step narrows to the block under the segment found, by
+/// index into `lines`, without copying it.
+fn locate_in(lines: &[Line<'_>], path: &YamlPath) -> Option<(u32, u32)> {
+    let mut block: std::borrow::Cow<'_, [Line<'_>]> = std::borrow::Cow::Borrowed(lines);
     let mut found = None;
     for segment in path.segments() {
         let Some(first) = block.first() else { break };
@@ -218,7 +247,7 @@ pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
                 };
                 found = Some((block[i].number, block[i].indent as u32 + 1));
                 let end = block_end(&block, i, indent);
-                block[i + 1..end].to_vec()
+                std::borrow::Cow::Owned(block[i + 1..end].to_vec())
             }
             Segment::Index(n) => {
                 let items: Vec<usize> =
@@ -237,7 +266,7 @@ pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
                 } else {
                     found = Some((item.number, item.indent as u32 + 1));
                 }
-                child
+                std::borrow::Cow::Owned(child)
             }
         };
         block = child;
