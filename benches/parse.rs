@@ -26,6 +26,10 @@ fn lines(head: &str, line: impl Fn(usize) -> String) -> String {
     text
 }
 
+fn count(n: usize, line: impl Fn(usize) -> String) -> String {
+    (0..n).map(line).collect()
+}
+
 fn cases() -> Vec<(&'static str, &'static str, String)> {
     let rl = "rate_limits.yaml";
     let ac = "agent_chains.yaml";
@@ -77,6 +81,15 @@ fn cases() -> Vec<(&'static str, &'static str, String)> {
         ("many chains of unknown providers", ac, lines("", |i| format!("a{i}: {{primary: p{i}, fallbacks: [q{i}]}}\n"))),
         ("many chains, one unknown provider each", ac, lines("", |i| format!("a{i}:\n  primary: p{i}\n"))),
         ("comments only", rl, lines("", |_| "# {[{[{[ comment ]}]}]\n".to_owned())),
+        // The same shapes just under the node cap: parsed, judged and every diagnostic rendered.
+        ("under the node cap: unknown providers", rl, count(6_200, |i| format!("p{i}: {{rpm: 1, burst: 1, tokens_per_minute: 1}}\n"))),
+        ("under the node cap: unknown keys", rl, "local:\n  rpm: 1\n  burst: 1\n  tokens_per_minute: 1\n".to_owned() + &count(24_900, |i| format!("  k{i}: 1\n"))),
+        ("under the node cap: bad values", rl, count(12_400, |i| format!("p{i}:\n  rpm: 0\n"))),
+        ("under the node cap: unknown chain members", ac, count(7_000, |i| format!("a{i}: {{primary: p{i}, fallbacks: [q{i}]}}\n"))),
+        ("under the node cap: long flow list", rl, format!("a: [{}x]\n", "x,".repeat(49_990))),
+        ("under the node cap: aliases of a scalar", ac, format!("a: &a x\nb: [{}*a]\n", "*a, ".repeat(49_990))),
+        ("under the node cap: duplicate key at the end", rl, count(24_900, |i| format!("k{i}: 1\n")) + "k0: 2\n"),
+        ("under the node cap: long scalars", rl, count(24_000, |i| format!("k{i}: {}\n", "x".repeat(30)))),
     ]
 }
 

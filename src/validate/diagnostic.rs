@@ -77,6 +77,9 @@ pub enum DiagnosticKind {
     TooDeep,
     /// Aliases expand to more nodes than the parser allows (an "alias bomb").
     AliasExpansion,
+    /// The file holds more YAML nodes than allowed
+    /// ([`MAX_NODES`](super::prescan::MAX_NODES)).
+    TooManyNodes,
     /// A value of the wrong type.
     WrongType {
         /// What the schema wants.
@@ -178,6 +181,7 @@ impl DiagnosticKind {
             DuplicateKey { .. } => "duplicate-key",
             TooDeep => "too-deep",
             AliasExpansion => "alias-expansion",
+            TooManyNodes => "too-many-nodes",
             WrongType { .. } => "wrong-type",
             UnknownKey { .. } => "unknown-key",
             MissingKey { .. } => "missing-key",
@@ -211,6 +215,7 @@ impl DiagnosticKind {
             MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
             DuplicateKey { .. } => "remove one of the two entries".into(),
             TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
+            TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),
             UnknownKey { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
             UnknownKey { suggestion: None, .. } => "remove it, or check the config reference in README.md".into(),
             MissingKey { key } => format!("add `{key}`"),
@@ -274,6 +279,9 @@ impl fmt::Display for DiagnosticKind {
             DisabledProvider { name } => write!(f, "provider `{name}` is disabled"),
             RepeatedInChain { name } => write!(f, "provider `{name}` appears more than once in the chain"),
             LimitsForUnknownProvider { name } => write!(f, "rate limits for unknown provider `{name}`"),
+            TooManyNodes => {
+                write!(f, "file holds more than {} YAML nodes (keys, values, list items)", super::prescan::MAX_NODES)
+            }
             MoreProblems { count } => write!(f, "and {count} more problems in this file, not listed"),
         }
     }

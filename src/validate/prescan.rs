@@ -22,6 +22,11 @@ pub const MAX_DEPTH: usize = 64;
 /// minus one). Real configs that use aliases add tens.
 pub const MAX_ALIAS_NODES: u64 = 10_000;
 
+/// The most nodes (scalars, collections, and what aliases expand to) one file may hold. It bounds
+/// the parser's and the schema's work on a file under the size cap to tens of milliseconds; the
+/// shipped config holds about 150, and one provider about 20.
+pub const MAX_NODES: u64 = 50_000;
+
 /// Why the pre-scan refused a text, and where (1-based line and column, in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -36,6 +41,13 @@ pub enum Refusal {
     /// contains it.
     AliasExpansion {
         /// Line of the alias that went past the limit.
+        line: u32,
+        /// Its column.
+        column: u32,
+    },
+    /// More than [`MAX_NODES`] nodes.
+    TooManyNodes {
+        /// Line of the node that went past the limit.
         line: u32,
         /// Its column.
         column: u32,
@@ -234,6 +246,10 @@ impl<'a> Scanner<'a> {
                     self.key = None;
                 }
             }
+            if self.nodes > MAX_NODES {
+                let (line, column) = self.position();
+                return Err(Refusal::TooManyNodes { line, column });
+            }
             let c = self.at(0);
             if self.flow == 0 {
                 while self.indent() > self.col as isize {
@@ -278,7 +294,8 @@ impl<'a> Scanner<'a> {
                 }
                 b']' | b'}' => {
                     self.flow = self.flow.saturating_sub(1);
-                    while matches!(self.open.last(), Some(OpenAnchor { extent: Extent::Flow(l), .. }) if *l >= self.flow) {
+                    while matches!(self.open.last(), Some(OpenAnchor { extent: Extent::Flow(l), .. }) if *l >= self.flow)
+                    {
                         self.close_top();
                     }
                     self.key_allowed = false;
@@ -586,18 +603,43 @@ mod tests {
         let cases: &[(&str, &str, Refusal)] = &[
             ("flow maps", &format!("a: {}", "{a: ".repeat(100_000)), Refusal::TooDeep { line: 1, column: 4 + 4 * 63 }),
             ("flow lists", &deep_flow("[", "]", 1000), Refusal::TooDeep { line: 1, column: 65 }),
-            ("after a comment line", &format!("# ]]]]\n\n{}", deep_flow("[", "]", 65)), Refusal::TooDeep { line: 3, column: 65 }),
-            ("after a quoted bracket", &format!("a: \"]]]\"\nb: {}", deep_flow("[", "]", 65)), Refusal::TooDeep { line: 2, column: 67 }),
-            ("after a block scalar", &format!("a: |\n  ]]]\nb: {}", deep_flow("[", "]", 65)), Refusal::TooDeep { line: 3, column: 67 }),
-            ("block scalar ended by a less indented line", &format!("- k: |\n   x\n  {}", deep_flow("[", "]", 65)), Refusal::TooDeep { line: 3, column: 65 }),
-            ("plain scalar ended by the indentation", &format!("k: v ]]]\n{}", deep_flow("[", "]", 65)), Refusal::TooDeep { line: 2, column: 64 }),
-            ("a line separator ends a block scalar", &format!("a: |\n  x\u{2028}{}", deep_flow("[", "]", 65)), Refusal::TooDeep { line: 3, column: 64 }),
+            (
+                "after a comment line",
+                &format!("# ]]]]\n\n{}", deep_flow("[", "]", 65)),
+                Refusal::TooDeep { line: 3, column: 65 },
+            ),
+            (
+                "after a quoted bracket",
+                &format!("a: \"]]]\"\nb: {}", deep_flow("[", "]", 65)),
+                Refusal::TooDeep { line: 2, column: 67 },
+            ),
+            (
+                "after a block scalar",
+                &format!("a: |\n  ]]]\nb: {}", deep_flow("[", "]", 65)),
+                Refusal::TooDeep { line: 3, column: 67 },
+            ),
+            (
+                "block scalar ended by a less indented line",
+                &format!("- k: |\n   x\n  {}", deep_flow("[", "]", 65)),
+                Refusal::TooDeep { line: 3, column: 65 },
+            ),
+            (
+                "plain scalar ended by the indentation",
+                &format!("k: v ]]]\n{}", deep_flow("[", "]", 65)),
+                Refusal::TooDeep { line: 2, column: 64 },
+            ),
+            (
+                "a line separator ends a block scalar",
+                &format!("a: |\n  x\u{2028}{}", deep_flow("[", "]", 65)),
+                Refusal::TooDeep { line: 3, column: 64 },
+            ),
             ("tag with brackets", &format!("{}x", "[!t ".repeat(65)), Refusal::TooDeep { line: 1, column: 4 * 64 + 1 }),
             ("block mappings", &block, Refusal::TooDeep { line: 65, column: 66 }),
             ("compact sequences", &compact, Refusal::TooDeep { line: 1, column: 129 }),
             ("billion laughs", bomb, Refusal::AliasExpansion { line: 5, column: 8 }),
             ("aliases of a block node", &block_bomb, Refusal::AliasExpansion { line: 202, column: 105 }),
             ("recursive alias", "a: &a [x, *a]\n", Refusal::AliasExpansion { line: 1, column: 11 }),
+            ("many nodes", &"k: v\n".repeat(30_000), Refusal::TooManyNodes { line: 25_001, column: 1 }),
         ];
         for (what, text, expected) in cases {
             assert_eq!(prescan(text), Err(*expected), "{what}");

@@ -100,8 +100,9 @@ impl<'a> ParsedFile<'a> {
 ///
 /// Refused: unread, special or over-cap files, non-UTF-8 text, nesting deeper than
 /// [`MAX_DEPTH`](super::prescan::MAX_DEPTH) and aliases adding more than
-/// [`MAX_ALIAS_NODES`](super::prescan::MAX_ALIAS_NODES) nodes (both found by a linear pre-scan
-/// before the parser runs), syntax errors, duplicate keys, empty files (nothing but comments or
+/// [`MAX_ALIAS_NODES`](super::prescan::MAX_ALIAS_NODES) nodes, more than
+/// [`MAX_NODES`](super::prescan::MAX_NODES) nodes in all (all found by a linear pre-scan before the
+/// parser runs), syntax errors, duplicate keys, empty files (nothing but comments or
 /// whitespace), several documents.
 pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
     let name = file.name();
@@ -133,6 +134,9 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
         }
         Err(Refusal::AliasExpansion { line, column }) => {
             return Err(Diagnostic::file(name, DiagnosticKind::AliasExpansion).at_position(Some((line, column))))
+        }
+        Err(Refusal::TooManyNodes { line, column }) => {
+            return Err(Diagnostic::file(name, DiagnosticKind::TooManyNodes).at_position(Some((line, column))))
         }
     }
     let mut documents = yaml_serde::Deserializer::from_str(text);

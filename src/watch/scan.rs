@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use crate::source::read::{FileKind, FileRead};
 use crate::source::names::is_config_file_name;
+pub use crate::source::read::{FileKind, FileRead};
 use crate::source::{read, SourcesLimits};
 use crate::watch::event::PollErrorKind;
 use crate::watch::fingerprint::{FileObservation, Observation};
