@@ -173,18 +173,22 @@ fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
     let mut position = error.location().map(|l| (l.line() as u32, l.column() as u32));
     if let (DiagnosticKind::DuplicateKey { key }, Some((line, column))) = (&kind, position) {
         // The parser marks the mapping; point at the second occurrence of the key instead.
-        position = second_key_line(text, line, column as usize - 1, key).or(position);
+        position = second_key_line(text, line, (column as usize).saturating_sub(1), key).or(position);
     }
     Diagnostic::file(file, kind).at_position(position)
 }
 
-/// The line and column of the second `key:` at `indent` in the mapping that starts at `line`.
+/// The line and column of the second `key:` at `indent` (a column in characters, as the parser
+/// counts) in the mapping that starts at `line`.
 fn second_key_line(text: &str, line: u32, indent: usize, key: &str) -> Option<(u32, u32)> {
     text.lines()
         .enumerate()
-        .skip(line as usize - 1)
-        .filter(|(_, l)| l.len() > indent && l[..indent].bytes().all(|b| b == b' ' || b == b'-'))
-        .filter(|(_, l)| key_of(l[indent..].trim_start_matches("- ")) == Some(key))
+        .skip((line as usize).saturating_sub(1))
+        .filter_map(|(i, l)| {
+            let (head, rest) = l.split_at(l.char_indices().nth(indent)?.0);
+            head.bytes().all(|b| b == b' ' || b == b'-').then_some((i, rest))
+        })
+        .filter(|(_, rest)| key_of(rest.trim_start_matches("- ")) == Some(key))
         .nth(1)
         .map(|(i, _)| (i as u32 + 1, indent as u32 + 1))
 }
@@ -329,6 +333,20 @@ mod tests {
         ];
         for (segments, expected) in cases {
             assert_eq!(locate(text, &path(segments)), *expected, "{segments:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_after_multibyte_characters_are_located_without_panicking() {
+        let cases: &[(&str, Option<(u32, u32)>)] = &[
+            ("ééé: {x: 1, x: 2}\n", Some((1, 6))),
+            ("a:\n  é: 1\n  é: 2\n", Some((3, 3))),
+        ];
+        for (text, position) in cases {
+            let file = SourceFile::new("f.yaml", *text);
+            let d = parse_file(&file, 1 << 20).unwrap_err();
+            assert_eq!(d.kind.code(), "duplicate-key", "{text}");
+            assert_eq!(d.line.zip(d.column), *position, "{text}");
         }
     }
 
