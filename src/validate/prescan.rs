@@ -97,10 +97,11 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     fn new(text: &'a [u8]) -> Self {
-        let pos = if text.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        // A leading byte order mark is not stripped: the parser is told the text is UTF-8 and
+        // skips the mark as it skips any mark that starts a line (below, in `skip_to_token`).
         Self {
             text,
-            pos,
+            pos: 0,
             line: 1,
             col: 0,
             flow: 0,
@@ -379,6 +380,10 @@ impl<'a> Scanner<'a> {
     /// Skips blanks, comments and line breaks up to the next token.
     fn skip_to_token(&mut self) {
         loop {
+            // The parser skips a byte order mark that starts a line (counting it as a column).
+            if self.col == 0 && self.text[self.pos..].starts_with(b"\xEF\xBB\xBF") {
+                self.advance();
+            }
             while self.is_blank(0) {
                 self.advance();
             }
@@ -639,10 +644,45 @@ mod tests {
             ("billion laughs", bomb, Refusal::AliasExpansion { line: 5, column: 8 }),
             ("aliases of a block node", &block_bomb, Refusal::AliasExpansion { line: 202, column: 105 }),
             ("recursive alias", "a: &a [x, *a]\n", Refusal::AliasExpansion { line: 1, column: 11 }),
+            (
+                "a second byte order mark starts a plain scalar",
+                &format!("\u{feff}\u{feff}\"{}", "{a: ".repeat(70)),
+                Refusal::TooDeep { line: 1, column: 260 },
+            ),
             ("many nodes", &"k: v\n".repeat(30_000), Refusal::TooManyNodes { line: 25_001, column: 1 }),
         ];
         for (what, text, expected) in cases {
             assert_eq!(prescan(text), Err(*expected), "{what}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+        /// Differential check against the parser: whatever text comes first (quotes, comments, block
+        /// scalars, tags, anchors, odd indentation), if the parser reaches 128 levels of the deep
+        /// part, the pre-scan has refused the text (as too deep, or earlier for another reason).
+        #[test]
+        fn never_lets_the_parser_reach_the_deep_part(
+            prefix in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "[", "]", "{", "}", ",", ":", ": ", "- ", "? ", "#", " #", "'", "''", "\"", "\\", "|", ">", "|2",
+                    "&a ", "*a", "!t ", "!<x> ", "---", "...", "\n", "\n  ", "\n    ", " ", "\t", "a", "k: ", "x",
+                    "\u{2028}", "\r", "%", "- - ", "k:\n- ", ": |\n", ": >-\n", "  ", "\u{85}", "\u{feff}", "é",
+                ]),
+                0..24,
+            ),
+            open in proptest::sample::select(vec!["[", "{a: ", "{", "[[{a: "]),
+        ) {
+            let text = format!("{}{}x", prefix.concat(), open.repeat(130));
+            if let Err(e) = yaml_serde::from_str::<yaml_serde::Value>(&text) {
+                if e.to_string().contains("recursion limit exceeded") {
+                    proptest::prop_assert!(
+                        prescan(&text).is_err(),
+                        "the parser went 128 deep in {:?}, the pre-scan said {:?}", text, prescan(&text)
+                    );
+                }
+            }
         }
     }
 }

@@ -338,10 +338,8 @@ mod tests {
 
     #[test]
     fn duplicate_keys_after_multibyte_characters_are_located_without_panicking() {
-        let cases: &[(&str, Option<(u32, u32)>)] = &[
-            ("ééé: {x: 1, x: 2}\n", Some((1, 6))),
-            ("a:\n  é: 1\n  é: 2\n", Some((3, 3))),
-        ];
+        let cases: &[(&str, Option<(u32, u32)>)] =
+            &[("ééé: {x: 1, x: 2}\n", Some((1, 6))), ("a:\n  é: 1\n  é: 2\n", Some((3, 3)))];
         for (text, position) in cases {
             let file = SourceFile::new("f.yaml", *text);
             let d = parse_file(&file, 1 << 20).unwrap_err();
