@@ -70,6 +70,14 @@ enum Extent {
 }
 
 #[derive(Debug)]
+struct Pending {
+    name: Vec<u8>,
+    line: u32,
+    owner: isize,
+    map_value: bool,
+}
+
+#[derive(Debug)]
 struct OpenAnchor {
     name: Vec<u8>,
     start: u64,
@@ -92,7 +100,9 @@ struct Scanner<'a> {
     alias_added: u64,
     anchors: std::collections::HashMap<Vec<u8>, u64>,
     open: Vec<OpenAnchor>,
-    pending: Option<Vec<u8>>,
+    /// An anchor waiting for its node: a scalar, alias or flow collection on its line, or a block
+    /// node when the next token is on a later line.
+    pending: Option<Pending>,
 }
 
 impl<'a> Scanner<'a> {
@@ -230,8 +240,8 @@ impl<'a> Scanner<'a> {
     /// A scalar (or an alias of `size` nodes) completes any anchor waiting for its node.
     fn leaf(&mut self, size: u64) {
         self.nodes += size;
-        if let Some(name) = self.pending.take() {
-            self.anchors.insert(name, size);
+        if let Some(pending) = self.pending.take() {
+            self.anchors.insert(pending.name, size);
         }
     }
 
@@ -256,7 +266,17 @@ impl<'a> Scanner<'a> {
                 while self.indent() > self.col as isize {
                     self.indents.pop();
                 }
-                self.close_block_anchors(c == b'-' && self.is_blankz(1));
+                let entry = c == b'-' && self.is_blankz(1);
+                self.close_block_anchors(entry);
+                // An anchor whose line ended (after a tag or a comment, say) names a block node.
+                if self.pending.as_ref().is_some_and(|p| p.line < self.line) {
+                    if let Some(Pending { name, owner, map_value, .. }) = self.pending.take() {
+                        let extent = Extent::Block { col: owner, map_value };
+                        self.open.push(OpenAnchor { name, start: self.nodes, extent });
+                        // Ended at once (a null value) when this token is already outside it.
+                        self.close_block_anchors(entry);
+                    }
+                }
             }
             if self.col == 0
                 && (self.text[self.pos..].starts_with(b"---") || self.text[self.pos..].starts_with(b"..."))
@@ -284,7 +304,7 @@ impl<'a> Scanner<'a> {
                 b'[' | b'{' => {
                     self.save_key();
                     let level = self.flow;
-                    if let Some(name) = self.pending.take() {
+                    if let Some(Pending { name, .. }) = self.pending.take() {
                         self.open.push(OpenAnchor { name, start: self.nodes, extent: Extent::Flow(level) });
                     }
                     self.nodes += 1;
@@ -408,20 +428,10 @@ impl<'a> Scanner<'a> {
         self.text[start..self.pos].to_vec()
     }
 
-    /// `&name` was read: the anchor names the next node, which is a block node when nothing but a
-    /// comment follows on this line.
+    /// `&name` was read: the anchor names the next node (see [`Pending`]).
     fn anchor(&mut self, name: Vec<u8>) {
-        let mut offset = 0;
-        while self.is_blank(offset) {
-            offset += 1;
-        }
-        let rest_of_line_empty = self.at(offset) == b'#' || self.is_blankz(offset);
-        if rest_of_line_empty && self.flow == 0 {
-            let extent = Extent::Block { col: self.indent(), map_value: !self.after_entry };
-            self.open.push(OpenAnchor { name, start: self.nodes, extent });
-        } else {
-            self.pending = Some(name);
-        }
+        let (owner, map_value) = (self.indent(), !self.after_entry);
+        self.pending = Some(Pending { name, line: self.line, owner, map_value });
     }
 
     /// A tag: `!<uri>` or `!handle!suffix` (URI characters, never `,`, `[` or `]`).
@@ -643,6 +653,11 @@ mod tests {
             ("compact sequences", &compact, Refusal::TooDeep { line: 1, column: 129 }),
             ("billion laughs", bomb, Refusal::AliasExpansion { line: 5, column: 8 }),
             ("aliases of a block node", &block_bomb, Refusal::AliasExpansion { line: 202, column: 105 }),
+            (
+                "aliases of a block node after a tag",
+                &format!("a: &a !!map\n{}b: [{}]\n", "  k: v\n".repeat(200), "*a, ".repeat(100)),
+                Refusal::AliasExpansion { line: 202, column: 105 },
+            ),
             ("recursive alias", "a: &a [x, *a]\n", Refusal::AliasExpansion { line: 1, column: 11 }),
             (
                 "a second byte order mark starts a plain scalar",
@@ -683,6 +698,79 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    fn expanded_size(value: &yaml_serde::Value) -> u64 {
+        use yaml_serde::Value;
+        1 + match value {
+            Value::Sequence(items) => items.iter().map(expanded_size).sum(),
+            Value::Mapping(map) => map.iter().map(|(k, v)| expanded_size(k) + expanded_size(v)).sum(),
+            Value::Tagged(tagged) => expanded_size(&tagged.value),
+            _ => 0,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+        /// Differential check against the parser: whatever the text, if the pre-scan lets it
+        /// through, the value the parser builds (aliases expanded) stays within the node limit.
+        #[test]
+        fn never_lets_aliases_expand_past_the_limit(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a: &a [x, x, x, x, x, x, x, x, x, x]\n", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n",
+                    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n", "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+                    "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n", "f: &a\n", "g: &b !!seq\n", "  - *a\n", "  - *b\n",
+                    "  - *c\n", "  k: *d\n", "- &c\n", "- *c\n", "- [*b, *b]\n", "h: &d {x: *c, y: *c}\n", "  # c\n",
+                    "i: *d\n", "j: [*c, *d]\n", "l: &b [*c, *d]\n", "m: &c [*d, *d]\n", "n: &d [*c, *c, *c]\n",
+                    "  - &a [*d, *d]\n", "  - x\n", "&a ", "*a", "[", "]", "\n", "- ", "k: ", "x", "'", "|\n", "  ",
+                ]),
+                0..40,
+            ),
+        ) {
+            let text = parts.concat();
+            if prescan(&text).is_ok() {
+                if let Ok(value) = yaml_serde::from_str::<yaml_serde::Value>(&text) {
+                    let size = expanded_size(&value);
+                    proptest::prop_assert!(size <= MAX_NODES + 1, "{size} nodes from {text:?}");
+                }
+            }
+        }
+    }
+
+    /// Alias bombs in every anchor placement: refused when they would explode, accepted (and
+    /// parsed to a value of the size the pre-scan counted) when small.
+    #[test]
+    fn alias_bombs_in_every_style() {
+        fn bomb(style: usize, fanout: usize, levels: usize) -> String {
+            let mut text = String::from("l0: &l0 x\n");
+            for l in 1..=levels {
+                let refs: Vec<String> = (0..fanout).map(|_| format!("*l{}", l - 1)).collect();
+                text += &match style {
+                    0 => format!("l{l}: &l{l} [{}]\n", refs.join(", ")),
+                    1 => format!("l{l}: &l{l}\n{}", refs.iter().map(|r| format!("  - {r}\n")).collect::<String>()),
+                    2 => format!(
+                        "l{l}: &l{l} !!map # c\n{}",
+                        (0..fanout).map(|i| format!("  k{i}: *l{}\n", l - 1)).collect::<String>()
+                    ),
+                    3 => {
+                        format!("l{l}:\n  - &l{l}\n{}", refs.iter().map(|r| format!("    - {r}\n")).collect::<String>())
+                    }
+                    _ => format!("l{l}: &l{l}\n{}", refs.iter().map(|r| format!("- {r}\n")).collect::<String>()),
+                };
+            }
+            text
+        }
+        for style in 0..5 {
+            let big = bomb(style, 10, 6);
+            assert!(matches!(prescan(&big), Err(Refusal::AliasExpansion { .. })), "style {style}: {big}");
+            let small = bomb(style, 3, 4);
+            assert_eq!(prescan(&small), Ok(()), "style {style}: {small}");
+            let value = yaml_serde::from_str::<yaml_serde::Value>(&small)
+                .unwrap_or_else(|e| panic!("style {style}: {e}\n{small}"));
+            assert!(expanded_size(&value) < 1000, "style {style}");
         }
     }
 }
