@@ -376,6 +376,18 @@ impl Diagnostics {
         self.0.len()
     }
 
+    /// How many problems were found: the diagnostics listed plus those only counted (see
+    /// [`DiagnosticKind::MoreProblems`]).
+    pub fn problems(&self) -> usize {
+        self.0
+            .iter()
+            .map(|d| match d.kind {
+                DiagnosticKind::MoreProblems { count } => count,
+                _ => 1,
+            })
+            .sum()
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

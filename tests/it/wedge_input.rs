@@ -159,3 +159,30 @@ fn the_worst_nesting_written_live_is_refused_and_a_fix_a_second_later_applied_wi
     assert_eq!(s.get_json("/status")["running_version"], 2);
     assert_eq!(acquire_rpm(&s), 900);
 }
+
+#[test]
+fn a_file_of_many_problems_lists_the_first_hundred_and_counts_the_rest() {
+    let config = config_copy();
+    let path = config.path().join("rate_limits.yaml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let unknown: String = (0..300).map(|i| format!("  k{i}: 1\n")).collect();
+    std::fs::write(&path, good.replacen("  burst: 20\n", &format!("  burst: 20\n{unknown}"), 1)).unwrap();
+    let (out, _) = hotconf_bounded(&["validate", "--config", config.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.matches("unknown key `k").count(), 100, "{stdout}");
+    assert!(stdout.contains("rate_limits.yaml:7:3: local.k0: unknown key `k0`"), "{stdout}");
+    assert!(stdout.contains("rate_limits.yaml: and 200 more problems in this file, not listed"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("is invalid: 300 problems"), "{stdout}");
+
+    // Past the node limit the file is refused before parsing, naming where.
+    std::fs::write(&path, (0..30_000).map(|i| format!("k{i}: 1\n")).collect::<String>()).unwrap();
+    let (out, took) = hotconf_bounded(&["validate", "--config", config.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("rate_limits.yaml:25001:1: file holds more than 50000 YAML nodes (keys, values, list items)"),
+        "{stdout}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
