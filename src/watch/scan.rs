@@ -299,4 +299,39 @@ mod tests {
         assert_eq!(sources.get("empty.yaml").unwrap().bytes(), Some(&b""[..]));
         assert!(matches!(obs.get("big.yaml"), Some(FileObservation::TooLarge { size: 100, limit: 50, .. })));
     }
+
+    /// The poller and every other reader of the directory (startup, manual reload, `validate`)
+    /// see the same files with the same verdicts, special files included.
+    #[cfg(unix)]
+    #[test]
+    fn the_poller_and_sources_read_dir_agree_on_every_kind_of_entry() {
+        use crate::source::{FileBody, Sources};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), "a: 1\n").unwrap();
+        std::fs::write(d.join("big.yaml"), vec![b'x'; 100]).unwrap();
+        let fifo = std::ffi::CString::new(d.join("fifo.yaml").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::create_dir(d.join("dir.yaml")).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(d.join("socket.yaml")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("null.yaml")).unwrap();
+        std::os::unix::fs::symlink("nowhere.yaml", d.join("dangling.yaml")).unwrap();
+        let limits = SourcesLimits { max_file_bytes: 50 };
+        let polled = scan(&RealFs, d, limits).unwrap().to_sources();
+        let read = Sources::read_dir(d, limits).unwrap();
+        assert_eq!(polled, read);
+        let bodies: Vec<(&str, &FileBody)> = read.files().iter().map(|f| (f.name(), f.body())).collect();
+        assert_eq!(
+            bodies,
+            [
+                ("a.yaml", &FileBody::Bytes(b"a: 1\n".to_vec())),
+                ("big.yaml", &FileBody::TooLarge { size: 100, limit: 50 }),
+                ("dir.yaml", &FileBody::NotRegular { kind: FileKind::Directory }),
+                ("fifo.yaml", &FileBody::NotRegular { kind: FileKind::Fifo }),
+                ("null.yaml", &FileBody::NotRegular { kind: FileKind::CharDevice }),
+                ("socket.yaml", &FileBody::NotRegular { kind: FileKind::Socket }),
+            ]
+        );
+    }
 }
