@@ -634,7 +634,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                 let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() };
                 self.record(Trigger::Rollback, &outcome, started);
                 log_diagnostics("rollback.refused", &diagnostics);
-                tracing::warn!(event = "rollback.refused", version, problems = diagnostics.len());
+                tracing::warn!(event = "rollback.refused", version, problems = diagnostics.problems());
                 outcome
             }
             Err(error) => self.failed(Trigger::Rollback, Some((hash, files)), error.to_string(), started),
@@ -660,7 +660,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         log_diagnostics("reload.rejected", &diagnostics);
         tracing::warn!(
             event = "reload.rejected",
-            problems = diagnostics.len(),
+            problems = diagnostics.problems(),
             running_version = self.running.version,
             "config rejected; previous config kept"
         );

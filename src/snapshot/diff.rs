@@ -113,8 +113,12 @@ pub fn semantic_diff(old: &Sources, new: &Sources) -> SemanticDiff {
     SemanticDiff { changes }
 }
 
+/// The file's value, when it is YAML within the nesting and alias limits (checked first, in
+/// linear time, so no stored or candidate file can make a diff slow).
 fn parse(bytes: Option<&[u8]>) -> Option<Value> {
-    yaml_serde::from_slice(bytes?).ok()
+    let text = std::str::from_utf8(bytes?).ok()?;
+    crate::validate::prescan::prescan(text).ok()?;
+    yaml_serde::from_str(text).ok()
 }
 
 struct Walker<'a> {

@@ -3,11 +3,14 @@
 
 pub mod env;
 pub mod names;
+pub mod read;
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
+
+pub use read::FileKind;
+use read::FileRead;
 
 /// The default cap on one config file's size: 1 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -41,6 +44,12 @@ pub enum FileBody {
     Unreadable {
         /// The kind of failure.
         kind: io::ErrorKind,
+    },
+    /// The name resolves to something that is not a regular file (a FIFO, a socket, a device, a
+    /// directory); it was refused unread, since reading it could block or never end.
+    NotRegular {
+        /// What it is.
+        kind: FileKind,
     },
 }
 
@@ -110,26 +119,26 @@ impl Sources {
     }
 
     /// Reads every config file (see [`names::is_config_file_name`]) directly in `dir`, following
-    /// symlinks, without recursing. A file that cannot be read or is over the cap is kept in the set
-    /// with that outcome, so validation can name it; only a directory that cannot be listed fails.
+    /// symlinks, without recursing, through the one non-blocking reader ([`read::read_file`]). A
+    /// file that cannot be read, is over the cap or is not a regular file (a FIFO, a socket, a
+    /// device, a directory) is kept in the set with that outcome, so validation can name it; a name
+    /// that vanished between listing and opening (or a dangling symlink) is absent, as it is from the
+    /// poller's ticks. Only a directory that cannot be listed fails.
     pub fn read_dir(dir: &Path, limits: SourcesLimits) -> Result<Self, ReadError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| ReadError { dir: dir.to_owned(), source })?;
+        let names = read::list_dir(dir).map_err(|source| ReadError { dir: dir.to_owned(), source })?;
         let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| ReadError { dir: dir.to_owned(), source })?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        for name in names {
             if !names::is_config_file_name(&name) {
                 continue;
             }
-            let path = entry.path();
-            if path.is_dir() {
-                continue;
-            }
-            let body = read_capped(&path, limits.max_file_bytes);
-            if matches!(body, FileBody::Unreadable { kind: io::ErrorKind::NotFound }) && !path.is_symlink() {
+            let body = match read::read_file(&dir.join(&name), limits.max_file_bytes) {
+                Ok(FileRead::Bytes { bytes, .. }) => FileBody::Bytes(bytes),
+                Ok(FileRead::TooLarge { size, .. }) => FileBody::TooLarge { size, limit: limits.max_file_bytes },
+                Ok(FileRead::NotRegular { kind }) => FileBody::NotRegular { kind },
                 // Vanished between listing and reading: it is simply not part of this attempt.
-                continue;
-            }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => FileBody::Unreadable { kind: e.kind() },
+            };
             files.push(SourceFile { name, body });
         }
         Ok(Self::from_files(files))
@@ -172,24 +181,6 @@ impl Sources {
     }
 }
 
-/// Reads at most `limit` bytes of `path`; a larger file is reported, not read whole.
-fn read_capped(path: &Path, limit: u64) -> FileBody {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return FileBody::Unreadable { kind: e.kind() },
-    };
-    let mut bytes = Vec::new();
-    // Read one byte past the cap: that is how a file that grew after `stat` is caught too.
-    match file.take(limit + 1).read_to_end(&mut bytes) {
-        Ok(_) if bytes.len() as u64 > limit => {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(bytes.len() as u64);
-            FileBody::TooLarge { size, limit }
-        }
-        Ok(_) => FileBody::Bytes(bytes),
-        Err(e) => FileBody::Unreadable { kind: e.kind() },
-    }
-}
-
 /// The config directory itself could not be listed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read config directory {}", dir.display())]
@@ -208,6 +199,7 @@ impl fmt::Display for FileBody {
             FileBody::Bytes(b) => write!(f, "{} bytes", b.len()),
             FileBody::TooLarge { size, limit } => write!(f, "{size} bytes, over the {limit}-byte cap"),
             FileBody::Unreadable { kind } => write!(f, "unreadable ({kind})"),
+            FileBody::NotRegular { kind } => write!(f, "{kind}, not a regular file"),
         }
     }
 }

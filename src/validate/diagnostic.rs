@@ -51,6 +51,12 @@ pub enum DiagnosticKind {
         /// Why, as the OS said it.
         reason: String,
     },
+    /// The name resolves to a FIFO, a socket, a device or a directory, not a regular file; it was
+    /// refused unread (reading it could block forever).
+    NotRegularFile {
+        /// What it is.
+        kind: crate::source::FileKind,
+    },
     /// The file is not UTF-8 text.
     NotUtf8,
     /// The file holds nothing (or only comments).
@@ -71,6 +77,9 @@ pub enum DiagnosticKind {
     TooDeep,
     /// Aliases expand to more nodes than the parser allows (an "alias bomb").
     AliasExpansion,
+    /// The file holds more YAML nodes than allowed
+    /// ([`MAX_NODES`](super::prescan::MAX_NODES)).
+    TooManyNodes,
     /// A value of the wrong type.
     WrongType {
         /// What the schema wants.
@@ -134,7 +143,7 @@ pub enum DiagnosticKind {
     UnknownProvider {
         /// The provider.
         name: String,
-        /// The providers that exist.
+        /// The providers that exist: the first ten by name, then `…` when there are more.
         known: Vec<String>,
     },
     /// A chain names a provider that is disabled.
@@ -152,6 +161,12 @@ pub enum DiagnosticKind {
         /// The provider.
         name: String,
     },
+    /// The file has more problems than are listed (at most
+    /// [`MAX_DIAGNOSTICS_PER_FILE`](super::fields::MAX_DIAGNOSTICS_PER_FILE) are).
+    MoreProblems {
+        /// How many more.
+        count: usize,
+    },
 }
 
 impl DiagnosticKind {
@@ -164,6 +179,7 @@ impl DiagnosticKind {
             ConflictingFiles { .. } => "conflicting-files",
             TooLarge { .. } => "too-large",
             Unreadable { .. } => "unreadable",
+            NotRegularFile { .. } => "not-a-regular-file",
             NotUtf8 => "not-utf8",
             EmptyFile => "empty-file",
             MultipleDocuments => "multiple-documents",
@@ -171,6 +187,7 @@ impl DiagnosticKind {
             DuplicateKey { .. } => "duplicate-key",
             TooDeep => "too-deep",
             AliasExpansion => "alias-expansion",
+            TooManyNodes => "too-many-nodes",
             WrongType { .. } => "wrong-type",
             UnknownKey { .. } => "unknown-key",
             MissingKey { .. } => "missing-key",
@@ -188,6 +205,7 @@ impl DiagnosticKind {
             DisabledProvider { .. } => "disabled-provider",
             RepeatedInChain { .. } => "repeated-in-chain",
             LimitsForUnknownProvider { .. } => "limits-for-unknown-provider",
+            MoreProblems { .. } => "more-problems",
         }
     }
 
@@ -199,11 +217,13 @@ impl DiagnosticKind {
             UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
             ConflictingFiles { .. } => "keep one of the two files".into(),
             TooLarge { .. } => "config files this large are refused before parsing; split or trim the file".into(),
+            NotRegularFile { .. } => "hotconf reads only regular files (or symlinks to them), never a pipe, socket, device or directory; replace it with a regular file or remove it".into(),
             NotUtf8 => "save the file as UTF-8".into(),
             EmptyFile => "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into(),
             MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
             DuplicateKey { .. } => "remove one of the two entries".into(),
             TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
+            TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),
             UnknownKey { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
             UnknownKey { suggestion: None, .. } => "remove it, or check the config reference in README.md".into(),
             MissingKey { key } => format!("add `{key}`"),
@@ -227,6 +247,7 @@ impl DiagnosticKind {
             DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
             RepeatedInChain { .. } => "list each provider once per chain".into(),
             LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
+            MoreProblems { .. } => "fix the problems listed first; each file lists its first 100".into(),
             Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
             Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
             WrongType { expected, .. } => format!("write {expected} here"),
@@ -245,13 +266,18 @@ impl fmt::Display for DiagnosticKind {
             ConflictingFiles { other } => write!(f, "conflicts with {other}"),
             TooLarge { size, limit } => write!(f, "file is {size} bytes, over the {limit}-byte limit"),
             Unreadable { reason } => write!(f, "cannot read file: {reason}"),
+            NotRegularFile { kind } => write!(f, "file is {kind}, not a regular file"),
             NotUtf8 => f.write_str("file is not valid UTF-8"),
             EmptyFile => f.write_str("file is empty"),
             MultipleDocuments => f.write_str("file holds more than one YAML document"),
             Syntax { message } => write!(f, "YAML syntax error: {message}"),
             DuplicateKey { key } => write!(f, "duplicate key `{key}`"),
-            TooDeep => f.write_str("nesting is too deep"),
-            AliasExpansion => f.write_str("aliases expand to too many nodes"),
+            TooDeep => write!(f, "nesting is too deep (more than {} levels)", super::prescan::MAX_DEPTH),
+            AliasExpansion => write!(
+                f,
+                "aliases expand to too many nodes (more than {} added, or an alias inside the node it names)",
+                super::prescan::MAX_ALIAS_NODES
+            ),
             WrongType { expected, found } => write!(f, "expected {expected}, found {found}"),
             UnknownKey { key, .. } => write!(f, "unknown key `{key}`"),
             MissingKey { key } => write!(f, "missing required key `{key}`"),
@@ -269,6 +295,10 @@ impl fmt::Display for DiagnosticKind {
             DisabledProvider { name } => write!(f, "provider `{name}` is disabled"),
             RepeatedInChain { name } => write!(f, "provider `{name}` appears more than once in the chain"),
             LimitsForUnknownProvider { name } => write!(f, "rate limits for unknown provider `{name}`"),
+            TooManyNodes => {
+                write!(f, "file holds more than {} YAML nodes (keys, values, list items)", super::prescan::MAX_NODES)
+            }
+            MoreProblems { count } => write!(f, "and {count} more problems in this file, not listed"),
         }
     }
 }
@@ -342,14 +372,13 @@ pub struct Diagnostics(Vec<Diagnostic>);
 
 impl Diagnostics {
     /// Sorts the diagnostics by file, line, column.
+    /// A file's "and N more problems" closes its list.
     pub fn new(mut list: Vec<Diagnostic>) -> Self {
-        list.sort_by(|a, b| {
-            (&a.file, a.line.unwrap_or(0), a.column.unwrap_or(0)).cmp(&(
-                &b.file,
-                b.line.unwrap_or(0),
-                b.column.unwrap_or(0),
-            ))
-        });
+        let key = |d: &Diagnostic| {
+            let last = matches!(d.kind, DiagnosticKind::MoreProblems { .. });
+            (d.file.clone(), last, d.line.unwrap_or(0), d.column.unwrap_or(0))
+        };
+        list.sort_by_cached_key(key);
         Self(list)
     }
 
@@ -361,6 +390,18 @@ impl Diagnostics {
     /// How many.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// How many problems were found: the diagnostics listed plus those only counted (see
+    /// [`DiagnosticKind::MoreProblems`]).
+    pub fn problems(&self) -> usize {
+        self.0
+            .iter()
+            .map(|d| match d.kind {
+                DiagnosticKind::MoreProblems { count } => count,
+                _ => 1,
+            })
+            .sum()
     }
 
     /// Whether there are none.

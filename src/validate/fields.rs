@@ -6,29 +6,44 @@ use yaml_serde::Value;
 use super::diagnostic::{Diagnostic, DiagnosticKind};
 use super::yaml::{ParsedFile, YamlPath};
 
-/// Reads values of one parsed file, collecting diagnostics.
+/// The most diagnostics one file reports; the rest are counted in one closing diagnostic, so a
+/// file of 50,000 unknown keys costs linear time to judge and stays readable.
+pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+
+/// Reads values of one parsed file, collecting diagnostics (at most
+/// [`MAX_DIAGNOSTICS_PER_FILE`], then a count of the others).
 #[derive(Debug)]
-pub struct Checker<'a> {
-    file: &'a ParsedFile<'a>,
+pub struct Checker<'a, 'f> {
+    file: &'a ParsedFile<'f>,
     diagnostics: Vec<Diagnostic>,
+    not_shown: usize,
 }
 
 /// A mapping's entries with string keys, in file order.
 pub type Entries<'v> = Vec<(&'v str, &'v Value)>;
 
-impl<'a> Checker<'a> {
+impl<'a, 'f> Checker<'a, 'f> {
     /// A checker for `file`.
-    pub fn new(file: &'a ParsedFile<'a>) -> Self {
-        Self { file, diagnostics: Vec::new() }
+    pub fn new(file: &'a ParsedFile<'f>) -> Self {
+        Self { file, diagnostics: Vec::new(), not_shown: 0 }
     }
 
-    /// Records a problem at `path`.
+    /// Records a problem at `path` (only counted once the file has
+    /// [`MAX_DIAGNOSTICS_PER_FILE`]).
     pub fn report(&mut self, path: &YamlPath, kind: DiagnosticKind) {
-        self.diagnostics.push(self.file.diagnostic(path, kind));
+        if self.diagnostics.len() < MAX_DIAGNOSTICS_PER_FILE {
+            self.diagnostics.push(self.file.diagnostic(path, kind));
+        } else {
+            self.not_shown += 1;
+        }
     }
 
-    /// The diagnostics recorded so far.
-    pub fn finish(self) -> Vec<Diagnostic> {
+    /// The diagnostics recorded, then one saying how many more were found, if any.
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        if self.not_shown > 0 {
+            let kind = DiagnosticKind::MoreProblems { count: self.not_shown };
+            self.diagnostics.push(Diagnostic::file(self.file.name, kind));
+        }
         self.diagnostics
     }
 
@@ -198,9 +213,18 @@ pub fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// The allowed key within edit distance 2 of `key`, if any.
+/// The allowed key within edit distance 2 of `key`, if any. Keys whose lengths differ by more
+/// than 2 are never compared (the distance is at least the difference), so a huge key costs
+/// linear time.
 fn closest(key: &str, allowed: &[&'static str]) -> Option<&'static str> {
-    allowed.iter().map(|a| (edit_distance(key, a), *a)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, a)| a)
+    let len = key.chars().count();
+    allowed
+        .iter()
+        .filter(|a| a.chars().count().abs_diff(len) <= 2)
+        .map(|a| (edit_distance(key, a), *a))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -5,6 +5,7 @@
 pub mod diagnostic;
 pub mod fields;
 pub mod gateway;
+pub mod prescan;
 pub mod yaml;
 
 use std::fmt::Debug;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
+use super::prescan::{prescan, Refusal};
 use crate::source::{FileBody, SourceFile};
 
 /// One step of a YAML path: a mapping key or a sequence index.
@@ -73,12 +74,20 @@ pub struct ParsedFile<'a> {
     pub text: &'a str,
     /// The document.
     pub value: Value,
+    /// The significant lines of `text`, split once, on the first diagnostic.
+    lines: std::cell::OnceCell<Vec<Line<'a>>>,
 }
 
-impl ParsedFile<'_> {
+impl<'a> ParsedFile<'a> {
+    /// A parsed file of `text` holding `value`.
+    pub fn new(name: &'a str, text: &'a str, value: Value) -> Self {
+        Self { name, text, value, lines: std::cell::OnceCell::new() }
+    }
+
     /// A diagnostic at `path` in this file, with line:column when the path can be found.
     pub fn diagnostic(&self, path: &YamlPath, kind: DiagnosticKind) -> Diagnostic {
-        let d = Diagnostic::file(self.name, kind).at_position(locate(self.text, path));
+        let lines = self.lines.get_or_init(|| significant_lines(self.text));
+        let d = Diagnostic::file(self.name, kind).at_position(locate_in(lines, path));
         if path.segments().is_empty() {
             d
         } else {
@@ -89,9 +98,12 @@ impl ParsedFile<'_> {
 
 /// Parses one file's single YAML document, or says why not.
 ///
-/// Refused: unread or over-cap files, non-UTF-8 text, syntax errors, duplicate keys, empty files
-/// (nothing but comments or whitespace), several documents, nesting deeper than the parser's
-/// recursion limit and alias expansion beyond its repetition limit.
+/// Refused: unread, special or over-cap files, non-UTF-8 text, nesting deeper than
+/// [`MAX_DEPTH`](super::prescan::MAX_DEPTH) and aliases adding more than
+/// [`MAX_ALIAS_NODES`](super::prescan::MAX_ALIAS_NODES) nodes, more than
+/// [`MAX_NODES`](super::prescan::MAX_NODES) nodes in all (all found by a linear pre-scan before the
+/// parser runs), syntax errors, duplicate keys, empty files (nothing but comments or
+/// whitespace), several documents.
 pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
     let name = file.name();
     let bytes = match file.body() {
@@ -102,6 +114,9 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
         FileBody::Unreadable { kind } => {
             return Err(Diagnostic::file(name, DiagnosticKind::Unreadable { reason: kind.to_string() }))
         }
+        FileBody::NotRegular { kind } => {
+            return Err(Diagnostic::file(name, DiagnosticKind::NotRegularFile { kind: *kind }))
+        }
     };
     if bytes.len() as u64 > max_bytes {
         let kind = DiagnosticKind::TooLarge { size: bytes.len() as u64, limit: max_bytes };
@@ -111,6 +126,19 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
         Diagnostic::file(name, DiagnosticKind::NotUtf8).at_position(Some((line, 1)))
     })?;
+    // The limits are enforced before the parser runs, so refusing any text costs linear time.
+    match prescan(text) {
+        Ok(()) => {}
+        Err(Refusal::TooDeep { line, column }) => {
+            return Err(Diagnostic::file(name, DiagnosticKind::TooDeep).at_position(Some((line, column))))
+        }
+        Err(Refusal::AliasExpansion { line, column }) => {
+            return Err(Diagnostic::file(name, DiagnosticKind::AliasExpansion).at_position(Some((line, column))))
+        }
+        Err(Refusal::TooManyNodes { line, column }) => {
+            return Err(Diagnostic::file(name, DiagnosticKind::TooManyNodes).at_position(Some((line, column))))
+        }
+    }
     let mut documents = yaml_serde::Deserializer::from_str(text);
     let Some(first) = documents.next() else {
         return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
@@ -123,7 +151,7 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
     if value.is_null() {
         return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
     }
-    Ok(ParsedFile { name, text, value })
+    Ok(ParsedFile::new(name, text, value))
 }
 
 fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
@@ -145,18 +173,22 @@ fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
     let mut position = error.location().map(|l| (l.line() as u32, l.column() as u32));
     if let (DiagnosticKind::DuplicateKey { key }, Some((line, column))) = (&kind, position) {
         // The parser marks the mapping; point at the second occurrence of the key instead.
-        position = second_key_line(text, line, column as usize - 1, key).or(position);
+        position = second_key_line(text, line, (column as usize).saturating_sub(1), key).or(position);
     }
     Diagnostic::file(file, kind).at_position(position)
 }
 
-/// The line and column of the second `key:` at `indent` in the mapping that starts at `line`.
+/// The line and column of the second `key:` at `indent` (a column in characters, as the parser
+/// counts) in the mapping that starts at `line`.
 fn second_key_line(text: &str, line: u32, indent: usize, key: &str) -> Option<(u32, u32)> {
     text.lines()
         .enumerate()
-        .skip(line as usize - 1)
-        .filter(|(_, l)| l.len() > indent && l[..indent].bytes().all(|b| b == b' ' || b == b'-'))
-        .filter(|(_, l)| key_of(l[indent..].trim_start_matches("- ")) == Some(key))
+        .skip((line as usize).saturating_sub(1))
+        .filter_map(|(i, l)| {
+            let (head, rest) = l.split_at(l.char_indices().nth(indent)?.0);
+            head.bytes().all(|b| b == b' ' || b == b'-').then_some((i, rest))
+        })
+        .filter(|(_, rest)| key_of(rest.trim_start_matches("- ")) == Some(key))
         .nth(1)
         .map(|(i, _)| (i as u32 + 1, indent as u32 + 1))
 }
@@ -179,7 +211,7 @@ fn second_document_line(text: &str) -> Option<u32> {
 }
 
 /// A significant (non-blank, non-comment) line: number, indentation, content after it.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Line<'a> {
     number: u32,
     indent: usize,
@@ -190,8 +222,11 @@ struct Line<'a> {
 /// position found, so a path into a flow collection resolves to the line holding it; `None` when
 /// not even the first segment is found.
 pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
-    let lines: Vec<Line<'_>> = text
-        .lines()
+    locate_in(&significant_lines(text), path)
+}
+
+fn significant_lines(text: &str) -> Vec<Line<'_>> {
+    text.lines()
         .enumerate()
         .filter_map(|(i, raw)| {
             let content = raw.trim_start_matches(' ');
@@ -201,8 +236,13 @@ pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
             }
             Some(Line { number: i as u32 + 1, indent: raw.len() - content.len(), content })
         })
-        .collect();
-    let mut block: Vec<Line<'_>> = lines;
+        .collect()
+}
+
+/// [`locate`] over lines split once. Each step narrows to the block under the segment found, by
+/// index into `lines`, without copying it.
+fn locate_in(lines: &[Line<'_>], path: &YamlPath) -> Option<(u32, u32)> {
+    let mut block: std::borrow::Cow<'_, [Line<'_>]> = std::borrow::Cow::Borrowed(lines);
     let mut found = None;
     for segment in path.segments() {
         let Some(first) = block.first() else { break };
@@ -215,7 +255,7 @@ pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
                 };
                 found = Some((block[i].number, block[i].indent as u32 + 1));
                 let end = block_end(&block, i, indent);
-                block[i + 1..end].to_vec()
+                std::borrow::Cow::Owned(block[i + 1..end].to_vec())
             }
             Segment::Index(n) => {
                 let items: Vec<usize> =
@@ -234,7 +274,7 @@ pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
                 } else {
                     found = Some((item.number, item.indent as u32 + 1));
                 }
-                child
+                std::borrow::Cow::Owned(child)
             }
         };
         block = child;
@@ -293,6 +333,18 @@ mod tests {
         ];
         for (segments, expected) in cases {
             assert_eq!(locate(text, &path(segments)), *expected, "{segments:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_after_multibyte_characters_are_located_without_panicking() {
+        let cases: &[(&str, Option<(u32, u32)>)] =
+            &[("ééé: {x: 1, x: 2}\n", Some((1, 6))), ("a:\n  é: 1\n  é: 2\n", Some((3, 3)))];
+        for (text, position) in cases {
+            let file = SourceFile::new("f.yaml", *text);
+            let d = parse_file(&file, 1 << 20).unwrap_err();
+            assert_eq!(d.kind.code(), "duplicate-key", "{text}");
+            assert_eq!(d.line.zip(d.column), *position, "{text}");
         }
     }
 

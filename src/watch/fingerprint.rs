@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::time::SystemTime;
 
-use crate::source::{FileBody, SourceFile, Sources};
+use crate::source::{FileBody, FileKind, SourceFile, Sources};
 use crate::watch::event::PollErrorKind;
 
 /// The identity of one file's content at one tick. Existence is presence in an [`Observation`].
@@ -46,6 +46,12 @@ pub enum FileObservation {
         limit: u64,
         /// Its mtime, when known.
         mtime: Option<SystemTime>,
+    },
+    /// Not a regular file (a FIFO, a socket, a device, a directory): refused unread, and passed on
+    /// so validation rejects it by name. Not a fault: it does not hold emission back.
+    NotRegular {
+        /// What it is.
+        kind: FileKind,
     },
     /// Listed but not readable at this tick (permissions, a stale NFS handle, an I/O error).
     Unreadable {
@@ -88,7 +94,7 @@ impl FileObservation {
         match self {
             Self::Read { fingerprint, .. } => fingerprint.mtime,
             Self::TooLarge { mtime, .. } => *mtime,
-            Self::Unreadable { .. } => None,
+            Self::Unreadable { .. } | Self::NotRegular { .. } => None,
         }
     }
 
@@ -115,12 +121,13 @@ impl FileObservation {
             Self::Read { bytes, .. } => FileBody::Bytes(bytes.clone()),
             Self::TooLarge { size, limit, .. } => FileBody::TooLarge { size: *size, limit: *limit },
             Self::Unreadable { io_kind, .. } => FileBody::Unreadable { kind: *io_kind },
+            Self::NotRegular { kind } => FileBody::NotRegular { kind: *kind },
         }
     }
 }
 
 /// The state of the whole watched set at one tick: file name → what reading it gave. A file absent
-/// from the map did not exist (or was not a regular file) at that tick.
+/// from the map did not exist at that tick.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observation {
     files: BTreeMap<String, FileObservation>,
@@ -180,6 +187,7 @@ impl Observation {
                 FileBody::Unreadable { kind } => {
                     FileObservation::Unreadable { kind: PollErrorKind::Unreadable, io_kind: *kind, os_code: None }
                 }
+                FileBody::NotRegular { kind } => FileObservation::NotRegular { kind: *kind },
             };
             (file.name().to_owned(), observation)
         });

@@ -263,7 +263,7 @@ impl PollCore {
                             PollErrorKind::TooLarge,
                             format!("{} is {size} bytes, over the {limit}-byte cap; not read", path.display()),
                         ),
-                        FileObservation::Read { .. } => continue,
+                        FileObservation::Read { .. } | FileObservation::NotRegular { .. } => continue,
                     };
                     current.insert(FaultKey { path, timeout: false }, fault);
                 }

@@ -3,14 +3,14 @@
 //! names resolve now. Never parses or judges content.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::source::names::is_config_file_name;
-use crate::source::SourcesLimits;
+pub use crate::source::read::{FileKind, FileRead};
+use crate::source::{read, SourcesLimits};
 use crate::watch::event::PollErrorKind;
 use crate::watch::fingerprint::{FileObservation, Observation};
 
@@ -19,27 +19,6 @@ use crate::watch::fingerprint::{FileObservation, Observation};
 const ESTALE: i32 = libc::ESTALE;
 #[cfg(not(unix))]
 const ESTALE: i32 = -1;
-
-/// What opening and reading one directory entry gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileRead {
-    /// The whole content (at most the cap) and the mtime from the open file.
-    Bytes {
-        /// The content.
-        bytes: Vec<u8>,
-        /// The mtime, when the platform has one.
-        mtime: Option<SystemTime>,
-    },
-    /// Larger than the cap: not read (beyond the cap).
-    TooLarge {
-        /// Its size (at least `limit + 1`).
-        size: u64,
-        /// The mtime, when the platform has one.
-        mtime: Option<SystemTime>,
-    },
-    /// Not a regular file once resolved (a directory, a FIFO, a device): not part of the set.
-    NotAFile,
-}
 
 /// The filesystem as the scan sees it: one directory listing and one read per file per tick.
 pub trait FileSystem: Send + 'static {
@@ -50,66 +29,21 @@ pub trait FileSystem: Send + 'static {
     fn read(&self, dir: &Path, name: &str, limit: u64) -> io::Result<FileRead>;
 }
 
-/// The real filesystem. Per file and tick it makes four system calls: `openat` (non-blocking, so a
-/// FIFO cannot block it), `statx` on the open descriptor, one `read` into a buffer one byte larger
-/// than the size seen, and `close`. A read that returns exactly the size seen is taken as the end
-/// of the file; only a file that changes size under the read costs more calls.
+/// The real filesystem, through the one reader of config files ([`crate::source::read`]). Per
+/// file and tick it makes four system calls: `openat` (non-blocking, so a FIFO cannot block it),
+/// `fstat` on the open descriptor, one `read` into a buffer one byte larger than the size seen, and
+/// `close`. A read that returns exactly the size seen is taken as the end of the file; only a file
+/// that changes size under the read costs more calls.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RealFs;
 
 impl FileSystem for RealFs {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            if let Ok(name) = entry?.file_name().into_string() {
-                names.push(name);
-            }
-        }
-        Ok(names)
+        read::list_dir(dir)
     }
 
     fn read(&self, dir: &Path, name: &str, limit: u64) -> io::Result<FileRead> {
-        let mut options = OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.custom_flags(libc::O_NONBLOCK);
-        }
-        let mut file = options.open(dir.join(name))?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Ok(FileRead::NotAFile);
-        }
-        let mtime = meta.modified().ok();
-        let size = meta.len();
-        if size > limit {
-            return Ok(FileRead::TooLarge { size, mtime });
-        }
-        let size = usize::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
-        let mut buf = vec![0u8; size + 1];
-        let mut filled = 0;
-        loop {
-            let n = match file.read(&mut buf[filled..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            filled += n;
-            if n == 0 || filled == size {
-                break;
-            }
-            if filled == buf.len() {
-                // It grew after fstat: keep reading, up to one byte past the cap.
-                if buf.len() >= cap {
-                    return Ok(FileRead::TooLarge { size: filled as u64, mtime });
-                }
-                buf.resize(buf.len().saturating_mul(2).max(8192).min(cap), 0);
-            }
-        }
-        buf.truncate(filled);
-        Ok(FileRead::Bytes { bytes: buf, mtime })
+        read::read_file(&dir.join(name), limit)
     }
 }
 
@@ -141,7 +75,8 @@ impl ScanError {
 /// Reads the whole watched set of `dir` once: every name [`is_config_file_name`] accepts, each
 /// read through its name as it resolves now. A name that vanished between listing and opening (or a
 /// dangling symlink) is absent from this tick; a file that cannot be read is recorded as
-/// [`FileObservation::Unreadable`]; one over the cap as [`FileObservation::TooLarge`].
+/// [`FileObservation::Unreadable`]; one over the cap as [`FileObservation::TooLarge`]; a FIFO, a
+/// socket, a device or a directory as [`FileObservation::NotRegular`].
 pub fn scan(fs: &dyn FileSystem, dir: &Path, limits: SourcesLimits) -> Result<Observation, ScanError> {
     let names = fs.list(dir).map_err(|source| ScanError { dir: dir.to_owned(), source })?;
     let mut observation = Observation::new();
@@ -154,7 +89,8 @@ pub fn scan(fs: &dyn FileSystem, dir: &Path, limits: SourcesLimits) -> Result<Ob
             Ok(FileRead::TooLarge { size, mtime }) => {
                 FileObservation::TooLarge { size, limit: limits.max_file_bytes, mtime }
             }
-            Ok(FileRead::NotAFile) => continue,
+            // Passed on, so validation refuses it by name, as every other read of the directory does.
+            Ok(FileRead::NotRegular { kind }) => FileObservation::NotRegular { kind },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 tracing::debug!(event = "poll.vanished", file = %name, "gone between listing and opening");
                 continue;
@@ -291,7 +227,7 @@ impl FileSystem for FakeFs {
         }
         match entry {
             None => Err(io::ErrorKind::NotFound.into()),
-            Some(FakeEntry::Dir) => Ok(FileRead::NotAFile),
+            Some(FakeEntry::Dir) => Ok(FileRead::NotRegular { kind: FileKind::Directory }),
             Some(FakeEntry::Failing { os_code }) => Err(io::Error::from_raw_os_error(os_code)),
             Some(FakeEntry::File { bytes, mtime }) if bytes.len() as u64 > limit => {
                 Ok(FileRead::TooLarge { size: bytes.len() as u64, mtime: Some(mtime) })
@@ -321,7 +257,8 @@ mod tests {
         fs.fail("broken.yaml", libc::EIO);
         let obs = scan(&fs, Path::new("/cfg"), SourcesLimits { max_file_bytes: 10 }).unwrap();
         let names: Vec<&str> = obs.files().keys().map(String::as_str).collect();
-        assert_eq!(names, ["a.yaml", "b.yml", "big.yaml", "broken.yaml", "locked.yaml", "stale.yaml"]);
+        assert_eq!(names, ["a.yaml", "b.yml", "big.yaml", "broken.yaml", "dir.yaml", "locked.yaml", "stale.yaml"]);
+        assert_eq!(obs.get("dir.yaml"), Some(&FileObservation::NotRegular { kind: FileKind::Directory }));
         assert!(matches!(obs.get("big.yaml"), Some(FileObservation::TooLarge { size: 20, limit: 10, .. })));
         let kind = |n| match obs.get(n) {
             Some(FileObservation::Unreadable { kind, .. }) => *kind,
@@ -355,10 +292,46 @@ mod tests {
         std::os::unix::fs::symlink("nowhere.yaml", dir.path().join("dangling.yaml")).unwrap();
         let obs = scan(&RealFs, dir.path(), SourcesLimits { max_file_bytes: 50 }).unwrap();
         let names: Vec<&str> = obs.files().keys().map(String::as_str).collect();
-        assert_eq!(names, ["a.yaml", "big.yaml", "empty.yaml"]);
+        assert_eq!(names, ["a.yaml", "big.yaml", "empty.yaml", "sub.yaml"]);
+        assert_eq!(obs.get("sub.yaml"), Some(&FileObservation::NotRegular { kind: FileKind::Directory }));
         let sources = obs.to_sources();
         assert_eq!(sources.get("a.yaml").unwrap().bytes(), Some(&b"a: 1\n"[..]));
         assert_eq!(sources.get("empty.yaml").unwrap().bytes(), Some(&b""[..]));
         assert!(matches!(obs.get("big.yaml"), Some(FileObservation::TooLarge { size: 100, limit: 50, .. })));
+    }
+
+    /// The poller and every other reader of the directory (startup, manual reload, `validate`)
+    /// see the same files with the same verdicts, special files included.
+    #[cfg(unix)]
+    #[test]
+    fn the_poller_and_sources_read_dir_agree_on_every_kind_of_entry() {
+        use crate::source::{FileBody, Sources};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), "a: 1\n").unwrap();
+        std::fs::write(d.join("big.yaml"), vec![b'x'; 100]).unwrap();
+        let fifo = std::ffi::CString::new(d.join("fifo.yaml").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::create_dir(d.join("dir.yaml")).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(d.join("socket.yaml")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("null.yaml")).unwrap();
+        std::os::unix::fs::symlink("nowhere.yaml", d.join("dangling.yaml")).unwrap();
+        let limits = SourcesLimits { max_file_bytes: 50 };
+        let polled = scan(&RealFs, d, limits).unwrap().to_sources();
+        let read = Sources::read_dir(d, limits).unwrap();
+        assert_eq!(polled, read);
+        let bodies: Vec<(&str, &FileBody)> = read.files().iter().map(|f| (f.name(), f.body())).collect();
+        assert_eq!(
+            bodies,
+            [
+                ("a.yaml", &FileBody::Bytes(b"a: 1\n".to_vec())),
+                ("big.yaml", &FileBody::TooLarge { size: 100, limit: 50 }),
+                ("dir.yaml", &FileBody::NotRegular { kind: FileKind::Directory }),
+                ("fifo.yaml", &FileBody::NotRegular { kind: FileKind::Fifo }),
+                ("null.yaml", &FileBody::NotRegular { kind: FileKind::CharDevice }),
+                ("socket.yaml", &FileBody::NotRegular { kind: FileKind::Socket }),
+            ]
+        );
     }
 }

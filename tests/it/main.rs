@@ -13,3 +13,5 @@ mod snapshot_store;
 mod support;
 mod validate;
 mod watch;
+#[cfg(unix)]
+mod wedge_input;

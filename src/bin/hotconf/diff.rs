@@ -58,7 +58,7 @@ pub fn validated_sources(sources: &Sources, label: &str) -> Result<(), Exit> {
         Ok(_) => Ok(()),
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            eprintln!("error: {}", crate::validate::invalid_summary(label, diagnostics.len()));
+            eprintln!("error: {}", crate::validate::invalid_summary(label, diagnostics.problems()));
             Err(Exit::Invalid)
         }
     }

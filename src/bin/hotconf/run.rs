@@ -121,7 +121,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             eprintln!("{diagnostics}");
             eprintln!(
                 "error: refusing to start: {}",
-                crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.len())
+                crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.problems())
             );
             return Ok(Exit::Invalid);
         }

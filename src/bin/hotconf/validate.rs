@@ -43,7 +43,7 @@ pub fn run(dir: &Path, format: Format) -> Exit {
             match format {
                 Format::Text => {
                     println!("{diagnostics}");
-                    println!("error: {}", invalid_summary(&dir.display().to_string(), diagnostics.len()));
+                    println!("error: {}", invalid_summary(&dir.display().to_string(), diagnostics.problems()));
                 }
                 Format::Json => {
                     for d in diagnostics.as_slice() {

@@ -135,7 +135,7 @@ struct ProvidersRead {
     defined: BTreeMap<String, Option<bool>>,
 }
 
-fn top_level<'v>(checker: &mut Checker<'_>, file: &'v ParsedFile<'_>) -> Entries<'v> {
+fn top_level<'v>(checker: &mut Checker<'_, '_>, file: &'v ParsedFile<'_>) -> Entries<'v> {
     let root = YamlPath::root();
     let entries = checker.mapping(&file.value, &root).unwrap_or_default();
     for (name, _) in &entries {
@@ -308,7 +308,7 @@ fn read_rate_limits(
     limits
 }
 
-fn u32_in(c: &mut Checker<'_>, path: &YamlPath, v: u64) -> Option<NonZeroU32> {
+fn u32_in(c: &mut Checker<'_, '_>, path: &YamlPath, v: u64) -> Option<NonZeroU32> {
     let n = u32::try_from(v).ok().and_then(NonZeroU32::new);
     if n.is_none() {
         c.report(path, DiagnosticKind::OutOfRange { value: v.to_string(), range: "1 to 4294967295" });
@@ -323,6 +323,14 @@ fn read_chains(
 ) -> BTreeMap<AgentName, AgentChain> {
     let mut c = Checker::new(file);
     let mut chains = BTreeMap::new();
+    // Named in every unknown-provider diagnostic: built once, and short whatever the file holds.
+    let known: Vec<String> = providers.map_or_else(Vec::new, |read| {
+        let mut known: Vec<String> = read.defined.keys().take(10).cloned().collect();
+        if read.defined.len() > known.len() {
+            known.push("…".to_owned());
+        }
+        known
+    });
     for (name, value) in top_level(&mut c, file) {
         let path = YamlPath::root().key(name);
         let Some(entries) = c.mapping(value, &path) else { continue };
@@ -356,8 +364,8 @@ fn read_chains(
             let Some(read) = providers else { continue };
             match read.defined.get(*provider) {
                 None => {
-                    let known = read.defined.keys().cloned().collect();
-                    c.report(p, DiagnosticKind::UnknownProvider { name: (*provider).to_owned(), known });
+                    let kind = DiagnosticKind::UnknownProvider { name: (*provider).to_owned(), known: known.clone() };
+                    c.report(p, kind);
                     ok = false;
                 }
                 Some(Some(false)) => {
