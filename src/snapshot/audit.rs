@@ -2,7 +2,7 @@
 //! attempt to change the config. Owns that file's format; never holds a secret value, since
 //! records carry only redacted diffs, file names, hashes and diagnostics.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,6 +14,9 @@ use super::error::StoreError;
 use super::manifest::Origin;
 use crate::source::Sources;
 use crate::validate::Diagnostics;
+
+/// The most bytes [`AuditLog::read_all`] reads: a bound on memory, far above years of records.
+const MAX_LOG_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One line of the audit log. Serialized with a fixed field order: `ts`, `event`, then the
 /// event's fields in the order documented on [`AuditEvent`]; one compact JSON object a line.
@@ -155,7 +158,12 @@ impl AuditLog {
         let mut options = OpenOptions::new();
         options.append(true).create(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, super::fsio::PRIVATE_FILE);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(super::fsio::PRIVATE_FILE);
+            // A FIFO planted as the log fails at once (`ENXIO`) instead of waiting for a reader.
+            options.custom_flags(libc::O_NONBLOCK);
+        }
         let mut file = options.open(&self.path).map_err(StoreError::io(&self.path))?;
         file.write_all(line.as_bytes()).map_err(StoreError::io(&self.path))?;
         file.sync_data().map_err(StoreError::io(&self.path))
@@ -164,7 +172,10 @@ impl AuditLog {
     /// Every record, oldest first. A missing log is empty. A last line cut short by a crash is
     /// skipped; any other unreadable line is an error.
     pub fn read_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        let text = match fs::read_to_string(&self.path) {
+        let bytes = super::fsio::read_regular(&self.path, MAX_LOG_BYTES);
+        let text = match bytes
+            .and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StoreError::Io { path: self.path.clone(), source: e }),

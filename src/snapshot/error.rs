@@ -31,6 +31,13 @@ pub enum Corruption {
         /// The file's name.
         name: String,
     },
+    /// A file the manifest lists is there but is not a regular file (a FIFO, a directory, …).
+    NotRegular {
+        /// The file's name.
+        name: String,
+        /// What it is.
+        kind: crate::source::read::FileKind,
+    },
     /// The files are intact one by one but the bundle hash differs from the manifest.
     BundleHashMismatch,
     /// The manifest says it is another version than its directory.
@@ -54,6 +61,7 @@ impl std::fmt::Display for Corruption {
                 write!(f, "file {name} is {found} bytes, the manifest says {expected} (truncated or edited)")
             }
             Corruption::HashMismatch { name } => write!(f, "file {name} does not match its blake3 hash"),
+            Corruption::NotRegular { name, kind } => write!(f, "file {name} is {kind}, not a regular file"),
             Corruption::BundleHashMismatch => f.write_str("the files do not match the bundle hash"),
             Corruption::WrongVersion { found } => write!(f, "the manifest is for version {found}"),
             Corruption::BadFileName { name } => write!(f, "the manifest names an invalid file {name:?}"),

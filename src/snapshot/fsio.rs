@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::StoreError;
+use crate::source::read::{read_file, FileRead};
+
+/// The most bytes read from a store file that is not a version's config file (a manifest, a
+/// state file): far above what hotconf writes, low enough that a planted file cannot exhaust memory.
+pub(crate) const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Mode of the files the store creates: owner read/write only.
 pub(crate) const PRIVATE_FILE: u32 = 0o600;
@@ -50,9 +55,29 @@ fn write_new_synced_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Sto
     file.sync_all().map_err(StoreError::io(path))
 }
 
+/// Reads the regular file `path` whole, at most `limit` bytes, through the one non-blocking reader
+/// of config files: a FIFO, socket or device planted in the store is refused unread, never waited on.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind};
+    match read_file(path, limit)? {
+        FileRead::Bytes { bytes, .. } => Ok(bytes),
+        FileRead::TooLarge { size, .. } => {
+            Err(Error::new(ErrorKind::InvalidData, format!("{size} bytes, over the {limit}-byte limit")))
+        }
+        FileRead::NotRegular { kind } => {
+            Err(Error::new(ErrorKind::InvalidInput, format!("{kind}, not a regular file")))
+        }
+    }
+}
+
 /// Fsyncs a directory, so the entries created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(path: &Path) -> Result<(), StoreError> {
-    File::open(path).and_then(|d| d.sync_all()).map_err(StoreError::io(path))
+    let mut options = OpenOptions::new();
+    options.read(true);
+    // Never blocks on a FIFO planted where a directory should be: opening anything else fails.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_DIRECTORY | libc::O_NONBLOCK);
+    options.open(path).and_then(|d| d.sync_all()).map_err(StoreError::io(path))
 }
 
 /// Renames `from` to `to` (atomic within one filesystem).

@@ -32,6 +32,7 @@ use super::diff::semantic_diff;
 use super::error::{Corruption, StoreError};
 use super::fsio;
 use super::manifest::{FileEntry, Manifest, Origin, FORMAT};
+use crate::source::read::{read_file, FileRead};
 use crate::source::{SourceFile, Sources};
 
 /// The default number of versions kept.
@@ -448,8 +449,17 @@ impl SnapshotStore {
                 return Err(corrupt(Corruption::BadFileName { name: entry.name.clone() }));
             }
             let path = files_dir.join(&entry.name);
-            let bytes = match fs::read(&path) {
-                Ok(b) => b,
+            // Read through the non-blocking reader, at most one byte past the size the manifest
+            // promises: a planted FIFO is refused, never waited on, and a grown file is not read whole.
+            let bytes = match read_file(&path, entry.size) {
+                Ok(FileRead::Bytes { bytes, .. }) => bytes,
+                Ok(FileRead::TooLarge { size, .. }) => {
+                    let (name, expected) = (entry.name.clone(), entry.size);
+                    return Err(corrupt(Corruption::SizeMismatch { name, expected, found: size }));
+                }
+                Ok(FileRead::NotRegular { kind }) => {
+                    return Err(corrupt(Corruption::NotRegular { name: entry.name.clone(), kind }))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(corrupt(Corruption::MissingFile { name: entry.name.clone() }))
                 }
@@ -485,7 +495,7 @@ impl SnapshotStore {
     fn read_manifest(&self, version: u64) -> Result<Manifest, StoreError> {
         let dir = self.version_dir(version);
         let path = dir.join(MANIFEST_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match fsio::read_regular(&path, fsio::MAX_STATE_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
                 return Err(StoreError::NotFound { version, store: self.dir.clone() })
@@ -590,7 +600,7 @@ impl SnapshotStore {
 
     fn read_state<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
         let path = self.dir.join(name);
-        match fs::read(&path) {
+        match fsio::read_regular(&path, fsio::MAX_STATE_BYTES) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::BadStateFile { path, source })
             }

@@ -186,3 +186,33 @@ fn a_file_of_many_problems_lists_the_first_hundred_and_counts_the_rest() {
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn a_fifo_planted_in_the_store_is_reported_never_waited_on() {
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    drop(Service::start(config.path(), store.path(), &[]));
+    let snapshots = store.path().to_str().unwrap();
+    // A version's file and the audit log replaced by FIFOs: reading either must not block.
+    replace_with_fifo(&store.path().join("v000001").join("files"), "rate_limits.yaml");
+    replace_with_fifo(store.path(), "audit.jsonl");
+
+    let (out, took) = hotconf_bounded(&["history", "--snapshots", snapshots]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("damaged"), "{stdout}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    let (out, _) = hotconf_bounded(&["show", "1", "--snapshots", snapshots]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("file rate_limits.yaml is a FIFO (named pipe), not a regular file"), "{stderr}");
+
+    // The service starts on the directory (a new version: v1 is damaged) and keeps running;
+    // the audit record it cannot append is reported, not waited for.
+    let limits = config.path().join("rate_limits.yaml");
+    std::fs::write(&limits, std::fs::read_to_string(&limits).unwrap().replacen("rpm: 600", "rpm: 900", 1)).unwrap();
+    let s = Service::start(config.path(), store.path(), &[]);
+    let (status, body) = s.http("GET", "/status");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(acquire_rpm(&s), 900);
+}
