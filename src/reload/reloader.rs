@@ -617,7 +617,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             Err(e) => {
                 // Refused: the running config and the failure state are untouched.
                 let error = format!("cannot roll back to version {version}: {}", error_chain(&e));
-                let outcome = AttemptOutcome::Failed { error: error.clone() };
+                let outcome = match e {
+                    StoreError::NotFound { .. } => AttemptOutcome::NotFound { version, error: error.clone() },
+                    _ => AttemptOutcome::Failed { error: error.clone() },
+                };
                 self.record(Trigger::Rollback, &outcome, started);
                 tracing::warn!(event = "rollback.refused", version, error = %error);
                 return outcome;

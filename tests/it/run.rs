@@ -207,7 +207,8 @@ fn concurrent_requests_during_reloads_see_whole_versions() {
                     } else {
                         http(admin, "POST", "/acquire/local?tokens=1", None)
                     };
-                    assert_eq!(status, 200, "{body}");
+                    // A denial (429) names the version it was judged by, too.
+                    assert!(status == 200 || (i % 2 == 1 && status == 429), "{status} {body}");
                     let v: Value = serde_json::from_str(&body).unwrap();
                     let version = v["version"].as_u64().unwrap();
                     if i % 2 == 0 {
@@ -270,9 +271,9 @@ fn sighup_reloads_and_rollback_pins_a_version() {
     let status = s.get_json("/status");
     assert_eq!(status["pinned"], 1, "{status}\n{}", s.raw.lock().unwrap());
     s.wait_for("rollback.applied");
-    // An unknown version is refused and changes nothing.
+    // An unknown version is refused (404) and changes nothing.
     let (code, _) = s.http("POST", "/rollback/99");
-    assert_eq!(code, 409);
+    assert_eq!(code, 404);
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
     // SIGHUP re-reads the files: the disk content (650) replaces the pin.
     s.signal("HUP");
