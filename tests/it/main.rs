@@ -1,5 +1,6 @@
 //! Integration tests, built into one binary (see ARCHITECTURE.md, "Tests").
 
+mod admin_http;
 mod cli_snapshot;
 mod cli_validate;
 mod components;

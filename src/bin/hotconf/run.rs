@@ -42,6 +42,13 @@ pub struct RunArgs {
     /// endpoint but /healthz requires `Authorization: Bearer <token>`.
     #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
     pub admin_token_env: String,
+    /// How long an admin client has to send a whole request head, in milliseconds; a slower
+    /// (dripping or idle) connection is closed.
+    #[arg(long, default_value_t = admin::HEAD_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub admin_head_timeout_ms: u64,
+    /// Open admin connections at most; a new one past it closes the oldest idle one.
+    #[arg(long, default_value_t = admin::MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub admin_max_connections: u64,
     /// Bound on reading plus validating one attempt, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub reload_timeout_ms: u64,
@@ -137,7 +144,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let server = match bound {
         Some(bound) => {
             let admin = admin::Admin { gateway, metrics, reloader: Arc::clone(&reloader), token };
-            Some(admin::start(bound, admin).context("starting the admin endpoint")?)
+            let limits = admin::Limits {
+                head_timeout: Duration::from_millis(args.admin_head_timeout_ms),
+                max_connections: args.admin_max_connections as usize,
+            };
+            Some(admin::start(bound, limits, admin).context("starting the admin endpoint")?)
         }
         None => None,
     };

@@ -1,11 +1,11 @@
 //! The admin endpoint's HTTP server: hyper's HTTP/1.1 server on a current-thread tokio runtime
 //! confined to one named thread (`hotconf-admin`). The reload pipeline never sees the runtime.
 //!
-//! Hardened for a hostile network: a request head must arrive whole within [`HEAD_TIMEOUT`]
+//! Hardened for a hostile network: a request head must arrive whole within [`Limits::head_timeout`]
 //! (hyper's `header_read_timeout`, a whole-head deadline, not a per-read one), so a client
 //! dripping a byte a second is closed; idle and slow connections cost a task each, never a
 //! thread, so 1,000 of them do not delay `/healthz`; open connections are capped at
-//! [`MAX_CONNECTIONS`], and a new connection past the cap evicts the oldest one that has no
+//! [`Limits::max_connections`], and a new connection past the cap evicts the oldest one that has no
 //! request in flight, so an attacker holding connections cannot starve new ones.
 //!
 //! `GET`/`HEAD` handlers run on the runtime thread and must never block; other methods (a
@@ -27,13 +27,13 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 
-/// How long a client has to send a whole request head (request line and headers).
+/// How long a client has to send a whole request head (request line and headers), by default.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted; larger ones get `431`.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Largest request body accepted (bodies are ignored); larger ones get `413`.
 const MAX_BODY_BYTES: u64 = 64 * 1024;
-/// Open connections at most; past it, the oldest idle one is closed for the new one.
+/// Open connections at most, by default; past it, the oldest idle one is closed for the new one.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Threads running blocking handlers (a reload, a rollback) at once.
 const BLOCKING_THREADS: usize = 4;
@@ -93,6 +93,21 @@ impl Response {
     }
 }
 
+/// The server's bounds against slow and numerous clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client has to send a whole request head.
+    pub head_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { head_timeout: HEAD_TIMEOUT, max_connections: MAX_CONNECTIONS }
+    }
+}
+
 /// A bound admin address that serves nothing yet: `hotconf run` binds before it stores or
 /// applies anything, so a taken port changes nothing.
 pub struct Bound {
@@ -106,11 +121,11 @@ impl Bound {
     }
 
     /// Serves every request with `handler`.
-    pub fn serve<H>(self, handler: H) -> io::Result<Server>
+    pub fn serve<H>(self, limits: Limits, handler: H) -> io::Result<Server>
     where
         H: Fn(&Request) -> Response + Send + Sync + 'static,
     {
-        Server::start_on(self.listener, Arc::new(handler))
+        Server::start_on(self.listener, limits, Arc::new(handler))
     }
 }
 
@@ -125,7 +140,7 @@ pub struct Server {
 type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
 impl Server {
-    fn start_on(listener: TcpListener, handler: Handler) -> io::Result<Self> {
+    fn start_on(listener: TcpListener, limits: Limits, handler: Handler) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -138,7 +153,7 @@ impl Server {
         let thread = std::thread::Builder::new().name("hotconf-admin".into()).spawn(move || {
             let accepted = runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                accept_loop(listener, handler, stopped).await;
+                accept_loop(listener, limits, handler, stopped).await;
                 Ok::<_, io::Error>(())
             });
             if let Err(e) = accepted {
@@ -187,7 +202,12 @@ impl Connections {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, handler: Handler, mut stopped: oneshot::Receiver<()>) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+    handler: Handler,
+    mut stopped: oneshot::Receiver<()>,
+) {
     // Only the runtime's one thread touches it; the lock is never contended.
     let connections = Arc::new(Mutex::new(Connections::default()));
     loop {
@@ -208,7 +228,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, handler: Handler, mut st
         let (busy, closed) = (Arc::new(AtomicBool::new(false)), oneshot::channel::<()>());
         let id = {
             let mut c = lock(&connections);
-            if c.open.len() >= MAX_CONNECTIONS && !c.evict_oldest_idle() {
+            if c.open.len() >= limits.max_connections.max(1) && !c.evict_oldest_idle() {
                 // Every connection is mid-request: refuse this one rather than cut one short.
                 continue;
             }
@@ -220,7 +240,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, handler: Handler, mut st
         let _ = stream.set_nodelay(true);
         let (handler, connections) = (Arc::clone(&handler), Arc::clone(&connections));
         tokio::spawn(async move {
-            serve_connection(stream, handler, busy, closed.1).await;
+            serve_connection(stream, limits.head_timeout, handler, busy, closed.1).await;
             lock(&connections).open.remove(&id);
         });
     }
@@ -232,6 +252,7 @@ fn lock(c: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    head_timeout: Duration,
     handler: Handler,
     busy: Arc<AtomicBool>,
     evicted: oneshot::Receiver<()>,
@@ -247,7 +268,7 @@ async fn serve_connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_timeout)
         // One request per connection, as before (clients read to EOF); a scrape every few
         // seconds gains nothing from keep-alive.
         .keep_alive(false)

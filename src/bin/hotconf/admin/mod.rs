@@ -13,8 +13,8 @@ use hotconf::reload::{AttemptOutcome, ReloaderHandle};
 use serde_json::json;
 
 use http::{query_param, Request, Response};
+pub use http::{Bound, Limits, Server, HEAD_TIMEOUT, MAX_CONNECTIONS};
 use hyper::Method;
-pub use http::{Bound, Server};
 
 /// The default admin address: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9477";
@@ -37,8 +37,8 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
 }
 
 /// Serves the admin endpoint on an address bound by [`bind`].
-pub fn start(bound: Bound, admin: Admin) -> std::io::Result<Server> {
-    bound.serve(move |request| admin.handle(request))
+pub fn start(bound: Bound, limits: Limits, admin: Admin) -> std::io::Result<Server> {
+    bound.serve(limits, move |request| admin.handle(request))
 }
 
 /// The admin routes, by path; each serves the methods its [`Route::allow`] names.
