@@ -35,6 +35,9 @@ const MAX_HEAD_BYTES: usize = 8 * 1024;
 const MAX_BODY_BYTES: u64 = 64 * 1024;
 /// Open connections at most, by default; past it, the oldest idle one is closed for the new one.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+#[cfg(unix)]
+const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Threads running blocking handlers (a reload, a rollback) at once.
 const BLOCKING_THREADS: usize = 4;
 /// How long the server's shutdown waits for handlers still running.
@@ -117,7 +120,19 @@ pub struct Bound {
 impl Bound {
     /// Binds `addr`.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr)? })
+        let listener = TcpListener::bind(addr)?;
+        // std listens with a backlog of 128: a burst of reconnecting clients (an attacker's
+        // connections all cut at the head deadline at once) would overflow it, and a probe's
+        // SYN dropped there waits a second for its retransmit. Linux lets `listen` raise it.
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: `listen` on a socket we own and keep open; no memory is passed.
+            if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Self { listener })
     }
 
     /// Serves every request with `handler`.
