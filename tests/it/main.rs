@@ -4,6 +4,7 @@ mod admin_http;
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod observability;
 mod reload;
 mod run;
 mod run_defects;

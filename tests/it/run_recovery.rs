@@ -92,7 +92,7 @@ fn an_edit_made_during_a_store_outage_longer_than_the_old_retry_schedule_is_appl
     while schedule.len() < 7 {
         let retry = s.wait_for("reload.retry");
         assert_eq!(retry["trigger"], "change");
-        assert_eq!(retry["files"], "rate_limits.yaml");
+        assert_eq!(retry["files"], serde_json::json!(["rate_limits.yaml"]));
         schedule.push((retry["attempt"].as_u64().unwrap(), retry["delay_ms"].as_u64().unwrap()));
     }
     assert_eq!(schedule, [(2, 100), (3, 200), (4, 400), (5, 400), (6, 400), (7, 400), (8, 400)]);
@@ -104,7 +104,7 @@ fn an_edit_made_during_a_store_outage_longer_than_the_old_retry_schedule_is_appl
     std::fs::remove_dir(&lock).unwrap();
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 2);
-    assert_eq!(applied["files"], "rate_limits.yaml");
+    assert_eq!(applied["files"], serde_json::json!(["rate_limits.yaml"]));
     assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 600 → 900"), "{applied}");
     let recovered = s.wait_for("reload.recovered");
     assert!(recovered["attempt"].as_u64().unwrap() >= 8, "{recovered}");

@@ -17,7 +17,7 @@ use hotconf::watch::{Poller, PollerConfig};
 use hotconf::{EnvLookup, ProcessEnv};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::{admin, Exit};
+use crate::{admin, Exit, LogFormat};
 
 /// The options of `hotconf run`.
 #[derive(Debug, clap::Args)]
@@ -68,7 +68,7 @@ pub struct RunArgs {
 /// How long shutdown waits for the service's threads before the process exits anyway.
 const SHUTDOWN_BOUND: Duration = Duration::from_millis(1500);
 
-pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
     let env: Arc<dyn EnvLookup> = Arc::new(ProcessEnv);
     let admin_addr: Option<SocketAddr> = match args.admin_addr.as_str() {
         "off" => None,
@@ -125,11 +125,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     ) {
         Ok(started) => started,
         Err(StartError::Invalid(diagnostics)) => {
-            eprintln!("{diagnostics}");
-            eprintln!(
-                "error: refusing to start: {}",
-                crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.len())
-            );
+            let summary = crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.len());
+            match log_format {
+                LogFormat::Text => {
+                    eprintln!("{diagnostics}");
+                    eprintln!("error: refusing to start: {summary}");
+                }
+                LogFormat::Json => {
+                    for d in diagnostics.as_slice() {
+                        tracing::error!(
+                            event = "start.invalid",
+                            file = %d.file,
+                            path = d.path.as_deref().unwrap_or(""),
+                            line = d.line.unwrap_or(0),
+                            column = d.column.unwrap_or(0),
+                            code = d.kind.code(),
+                            message = %d.kind,
+                            help = d.kind.help().unwrap_or_default(),
+                        );
+                    }
+                    tracing::error!(event = "start.refused", problems = diagnostics.len(), error = %summary);
+                }
+            }
             return Ok(Exit::Invalid);
         }
         Err(e) => return Err(e).context("starting"),

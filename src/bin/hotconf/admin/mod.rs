@@ -50,7 +50,7 @@ enum Route<'a> {
     Config,
     Reload,
     Rollback(&'a str),
-    RouteOf(&'a str),
+    Agent(&'a str),
     Acquire(&'a str),
 }
 
@@ -65,7 +65,7 @@ impl<'a> Route<'a> {
             ["config"] => Route::Config,
             ["reload"] => Route::Reload,
             ["rollback", n] => Route::Rollback(n),
-            ["route", agent] => Route::RouteOf(agent),
+            ["route", agent] => Route::Agent(agent),
             ["acquire", provider] => Route::Acquire(provider),
             _ => return None,
         })
@@ -117,7 +117,7 @@ impl Admin {
                 Ok(version) => outcome(self.reloader.pin(version, COMMAND_TIMEOUT)),
                 Err(_) => Response::error(400, "the version must be a whole number"),
             },
-            Route::RouteOf(agent) => {
+            Route::Agent(agent) => {
                 let Some(view) = self.gateway.view() else { return Response::error(503, "no config applied yet") };
                 match view.routes.route(agent) {
                     Some(providers) => Response::json(
