@@ -218,3 +218,68 @@ fn metrics_have_every_family_from_the_start_and_the_time_the_running_version_was
     assert!(reapplied >= applied_at, "{reapplied} < {applied_at}");
     s.stop();
 }
+
+/// The names of `hotconf_…` metrics a deploy/ file queries (histogram series folded into their family).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("hotconf_") {
+        if text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '/') {
+            continue;
+        }
+        let name: String = text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        // The histogram's series belong to its family.
+        let histogram = "hotconf_config_reload_duration_seconds";
+        let family = if name.starts_with(histogram) { histogram.to_owned() } else { name };
+        names.insert(family);
+    }
+    names
+}
+
+#[test]
+fn deploy_files_query_only_metrics_the_binary_exports_and_ship_a_valid_config() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    let s = Service::start(config.path(), store.path(), &[]);
+    let (_, exposition) = s.http("GET", "/metrics");
+    let exported: Vec<&str> = exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    s.stop();
+    let mut queried = 0;
+    for file in
+        ["prometheus/hotconf-alerts.yaml", "prometheus/hotconf-alerts.test.yaml", "grafana/hotconf-dashboard.json"]
+    {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        if file.ends_with(".json") {
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        for name in metric_names(&text) {
+            assert!(exported.contains(&name.as_str()), "{file} queries {name}, which /metrics does not export");
+            queried += 1;
+        }
+    }
+    assert!(queried >= 10, "only {queried} metric names found in deploy/");
+
+    // The Kubernetes example's ConfigMap holds a config that validates, and its args exist.
+    let manifests = std::fs::read_to_string(deploy.join("kubernetes/hotconf.yaml")).unwrap();
+    let docs: Vec<Value> =
+        yaml_serde::Deserializer::from_str(&manifests).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let config_map = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("a ConfigMap");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in config_map["data"].as_object().unwrap() {
+        std::fs::write(dir.path().join(name), content.as_str().unwrap()).unwrap();
+    }
+    let out = hotconf(&["validate", "--config", dir.path().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let help = String::from_utf8(hotconf(&["run", "--help"], &[]).stdout).unwrap();
+    for flag in args.iter().skip(1) {
+        let name = flag.split('=').next().unwrap();
+        assert!(help.contains(&format!("{name} ")) || help.contains(&format!("{name}\n")), "{name} is not an option");
+    }
+}
