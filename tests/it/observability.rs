@@ -83,8 +83,9 @@ fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, lines) = crossbeam_channel::unbounded::<String>();
     let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let (tx, lines) = crossbeam_channel::unbounded::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -119,8 +120,18 @@ fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
     assert!(diff.contains("rate_limits.local.rpm: 650 → 600"), "{applied:?}");
     assert!(diff.contains("rate_limits.local.burst: 25 → 20"), "{applied:?}");
     assert!(diff.contains('\n'), "{applied:?}");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(child.wait().unwrap().success());
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    assert!(child.0.wait().unwrap().success());
+}
+
+/// A child process killed if the test panics before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
