@@ -1,11 +1,20 @@
 //! Reload metrics, rendered in the Prometheus text format. Counters and gauges are atomics; the
 //! few labelled families take a short lock on the reload path, never on a request's path.
+//!
+//! Every family has its samples from the start (a zero for each known label value), label values
+//! are escaped per the exposition format, and the names' prefix is the caller's choice
+//! ([`Metrics::render_with_prefix`], [`Metrics::render_into`]), so the families can join a
+//! service's own exposition under its namespace. The encoder is hand-written rather than
+//! `prometheus-client`'s: the library keeps no metrics dependency (and no third-party type in its
+//! API), and the text it appends works with any registry's output.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::watch::PollErrorKind;
 
 /// Upper bounds of the reload duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -43,17 +52,32 @@ pub struct Metrics {
     running_version: AtomicU64,
     last_successful: AtomicU64,
     last_success_unix_millis: AtomicU64,
+    running_applied_unix_millis: AtomicU64,
     workers_stuck: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Labelled {
     config_hash: String,
     poll_errors: BTreeMap<String, u64>,
     alerts: BTreeMap<&'static str, u64>,
-    ack_timeouts: BTreeMap<&'static str, u64>,
+    ack_timeouts: BTreeMap<String, u64>,
 }
+
+impl Default for Labelled {
+    fn default() -> Self {
+        Self {
+            config_hash: String::new(),
+            poll_errors: PollErrorKind::ALL.iter().map(|k| (k.as_str().to_owned(), 0)).collect(),
+            alerts: ALERT_RESULTS.iter().map(|r| (*r, 0)).collect(),
+            ack_timeouts: BTreeMap::new(),
+        }
+    }
+}
+
+/// The alert outcomes counted.
+const ALERT_RESULTS: [&str; 3] = ["sent", "failed", "suppressed"];
 
 impl Metrics {
     /// Counts a reload attempt and its duration.
@@ -89,7 +113,17 @@ impl Metrics {
         self.last_successful.store(1, Ordering::Relaxed);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         self.last_success_unix_millis.store(now, Ordering::Relaxed);
+        self.running_applied_unix_millis.store(now, Ordering::Relaxed);
         self.lock().config_hash = hash.to_owned();
+    }
+
+    /// Declares the components whose acknowledgements are counted, so each has a zero sample
+    /// from the start.
+    pub fn register_components<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut labelled = self.lock();
+        for name in names {
+            labelled.ack_timeouts.entry(name.to_owned()).or_default();
+        }
     }
 
     /// Records how many validator workers are stuck in abandoned attempts.
@@ -109,7 +143,7 @@ impl Metrics {
 
     /// Counts a component's missing acknowledgement.
     pub fn ack_timeout(&self, component: &'static str) {
-        *self.lock().ack_timeouts.entry(component).or_default() += 1;
+        *self.lock().ack_timeouts.entry(component.to_owned()).or_default() += 1;
     }
 
     /// Reload attempts with `result` so far.
@@ -128,98 +162,139 @@ impl Metrics {
 
     /// The metrics in the Prometheus text exposition format, names prefixed with `hotconf_`.
     pub fn render(&self) -> String {
+        self.render_with_prefix(DEFAULT_PREFIX)
+    }
+
+    /// The metrics with `prefix` in place of `hotconf_` (e.g. `myapp_config_` gives
+    /// `myapp_config_config_reloads_total`; an empty prefix is allowed).
+    pub fn render_with_prefix(&self, prefix: &str) -> String {
         let mut out = String::new();
-        let o = &mut out;
-        family(o, "hotconf_config_reloads_total", "counter", "Reload attempts by result.");
-        for r in [ReloadResult::Success, ReloadResult::Rejected, ReloadResult::Failed] {
-            let _ = writeln!(o, "hotconf_config_reloads_total{{result=\"{}\"}} {}", r.as_str(), self.reloads(r));
-        }
-        family(o, "hotconf_config_reload_duration_seconds", "histogram", "Time from a change set to the config live.");
-        for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
-            let _ = writeln!(
-                o,
-                "hotconf_config_reload_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.duration_count.load(Ordering::Relaxed);
-        let sum = self.duration_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(o, "hotconf_config_reload_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(o, "hotconf_config_reload_duration_seconds_sum {sum}");
-        let _ = writeln!(o, "hotconf_config_reload_duration_seconds_count {count}");
-        gauge(
-            o,
-            "hotconf_config_files_changed_total",
-            "counter",
-            "Files changed across applied reloads.",
-            self.files_changed.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            o,
-            "hotconf_config_running_version",
-            "gauge",
-            "The snapshot version running.",
-            self.running_version.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            o,
-            "hotconf_config_last_reload_successful",
-            "gauge",
-            "Whether the last reload attempt succeeded (1) or not (0).",
-            self.last_successful.load(Ordering::Relaxed) as f64,
-        );
-        let ts = self.last_success_unix_millis.load(Ordering::Relaxed) as f64 / 1000.0;
-        gauge(
-            o,
-            "hotconf_config_last_reload_success_timestamp_seconds",
-            "gauge",
-            "When the last successful reload happened.",
-            ts,
-        );
-        gauge(
-            o,
-            "hotconf_reload_workers_stuck",
-            "gauge",
-            "Validator workers still stuck in an abandoned attempt.",
-            self.workers_stuck.load(Ordering::Relaxed) as f64,
-        );
-        let labelled = self.lock();
-        family(
-            o,
-            "hotconf_config_info",
-            "gauge",
-            "The running config's bundle hash (blake3), for fleet convergence checks.",
-        );
-        let _ = writeln!(o, "hotconf_config_info{{hash=\"{}\"}} 1", labelled.config_hash);
-        family(o, "hotconf_poll_errors_total", "counter", "Poll errors by kind.");
-        for (kind, n) in &labelled.poll_errors {
-            let _ = writeln!(o, "hotconf_poll_errors_total{{kind=\"{kind}\"}} {n}");
-        }
-        family(o, "hotconf_alerts_total", "counter", "Alerts by result.");
-        for result in ["sent", "failed", "suppressed"] {
-            let n = labelled.alerts.get(result).copied().unwrap_or(0);
-            let _ = writeln!(o, "hotconf_alerts_total{{result=\"{result}\"}} {n}");
-        }
-        family(
-            o,
-            "hotconf_component_ack_timeouts_total",
-            "counter",
-            "Versions a component did not acknowledge in time.",
-        );
-        for (component, n) in &labelled.ack_timeouts {
-            let _ = writeln!(o, "hotconf_component_ack_timeouts_total{{component=\"{component}\"}} {n}");
-        }
+        self.render_into(&mut out, prefix);
         out
+    }
+
+    /// Appends the metrics under `prefix` to `out`: to serve them with a service's own metrics
+    /// (for instance after a `prometheus-client` registry's encoded text), on one endpoint.
+    pub fn render_into(&self, out: &mut String, prefix: &str) {
+        let mut o = Family { out, prefix };
+        o.family("config_reloads_total", "counter", "Reload attempts by result.");
+        for r in [ReloadResult::Success, ReloadResult::Rejected, ReloadResult::Failed] {
+            o.sample("config_reloads_total", &[("result", r.as_str())], self.reloads(r) as f64);
+        }
+        o.family("config_reload_duration_seconds", "histogram", "Time from a change set to the config live.");
+        for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
+            let le = bound.to_string();
+            o.sample("config_reload_duration_seconds_bucket", &[("le", &le)], bucket.load(Ordering::Relaxed) as f64);
+        }
+        let count = self.duration_count.load(Ordering::Relaxed) as f64;
+        let sum = self.duration_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        o.sample("config_reload_duration_seconds_bucket", &[("le", "+Inf")], count);
+        o.sample("config_reload_duration_seconds_sum", &[], sum);
+        o.sample("config_reload_duration_seconds_count", &[], count);
+        let millis = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1000.0;
+        let plain: [(&str, &str, &str, f64); 6] = [
+            (
+                "config_files_changed_total",
+                "counter",
+                "Files changed across applied reloads.",
+                self.files_changed.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "config_running_version",
+                "gauge",
+                "The snapshot version running.",
+                self.running_version.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "config_running_version_applied_timestamp_seconds",
+                "gauge",
+                "When this process applied the running version (Unix seconds).",
+                millis(&self.running_applied_unix_millis),
+            ),
+            (
+                "config_last_reload_successful",
+                "gauge",
+                "Whether the last reload attempt succeeded (1) or not (0).",
+                self.last_successful.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "config_last_reload_success_timestamp_seconds",
+                "gauge",
+                "When the last successful reload happened (Unix seconds).",
+                millis(&self.last_success_unix_millis),
+            ),
+            (
+                "reload_workers_stuck",
+                "gauge",
+                "Validator workers still stuck in an abandoned attempt.",
+                self.workers_stuck.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        for (name, kind, help, value) in plain {
+            o.family(name, kind, help);
+            o.sample(name, &[], value);
+        }
+        let labelled = self.lock();
+        o.family("config_info", "gauge", "The running config's bundle hash (blake3), for fleet convergence checks.");
+        o.sample("config_info", &[("hash", &labelled.config_hash)], 1.0);
+        o.family("poll_errors_total", "counter", "Poll errors by kind.");
+        for (kind, n) in &labelled.poll_errors {
+            o.sample("poll_errors_total", &[("kind", kind)], *n as f64);
+        }
+        o.family("alerts_total", "counter", "Alerts by result.");
+        for (result, n) in &labelled.alerts {
+            o.sample("alerts_total", &[("result", result)], *n as f64);
+        }
+        o.family("component_ack_timeouts_total", "counter", "Versions a component did not acknowledge in time.");
+        for (component, n) in &labelled.ack_timeouts {
+            o.sample("component_ack_timeouts_total", &[("component", component)], *n as f64);
+        }
     }
 }
 
-fn family(o: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// The prefix of [`Metrics::render`].
+pub const DEFAULT_PREFIX: &str = "hotconf_";
+
+/// Writes families and samples under a prefix.
+struct Family<'a> {
+    out: &'a mut String,
+    prefix: &'a str,
 }
 
-fn gauge(o: &mut String, name: &str, kind: &str, help: &str, value: f64) {
-    family(o, name, kind, help);
-    let _ = writeln!(o, "{name} {value}");
+impl Family<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let p = self.prefix;
+        let _ = writeln!(self.out, "# HELP {p}{name} {help}\n# TYPE {p}{name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let _ = write!(self.out, "{}{name}", self.prefix);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"");
+                escape_label_value(self.out, v);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// Escapes a label value per the text exposition format: `\\`, `\"` and `\n`.
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -248,5 +323,41 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn every_family_has_samples_from_the_start() {
+        let m = Metrics::default();
+        m.register_components(["limiter", "router"]);
+        let text = m.render();
+        let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        for family in &families {
+            let name = family.split(' ').next().unwrap();
+            assert!(
+                text.lines().any(|l| !l.starts_with('#') && l.starts_with(name)),
+                "{name} has no sample in\n{text}"
+            );
+        }
+        for line in [
+            "hotconf_poll_errors_total{kind=\"unreadable\"} 0",
+            "hotconf_poll_errors_total{kind=\"timeout\"} 0",
+            "hotconf_alerts_total{result=\"sent\"} 0",
+            "hotconf_component_ack_timeouts_total{component=\"router\"} 0",
+            "hotconf_config_running_version_applied_timestamp_seconds 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_the_prefix_is_the_callers() {
+        let m = Metrics::default();
+        m.poll_error("we\"ird\\kind\nx");
+        let text = m.render_with_prefix("myapp_");
+        assert!(text.lines().any(|l| l == r#"myapp_poll_errors_total{kind="we\"ird\\kind\nx"} 1"#), "{text}");
+        assert!(text.lines().all(|l| !l.contains("hotconf_")), "{text}");
+        let mut joined = String::from("# a user's own families\n");
+        m.render_into(&mut joined, "");
+        assert!(joined.contains("\nconfig_reloads_total{result=\"success\"} 0\n"), "{joined}");
     }
 }

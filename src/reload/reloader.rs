@@ -229,13 +229,14 @@ impl ReloaderHandle {
         sink.apply(Arc::new(Publication::new(version, hash, Arc::new(config_value))))?;
         store.set_running(version)?;
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
+        reporting.metrics.register_components(sink.applied_versions().iter().map(|(name, _)| *name));
         reporting.metrics.running(version, &hash.to_hex(), 0);
         reporting.metrics.reload(ReloadResult::Success, started.elapsed());
         tracing::info!(
             event = "reload.applied",
             version,
             origin = "startup",
-            files = %files.join(","),
+            files = %log_list(&files),
             duration_ms = started.elapsed().as_millis() as u64
         );
 
@@ -448,8 +449,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         if let AttemptOutcome::Failed { error } = &outcome {
             let delay = self.config.retry.delay(attempt);
             let files = match &pending {
-                Pending::Change { files, .. } => files.join(","),
-                Pending::Reload => String::new(),
+                Pending::Change { files, .. } => log_list(files),
+                Pending::Reload => log_list(&[]),
             };
             tracing::warn!(
                 event = "reload.retry",
@@ -583,7 +584,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             event = "reload.applied",
             version,
             origin = %origin,
-            files = %files.join(","),
+            files = %log_list(&files),
             duration_ms = duration.as_millis() as u64,
             diff = %diff,
         );
@@ -617,7 +618,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             Err(e) => {
                 // Refused: the running config and the failure state are untouched.
                 let error = format!("cannot roll back to version {version}: {}", error_chain(&e));
-                let outcome = AttemptOutcome::Failed { error: error.clone() };
+                let outcome = match e {
+                    StoreError::NotFound { .. } => AttemptOutcome::NotFound { version, error: error.clone() },
+                    _ => AttemptOutcome::Failed { error: error.clone() },
+                };
                 self.record(Trigger::Rollback, &outcome, started);
                 tracing::warn!(event = "rollback.refused", version, error = %error);
                 return outcome;
@@ -785,6 +789,12 @@ fn resume_pin<S: Schema>(
 }
 
 /// Logs each diagnostic as one `event` line with its file, path, line and column.
+/// A list-valued log field (`files`): the text of a JSON array of strings, which `hotconf run`'s
+/// JSON logs write as an array and its text logs as the items joined by commas.
+fn log_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}
+
 fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
     for d in diagnostics.as_slice() {
         tracing::warn!(

@@ -55,16 +55,24 @@ pub enum AttemptOutcome {
         /// What.
         error: String,
     },
+    /// A rollback asked for a version the store does not hold (never created, or pruned);
+    /// nothing changed.
+    NotFound {
+        /// The version asked for.
+        version: u64,
+        /// The store's words.
+        error: String,
+    },
 }
 
 /// The last attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastAttempt {
-    /// Seconds since the Unix epoch.
+    /// Seconds since the Unix epoch, to the microsecond.
     pub at_unix: f64,
     /// What started it.
     pub trigger: Trigger,
-    /// How long it took, in milliseconds.
+    /// How long it took, in milliseconds, rounded to the microsecond (`5.839`).
     pub duration_ms: f64,
     /// How it ended.
     #[serde(flatten)]
@@ -73,8 +81,9 @@ pub struct LastAttempt {
 
 impl LastAttempt {
     pub(super) fn new(trigger: Trigger, outcome: AttemptOutcome, duration: Duration) -> Self {
-        let at_unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        Self { at_unix, trigger, duration_ms: duration.as_secs_f64() * 1000.0, outcome }
+        let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let at_unix = since_epoch.as_micros() as f64 / 1e6;
+        Self { at_unix, trigger, duration_ms: duration.as_micros() as f64 / 1e3, outcome }
     }
 }
 

@@ -49,6 +49,10 @@ pub enum PollErrorKind {
 }
 
 impl PollErrorKind {
+    /// Every kind, in declaration order (metrics export a zero for each from the start).
+    pub const ALL: [PollErrorKind; 6] =
+        [Self::Unreadable, Self::Vanished, Self::DirMissing, Self::TooLarge, Self::Timeout, Self::Io];
+
     /// A stable lowercase label: `unreadable`, `vanished`, `dir_missing`, `too_large`, `timeout`, `io`.
     pub fn as_str(self) -> &'static str {
         match self {

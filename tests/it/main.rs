@@ -1,8 +1,10 @@
 //! Integration tests, built into one binary (see ARCHITECTURE.md, "Tests").
 
+mod admin_http;
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod observability;
 mod reload;
 mod run;
 mod run_defects;

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::service::{http, write_atomic, Service, DEADLINE};
 use crate::support::{assert_no_canary, config_copy, CANARY};
@@ -41,7 +41,7 @@ fn each_file_change_is_applied_to_the_live_components() {
     edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 900");
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 2);
-    assert_eq!(applied["files"], "rate_limits.yaml");
+    assert_eq!(applied["files"], serde_json::json!(["rate_limits.yaml"]));
     assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 600 → 900"), "{applied}");
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 900);
 
@@ -134,7 +134,7 @@ fn env_and_temp_files_are_ignored_and_a_burst_is_one_reload() {
     }
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 2, "{applied}");
-    assert_eq!(applied["files"], "rate_limits.yaml");
+    assert_eq!(applied["files"], serde_json::json!(["rate_limits.yaml"]));
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 605);
     // The next change is version 3: nothing else was applied in between.
     edit(config.path(), "agent_chains.yaml", "fallbacks: []", "fallbacks: [local-small]");
@@ -207,7 +207,8 @@ fn concurrent_requests_during_reloads_see_whole_versions() {
                     } else {
                         http(admin, "POST", "/acquire/local?tokens=1", None)
                     };
-                    assert_eq!(status, 200, "{body}");
+                    // A denial (429) names the version it was judged by, too.
+                    assert!(status == 200 || (i % 2 == 1 && status == 429), "{status} {body}");
                     let v: Value = serde_json::from_str(&body).unwrap();
                     let version = v["version"].as_u64().unwrap();
                     if i % 2 == 0 {
@@ -245,12 +246,35 @@ fn refuses_to_start_on_an_invalid_config() {
     let config = config_copy();
     edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 0");
     let store = tempfile::tempdir().unwrap();
-    let Err((code, stderr)) = Service::try_start(config.path(), store.path(), &[], 50) else {
+    let Err((code, output)) = Service::try_start(config.path(), store.path(), &[], 50) else {
         panic!("started on an invalid config")
     };
     assert_eq!(code, 1);
+    // Under --log-format json, as JSON events only: one per diagnostic, then the refusal.
+    let events: Vec<Value> = output.lines().map(|l| serde_json::from_str(l).expect("only JSON lines")).collect();
+    assert_eq!(events.len(), 2, "{output}");
+    let d = &events[0];
+    assert_eq!(d["event"], "start.invalid");
+    assert_eq!(
+        (&d["file"], &d["path"], &d["line"], &d["column"], &d["message"]),
+        (
+            &json!("rate_limits.yaml"),
+            &json!("local.rpm"),
+            &json!(5),
+            &json!(3),
+            &json!("must be a positive integer, got 0")
+        ),
+        "{d}"
+    );
+    assert_eq!((&events[1]["event"], &events[1]["problems"]), (&json!("start.refused"), &json!(1)));
+    // As text, for a person, on stderr.
+    let (c, st) = (config.path().to_str().unwrap(), store.path().to_str().unwrap());
+    let out = crate::support::hotconf(&["run", "--config", c, "--snapshots", st, "--admin-addr", "off"], &[]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("rate_limits.yaml:5:3: local.rpm: must be a positive integer, got 0"), "{stderr}");
     assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -270,9 +294,9 @@ fn sighup_reloads_and_rollback_pins_a_version() {
     let status = s.get_json("/status");
     assert_eq!(status["pinned"], 1, "{status}\n{}", s.raw.lock().unwrap());
     s.wait_for("rollback.applied");
-    // An unknown version is refused and changes nothing.
+    // An unknown version is refused (404) and changes nothing.
     let (code, _) = s.http("POST", "/rollback/99");
-    assert_eq!(code, 409);
+    assert_eq!(code, 404);
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
     // SIGHUP re-reads the files: the disk content (650) replaces the pin.
     s.signal("HUP");

@@ -128,8 +128,11 @@ fn a_credential_in_base_url_is_refused_and_never_shown() {
         assert_clean("validate", &stdout);
         let err = Service::try_start(config.path(), store.path(), &[], 50).err().expect("refused to start");
         assert_eq!(err.0, 1);
-        assert_clean("stderr", &err.1);
-        assert!(err.1.contains("groq.base_url: credentials in a URL are not allowed"), "{}", err.1);
+        assert_clean("output", &err.1);
+        let invalid: serde_json::Value = serde_json::from_str(err.1.lines().next().unwrap()).unwrap();
+        assert_eq!(invalid["path"], "groq.base_url", "{}", err.1);
+        assert!(invalid["message"].as_str().unwrap().contains("credentials in a URL are not allowed"), "{}", err.1);
+        assert!(invalid["help"].as_str().unwrap().contains("`api_key_env`"), "{}", err.1);
     }
 
     // A live change: rejected, the running config (and `GET /config`) keeps the clean URL.
@@ -156,13 +159,16 @@ fn an_empty_admin_token_refuses_to_start() {
     let config = config_copy();
     for token in ["", "  "] {
         let store = tempfile::tempdir().unwrap();
-        let (code, stderr) =
+        let (code, output) =
             Service::try_start(config.path(), store.path(), &[("HOTCONF_ADMIN_TOKEN", token)], 50).err().unwrap();
-        assert_eq!(code, 3, "{stderr}");
+        assert_eq!(code, 3, "{output}");
+        // Printed once: one JSON event (the service logs JSON), nothing on stderr.
+        let fatal: serde_json::Value = serde_json::from_str(output.trim_end()).expect("one JSON line");
+        assert_eq!(fatal["event"], "fatal");
         assert_eq!(
-            stderr,
-            "error: HOTCONF_ADMIN_TOKEN is set but empty, which would leave the admin endpoint without \
-             authentication; set it to a token, unset it to run without one, or pass --admin-addr off\n"
+            fatal["error"],
+            "HOTCONF_ADMIN_TOKEN is set but empty, which would leave the admin endpoint without \
+             authentication; set it to a token, unset it to run without one, or pass --admin-addr off"
         );
         assert_eq!(std::fs::read_dir(store.path()).unwrap().count(), 0, "the store was touched");
     }

@@ -28,7 +28,8 @@ impl Service {
         Self::try_start(config, snapshots, env, 50).expect("service started")
     }
 
-    /// Like `start`, polling every `interval_ms`; `Err` with the exit code and stderr when it exits first.
+    /// Like `start`, polling every `interval_ms`; `Err` with the exit code and its output (stderr,
+    /// then the JSON log lines) when it exits first.
     pub fn try_start(
         config: &Path,
         snapshots: &Path,
@@ -90,9 +91,16 @@ impl Service {
                 Ok(_) => {}
                 Err(_) => {
                     if let Some(status) = service.child.try_wait().unwrap() {
-                        let mut stderr = String::new();
-                        service.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-                        return Err((status.code().unwrap_or(-1), stderr));
+                        let mut output = String::new();
+                        service.child.stderr.take().unwrap().read_to_string(&mut output).unwrap();
+                        // Then the JSON log lines, once the reader has seen the pipe close.
+                        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) | Ok(_) =
+                            service.logs.recv_deadline(deadline)
+                        {
+                            assert!(Instant::now() < deadline, "hotconf's stdout never closed");
+                        }
+                        output.push_str(&service.raw.lock().unwrap());
+                        return Err((status.code().unwrap_or(-1), output));
                     }
                     assert!(Instant::now() < deadline, "hotconf run did not start in time");
                 }

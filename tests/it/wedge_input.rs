@@ -97,8 +97,13 @@ fn run_refuses_to_start_on_a_fifo_instead_of_hanging() {
         Err(e) => e,
     };
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains(FIFO_MESSAGE), "{stderr}");
-    assert!(stderr.contains("error: refusing to start"), "{stderr}");
+    // Under `--log-format json` the refusal is JSON events: one per diagnostic, then the summary.
+    let events: Vec<Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let invalid = events.iter().find(|e| e["event"] == "start.invalid").expect("a start.invalid event");
+    assert_eq!(invalid["file"], "rate_limits.yaml", "{stderr}");
+    assert_eq!(invalid["code"], "not-a-regular-file", "{stderr}");
+    assert!(invalid["message"].as_str().unwrap().contains("FIFO (named pipe), not a regular file"), "{stderr}");
+    assert!(events.iter().any(|e| e["event"] == "start.refused"), "{stderr}");
 }
 
 #[test]

@@ -51,7 +51,11 @@ fn push_field(line: &mut String, name: &str, value: &str) {
     line.push(' ');
     line.push_str(if name == "message" { "msg" } else { name });
     line.push('=');
-    push_value(line, value);
+    // A list (logged as a JSON array's text) reads as its items joined by commas.
+    match crate::jsonlog::list_items(name, value) {
+        Some(items) => push_value(line, &items.join(",")),
+        None => push_value(line, value),
+    }
 }
 
 /// Appends `value`, bare when it is safe, else quoted with `\`, `"` and control characters escaped.

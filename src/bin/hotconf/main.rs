@@ -3,6 +3,7 @@
 mod admin;
 mod diff;
 mod history;
+mod jsonlog;
 mod logfmt;
 mod rollback;
 mod run;
@@ -140,11 +141,14 @@ fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Run { args, log_format } => {
             init_logging(log_format);
-            match run::run(args) {
+            match run::run(args, log_format) {
                 Ok(exit) => exit,
                 Err(e) => {
-                    tracing::error!(event = "fatal", error = format!("{e:#}"));
-                    eprintln!("error: {e:#}");
+                    // Once: as a JSON event for a log pipeline, or as a line for a person.
+                    match log_format {
+                        LogFormat::Json => tracing::error!(event = "fatal", error = format!("{e:#}")),
+                        LogFormat::Text => eprintln!("error: {e:#}"),
+                    }
                     Exit::Failure
                 }
             }
@@ -184,13 +188,7 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let layer = match format {
         LogFormat::Text => fmt::layer().with_writer(std::io::stdout).event_format(logfmt::Logfmt).boxed(),
-        LogFormat::Json => fmt::layer()
-            .with_writer(std::io::stdout)
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_target(false)
-            .boxed(),
+        LogFormat::Json => fmt::layer().with_writer(std::io::stdout).event_format(jsonlog::JsonLines).boxed(),
     };
     tracing_subscriber::registry().with(layer.with_filter(own).with_filter(filter)).init();
 }

@@ -17,7 +17,7 @@ use hotconf::watch::{Poller, PollerConfig};
 use hotconf::{EnvLookup, ProcessEnv};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::{admin, Exit};
+use crate::{admin, Exit, LogFormat};
 
 /// The options of `hotconf run`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +42,13 @@ pub struct RunArgs {
     /// endpoint but /healthz requires `Authorization: Bearer <token>`.
     #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
     pub admin_token_env: String,
+    /// How long an admin client has to send a whole request head, in milliseconds; a slower
+    /// (dripping or idle) connection is closed.
+    #[arg(long, default_value_t = admin::HEAD_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub admin_head_timeout_ms: u64,
+    /// Open admin connections at most; a new one past it closes the oldest idle one.
+    #[arg(long, default_value_t = admin::MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub admin_max_connections: u64,
     /// Bound on reading plus validating one attempt, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub reload_timeout_ms: u64,
@@ -61,7 +68,7 @@ pub struct RunArgs {
 /// How long shutdown waits for the service's threads before the process exits anyway.
 const SHUTDOWN_BOUND: Duration = Duration::from_millis(1500);
 
-pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
     let env: Arc<dyn EnvLookup> = Arc::new(ProcessEnv);
     let admin_addr: Option<SocketAddr> = match args.admin_addr.as_str() {
         "off" => None,
@@ -118,11 +125,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     ) {
         Ok(started) => started,
         Err(StartError::Invalid(diagnostics)) => {
-            eprintln!("{diagnostics}");
-            eprintln!(
-                "error: refusing to start: {}",
-                crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.problems())
-            );
+            let summary = crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.problems());
+            match log_format {
+                LogFormat::Text => {
+                    eprintln!("{diagnostics}");
+                    eprintln!("error: refusing to start: {summary}");
+                }
+                LogFormat::Json => {
+                    for d in diagnostics.as_slice() {
+                        tracing::error!(
+                            event = "start.invalid",
+                            file = %d.file,
+                            path = d.path.as_deref().unwrap_or(""),
+                            line = d.line.unwrap_or(0),
+                            column = d.column.unwrap_or(0),
+                            code = d.kind.code(),
+                            message = %d.kind,
+                            help = d.kind.help().unwrap_or_default(),
+                        );
+                    }
+                    tracing::error!(event = "start.refused", problems = diagnostics.problems(), error = %summary);
+                }
+            }
             return Ok(Exit::Invalid);
         }
         Err(e) => return Err(e).context("starting"),
@@ -137,7 +161,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let server = match bound {
         Some(bound) => {
             let admin = admin::Admin { gateway, metrics, reloader: Arc::clone(&reloader), token };
-            Some(admin::start(bound, admin).context("starting the admin endpoint")?)
+            let limits = admin::Limits {
+                head_timeout: Duration::from_millis(args.admin_head_timeout_ms),
+                max_connections: args.admin_max_connections as usize,
+            };
+            Some(admin::start(bound, limits, admin).context("starting the admin endpoint")?)
         }
         None => None,
     };

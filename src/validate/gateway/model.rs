@@ -104,11 +104,11 @@ pub struct Provider {
     pub model: String,
     /// The API's base URL, `http(s)://…`, without credentials.
     pub base_url: String,
-    /// The whole request's timeout.
-    #[serde(serialize_with = "seconds")]
+    /// The whole request's timeout (`timeout_seconds` in the file, and when serialized).
+    #[serde(rename = "timeout_seconds", serialize_with = "seconds")]
     pub timeout: Duration,
-    /// The connection timeout, at most `timeout`.
-    #[serde(serialize_with = "seconds")]
+    /// The connection timeout, at most `timeout` (`connect_timeout_seconds` in the file).
+    #[serde(rename = "connect_timeout_seconds", serialize_with = "seconds")]
     pub connect_timeout: Duration,
     /// Retries after a failed request before falling back.
     pub max_retries: u32,

@@ -1,28 +1,58 @@
-//! A minimal HTTP/1.1 server for the admin endpoints: one request per connection, bounded sizes
-//! and timeouts, so a malformed, oversized or slow client gets an error and never a crash.
+//! The admin endpoint's HTTP server: hyper's HTTP/1.1 server on a current-thread tokio runtime
+//! confined to one named thread (`hotconf-admin`). The reload pipeline never sees the runtime.
+//!
+//! Hardened for a hostile network: a request head must arrive whole within [`Limits::head_timeout`]
+//! (hyper's `header_read_timeout`, a whole-head deadline, not a per-read one), so a client
+//! dripping a byte a second is closed; idle and slow connections cost a task each, never a
+//! thread, so 1,000 of them do not delay `/healthz`; open connections are capped at
+//! [`Limits::max_connections`], and a new connection past the cap evicts the oldest one that has no
+//! request in flight, so an attacker holding connections cannot starve new ones.
+//!
+//! `GET`/`HEAD` handlers run on the runtime thread and must never block; other methods (a
+//! reload, a rollback, which wait on the reloader) run on a small blocking pool.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::oneshot;
 
-/// Largest request head (request line and headers) accepted.
+/// How long a client has to send a whole request head (request line and headers), by default.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest request head accepted; larger ones get `431`.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// Largest request body accepted (bodies are read and ignored).
-const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How long a client has to send its request, and to read the response.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in a short queue, then get 503.
-const WORKERS: usize = 4;
+/// Largest request body accepted (bodies are ignored); larger ones get `413`.
+const MAX_BODY_BYTES: u64 = 64 * 1024;
+/// Open connections at most, by default; past it, the oldest idle one is closed for the new one.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+#[cfg(unix)]
+const LISTEN_BACKLOG: libc::c_int = 4096;
+/// Threads running blocking handlers (a reload, a rollback) at once.
+const BLOCKING_THREADS: usize = 4;
+/// How long the server's shutdown waits for handlers still running.
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);
 
 /// A parsed request.
 #[derive(Debug)]
 pub struct Request {
-    pub method: String,
-    pub path: String,
+    /// The method (`HEAD` arrives as `HEAD`; the router serves it like `GET`).
+    pub method: Method,
+    /// The path's segments, each percent-decoded.
+    pub segments: Vec<String>,
+    /// The raw query string.
     pub query: String,
+    /// The `Authorization` header.
     pub authorization: Option<String>,
 }
 
@@ -32,46 +62,53 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Extra headers (`Allow`, `Retry-After`).
+    pub headers: Vec<(hyper::header::HeaderName, String)>,
 }
 
 impl Response {
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+        Self { status, content_type: "text/plain; charset=utf-8", body: body.into(), headers: Vec::new() }
     }
 
     pub fn json(status: u16, body: &serde_json::Value) -> Self {
-        Self { status, content_type: "application/json", body: format!("{body}\n") }
+        Self { status, content_type: "application/json", body: format!("{body}\n"), headers: Vec::new() }
     }
 
     pub fn error(status: u16, message: &str) -> Self {
         Self::json(status, &serde_json::json!({ "error": message }))
     }
-}
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        422 => "Unprocessable Entity",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
+    /// `405` naming the methods `allow`ed.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self::error(405, "method not allowed").with_header(ALLOW, allow)
+    }
+
+    /// Adds a `Retry-After` header of whole seconds, rounded up.
+    pub fn with_retry_after(self, after: Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.with_header(RETRY_AFTER, &secs.max(1).to_string())
+    }
+
+    fn with_header(mut self, name: hyper::header::HeaderName, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
     }
 }
 
-/// The admin server: an accept thread and a few workers. Dropping it stops and joins them.
-pub struct Server {
-    addr: SocketAddr,
-    stop: Option<Sender<()>>,
-    threads: Vec<JoinHandle<()>>,
+/// The server's bounds against slow and numerous clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client has to send a whole request head.
+    pub head_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { head_timeout: HEAD_TIMEOUT, max_connections: MAX_CONNECTIONS }
+    }
 }
 
 /// A bound admin address that serves nothing yet: `hotconf run` binds before it stores or
@@ -83,51 +120,64 @@ pub struct Bound {
 impl Bound {
     /// Binds `addr`.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr)? })
+        let listener = TcpListener::bind(addr)?;
+        // std listens with a backlog of 128: a burst of reconnecting clients (an attacker's
+        // connections all cut at the head deadline at once) would overflow it, and a probe's
+        // SYN dropped there waits a second for its retransmit. Linux lets `listen` raise it.
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: `listen` on a socket we own and keep open; no memory is passed.
+            if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Self { listener })
     }
 
     /// Serves every request with `handler`.
-    pub fn serve<H>(self, handler: H) -> io::Result<Server>
+    pub fn serve<H>(self, limits: Limits, handler: H) -> io::Result<Server>
     where
         H: Fn(&Request) -> Response + Send + Sync + 'static,
     {
-        Server::start_on(self.listener, handler)
+        Server::start_on(self.listener, limits, Arc::new(handler))
     }
 }
 
+/// The admin server: one thread running the runtime. Dropping it stops the server and joins the
+/// thread within [`SHUTDOWN_WAIT`] plus a scheduling margin.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
 impl Server {
-    /// Serves every request on `listener` with `handler`.
-    fn start_on<H>(listener: TcpListener, handler: H) -> io::Result<Self>
-    where
-        H: Fn(&Request) -> Response + Send + Sync + 'static,
-    {
+    fn start_on(listener: TcpListener, limits: Limits, handler: Handler) -> io::Result<Self> {
         let addr = listener.local_addr()?;
-        let handler = std::sync::Arc::new(handler);
-        let (conn_tx, conn_rx): (Sender<TcpStream>, Receiver<TcpStream>) = bounded(16);
-        let (stop_tx, stop_rx) = bounded::<()>(0);
-        let mut threads = Vec::new();
-        for i in 0..WORKERS {
-            let rx = conn_rx.clone();
-            let handler = std::sync::Arc::clone(&handler);
-            threads.push(std::thread::Builder::new().name(format!("hotconf-admin-{i}")).spawn(move || {
-                for stream in rx {
-                    serve(stream, &*handler);
-                }
-            })?);
-        }
-        threads.push(std::thread::Builder::new().name("hotconf-admin".into()).spawn(move || {
-            for stream in listener.incoming() {
-                if matches!(stop_rx.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected)) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                if let Err(TrySendError::Full(mut stream)) = conn_tx.try_send(stream) {
-                    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-                    let _ = write_response(&mut stream, &Response::error(503, "admin server busy"));
-                }
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(BLOCKING_THREADS)
+            .thread_name("hotconf-admin-blocking")
+            .build()?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new().name("hotconf-admin".into()).spawn(move || {
+            let accepted = runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                accept_loop(listener, limits, handler, stopped).await;
+                Ok::<_, io::Error>(())
+            });
+            if let Err(e) = accepted {
+                tracing::error!(event = "admin.error", error = %e, "the admin endpoint stopped");
             }
-        })?);
-        Ok(Self { addr, stop: Some(stop_tx), threads })
+            // Connection tasks are dropped; a reload still waited on is abandoned.
+            runtime.shutdown_timeout(SHUTDOWN_WAIT);
+        })?;
+        Ok(Self { addr, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The bound address (useful with port 0).
@@ -139,107 +189,211 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.take();
-        // Wake the blocking accept so it sees the stop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        for t in self.threads.drain(..) {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn serve(mut stream: TcpStream, handler: &dyn Fn(&Request) -> Response) {
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-    let response = match read_request(&stream) {
-        Ok(request) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&request))) {
-            Ok(r) => r,
-            Err(_) => Response::error(500, "internal error"),
-        },
-        Err(r) => r,
-    };
-    if write_response(&mut stream, &response).is_ok() {
-        // Close gracefully: closing with unread input would reset the connection and could
-        // discard the response before the client reads it.
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let _ = io::copy(&mut (&stream).take(MAX_BODY_BYTES as u64), &mut io::sink());
+/// The open connections, oldest first: whether each has a request in flight, and the sender
+/// whose drop closes it.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: BTreeMap<u64, (Arc<AtomicBool>, oneshot::Sender<()>)>,
+}
+
+impl Connections {
+    /// Closes the oldest connection with no request in flight; false if all are busy.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let oldest = self.open.iter().find(|(_, (busy, _))| !busy.load(Ordering::Relaxed)).map(|(id, _)| *id);
+        match oldest {
+            Some(id) => {
+                self.open.remove(&id);
+                true
+            }
+            None => false,
+        }
     }
 }
 
-fn read_request(stream: &TcpStream) -> Result<Request, Response> {
-    let mut reader = BufReader::new(stream.take((MAX_HEAD_BYTES + MAX_BODY_BYTES) as u64 + 1));
-    let mut head_len = 0;
-    let mut lines = Vec::new();
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+    handler: Handler,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    // Only the runtime's one thread touches it; the lock is never contended.
+    let connections = Arc::new(Mutex::new(Connections::default()));
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return Err(Response::error(400, "incomplete request")),
-            Ok(n) => head_len += n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(Response::error(408, "request timed out"))
-            }
-            Err(_) => return Err(Response::error(400, "malformed request")),
-        }
-        if head_len > MAX_HEAD_BYTES {
-            return Err(Response::error(431, "request head too large"));
-        }
-        let line = line.trim_end_matches(['\r', '\n']).to_owned();
-        if line.is_empty() {
-            if lines.is_empty() {
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors (or a transient error): make room, and do not spin.
+                tracing::warn!(event = "admin.accept_error", error = %e);
+                lock(&connections).evict_oldest_idle();
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            break;
-        }
-        lines.push(line);
-    }
-    let mut parts = lines[0].split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Response::error(400, "malformed request line"));
-    };
-    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
-        return Err(Response::error(400, "malformed request line"));
-    }
-    let mut authorization = None;
-    let mut content_length = 0usize;
-    for header in &lines[1..] {
-        let Some((name, value)) = header.split_once(':') else {
-            return Err(Response::error(400, "malformed header"));
         };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = value.parse().map_err(|_| Response::error(400, "bad content-length"))?;
-        } else if name.eq_ignore_ascii_case("authorization") {
-            authorization = Some(value.to_owned());
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(Response::error(400, "chunked bodies are not accepted"));
-        }
+        let (busy, closed) = (Arc::new(AtomicBool::new(false)), oneshot::channel::<()>());
+        let id = {
+            let mut c = lock(&connections);
+            if c.open.len() >= limits.max_connections.max(1) && !c.evict_oldest_idle() {
+                // Every connection is mid-request: refuse this one rather than cut one short.
+                continue;
+            }
+            let id = c.next;
+            c.next += 1;
+            c.open.insert(id, (Arc::clone(&busy), closed.0));
+            id
+        };
+        let _ = stream.set_nodelay(true);
+        let (handler, connections) = (Arc::clone(&handler), Arc::clone(&connections));
+        tokio::spawn(async move {
+            serve_connection(stream, limits.head_timeout, handler, busy, closed.1).await;
+            lock(&connections).open.remove(&id);
+        });
     }
-    if content_length > MAX_BODY_BYTES {
+}
+
+fn lock(c: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    head_timeout: Duration,
+    handler: Handler,
+    busy: Arc<AtomicBool>,
+    evicted: oneshot::Receiver<()>,
+) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let (handler, busy) = (Arc::clone(&handler), Arc::clone(&busy));
+        async move {
+            busy.store(true, Ordering::Relaxed);
+            let response = respond(request, handler).await;
+            busy.store(false, Ordering::Relaxed);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        // One request per connection, as before (clients read to EOF); a scrape every few
+        // seconds gains nothing from keep-alive.
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = evicted => {}
+    }
+}
+
+async fn respond(request: hyper::Request<Incoming>, handler: Handler) -> hyper::Response<Full<Bytes>> {
+    let response = match parse(&request) {
+        Err(r) => r,
+        Ok(parsed) if matches!(parsed.method, Method::GET | Method::HEAD) => {
+            // Never blocks: served on the runtime thread.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&parsed)))
+                .unwrap_or_else(|_| Response::error(500, "internal error"))
+        }
+        Ok(parsed) => tokio::task::spawn_blocking(move || handler(&parsed))
+            .await
+            .unwrap_or_else(|_| Response::error(500, "internal error")),
+    };
+    encode(response)
+}
+
+fn parse(request: &hyper::Request<Incoming>) -> Result<Request, Response> {
+    let length = request.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    if length.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > MAX_BODY_BYTES) {
         return Err(Response::error(413, "request body too large"));
     }
-    let mut body = vec![0; content_length];
-    if reader.read_exact(&mut body).is_err() {
-        return Err(Response::error(400, "incomplete body"));
+    let path = request.uri().path();
+    if !path.starts_with('/') {
+        return Err(Response::error(400, "the request target must be a path"));
     }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Ok(Request { method: method.to_owned(), path: path.to_owned(), query: query.to_owned(), authorization })
+    let segments = path[1..]
+        .split('/')
+        .map(percent_decode)
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Response::error(400, "malformed percent-encoding in the path"))?;
+    let authorization =
+        request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Ok(Request {
+        method: request.method().clone(),
+        segments,
+        query: request.uri().query().unwrap_or("").to_owned(),
+        authorization,
+    })
 }
 
-fn write_response(stream: &mut TcpStream, r: &Response) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(r.body.as_bytes())?;
-    stream.flush()
+fn encode(r: Response) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(r.body)));
+    *response.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in r.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
 
-/// The value of `key` in a query string (no percent-decoding needed for our parameters).
-pub fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The value of `key` in a query string, percent-decoded.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| percent_decode(k).as_deref() == Some(key))
+        .map(|(_, v)| percent_decode(v).unwrap_or_else(|| v.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        let cases = [
+            ("mary", Some("mary")),
+            ("m%61ry", Some("mary")),
+            ("a%2Fb", Some("a/b")),
+            ("%C3%BC", Some("ü")),
+            ("%", None),
+            ("%4", None),
+            ("%zz", None),
+            ("%FF", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(percent_decode(input).as_deref(), expected, "{input}");
+        }
+    }
 }

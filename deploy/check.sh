@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Checks what deploy/ ships, offline: the Prometheus alerting rules (promtool check rules),
+# the rules' unit tests (promtool test rules), every PromQL expression of the Grafana dashboard
+# (parsed by promtool as recording rules), the dashboard's JSON, and the Kubernetes manifests
+# against the Kubernetes schemas (kubernetes-validate, which ships them). Run by .ci/run.
+#
+# Needs: promtool (Debian: prometheus), python3, and kubernetes-validate (pip) on PATH or in
+# $KUBERNETES_VALIDATE.
+set -euo pipefail
+cd "$(dirname "$0")"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== promtool check rules"
+# (prometheus/prometheus.yml is not given to `promtool check config`: Debian's build leaves out
+# Kubernetes service discovery, so it rejects `kubernetes_sd_configs`.)
+promtool check rules prometheus/hotconf-alerts.yaml
+echo "== promtool test rules"
+(cd prometheus && promtool test rules hotconf-alerts.test.yaml)
+
+echo "== Grafana dashboard"
+python3 - grafana/hotconf-dashboard.json "$tmp/dashboard-exprs.yaml" <<'PY'
+import json, sys
+dashboard = json.load(open(sys.argv[1]))
+for key in ("uid", "title", "panels", "templating", "schemaVersion"):
+    assert key in dashboard, f"dashboard has no {key}"
+ids = [p["id"] for p in dashboard["panels"]]
+assert len(ids) == len(set(ids)), f"panel ids repeat: {ids}"
+rules = []
+for panel in dashboard["panels"]:
+    assert panel.get("title") and panel.get("gridPos"), f"panel {panel['id']} lacks a title or gridPos"
+    assert panel.get("targets"), f"panel {panel['title']!r} has no query"
+    for t in panel["targets"]:
+        expr = t["expr"]
+        for var, value in (("$__rate_interval", "5m"), ("$job", "hotconf"), ("$instance", ".*")):
+            expr = expr.replace(var, value)
+        assert "$" not in expr, f"unknown variable in {t['expr']!r}"
+        rules.append({"record": f"dashboard:panel{panel['id']}:{t['refId']}", "expr": expr})
+json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[2], "w"))
+print(f"{sys.argv[1]}: {len(dashboard['panels'])} panels, {len(rules)} queries")
+PY
+# Every panel's query parses as PromQL.
+promtool check rules "$tmp/dashboard-exprs.yaml" >/dev/null
+
+echo "== Kubernetes manifests"
+"${KUBERNETES_VALIDATE:-kubernetes-validate}" --strict kubernetes/*.yaml
