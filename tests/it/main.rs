@@ -3,6 +3,7 @@
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod faultfs_fs;
 mod reload;
 mod run;
 mod service;
