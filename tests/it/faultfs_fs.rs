@@ -69,7 +69,11 @@ fn an_injected_errno_fails_exactly_that_operation() {
             let f = fs::File::open(m.join("a.yaml"))?;
             // SAFETY: closing the descriptor the File owns, once; the File is forgotten.
             let rc = unsafe { libc::close(std::os::fd::IntoRawFd::into_raw_fd(f)) };
-            if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
         }),
     ];
     let backing = tempfile::tempdir().unwrap();

@@ -188,6 +188,11 @@ fn enospc_edquot_and_erofs_fail_the_commit_and_leave_the_store_consistent() {
         fs_.crash().unwrap();
         let store = open(&store_dir(&fs_));
         let after = check_consistent(&store, &context);
-        assert!(after.contains(&m.version), "{context}: v{} lost after a crash ({after:?}): {:?}", m.version, crate::support::files_under(fs_.backing(), None));
+        assert!(
+            after.contains(&m.version),
+            "{context}: v{} lost after a crash ({after:?}): {:?}",
+            m.version,
+            crate::support::files_under(fs_.backing(), None)
+        );
     }
 }

@@ -4,6 +4,7 @@ mod cli_snapshot;
 mod cli_validate;
 mod components;
 mod faultfs_fs;
+mod faultfs_service;
 mod faultfs_store;
 mod reload;
 mod run;

@@ -917,7 +917,8 @@ impl Filesystem for Server {
         let s = &self.0;
         let rel = tri!(s.path(ino), reply);
         check!(s, Op::Readdir, reply, &rel);
-        let mut entries = vec![(ino.0, FileType::Directory, OsString::from(".")), (1, FileType::Directory, "..".into())];
+        let mut entries =
+            vec![(ino.0, FileType::Directory, OsString::from(".")), (1, FileType::Directory, "..".into())];
         for entry in tri!(fs::read_dir(s.real(&rel)), reply) {
             let entry = tri!(entry, reply);
             let ft = tri!(entry.file_type(), reply);
@@ -1064,11 +1065,8 @@ impl FaultFs {
     /// Waits until at least `n` operations are hung, up to `timeout`; returns whether they are.
     pub fn wait_hung(&self, n: usize, timeout: Duration) -> bool {
         let guard = lock(&self.shared.hung);
-        let (guard, _) = self
-            .shared
-            .hung_cv
-            .wait_timeout_while(guard, timeout, |hung| *hung < n)
-            .unwrap_or_else(|e| e.into_inner());
+        let (guard, _) =
+            self.shared.hung_cv.wait_timeout_while(guard, timeout, |hung| *hung < n).unwrap_or_else(|e| e.into_inner());
         *guard >= n
     }
 
