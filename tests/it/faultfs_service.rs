@@ -246,3 +246,53 @@ fn a_reported_version_survives_power_loss_and_the_restarted_service_runs_it() {
     assert_eq!(s.get_json("/status")["running_version"], 2);
     assert_eq!(rpm(&s, "local"), 900);
 }
+
+/// The snapshot store's filesystem full (`ENOSPC`), over quota (`EDQUOT`) or read-only (`EROFS`) in
+/// the middle of a commit: the attempt fails with the error named, the running config stays, and
+/// when the fault clears the pending content is applied by itself, with no new edit. (Here the
+/// fault clears within the reloader's retry window; a fault outlasting it is
+/// `pending/faultfs_store_full_for_long.rs.txt`.)
+#[test]
+fn a_full_or_read_only_store_fails_the_attempt_and_the_content_is_applied_when_it_clears() {
+    let cases: &[(Op, &str, i32, &str)] = &[
+        (Op::Write, "snapshots/.tmp-*/files/rate_limits.yaml", libc::ENOSPC, "No space left on device"),
+        (Op::Create, "snapshots/.tmp-*/manifest.json", libc::EDQUOT, "Disk quota exceeded"),
+        (Op::Mkdir, "snapshots/.tmp-*", libc::EROFS, "Read-only file system"),
+        (Op::Open, "snapshots/.lock", libc::EROFS, "Read-only file system"),
+    ];
+    let config = crate::support::config_copy();
+    let backing = tempfile::tempdir().unwrap();
+    let fs_ = mount(backing.path());
+    let s = Service::start(config.path(), &fs_.path().join("snapshots"), &[]);
+    let mut rpm_now = 600;
+    for (i, (op, pattern, errno, text)) in cases.iter().enumerate() {
+        let context = format!("{op:?} {pattern} errno {errno}");
+        let version = s.get_json("/status")["running_version"].as_u64().unwrap();
+        let fault = fs_.inject(Fault::on(*op, pattern).errno(*errno));
+        let new_rpm = 800 + i as u64;
+        crate::service::write_atomic(
+            &config.path().join("rate_limits.yaml"),
+            &fs::read_to_string(config.path().join("rate_limits.yaml"))
+                .unwrap()
+                .replace(&format!("rpm: {rpm_now}"), &format!("rpm: {new_rpm}")),
+        );
+        let failed = s.wait_until(|v| v["event"] == "reload.failed" || v["event"] == "reload.applied");
+        assert_eq!(failed["event"], "reload.failed", "{context}: {failed}");
+        assert!(failed["error"].as_str().unwrap().contains(text), "{context}: {failed}");
+        assert_eq!(failed["running_version"], version, "{context}");
+        assert_eq!(rpm(&s, "local"), rpm_now, "{context}: the old config keeps running");
+        s.wait_for("reload.retry");
+        fs_.remove(fault);
+        let applied = s.wait_until(|v| v["event"] == "reload.applied");
+        assert_eq!(applied["version"], version + 1, "{context}: {applied}");
+        assert_eq!(rpm(&s, "local"), new_rpm, "{context}");
+        rpm_now = new_rpm;
+    }
+    drop(s);
+    let store = SnapshotStore::open(&fs_.path().join("snapshots"), StoreConfig::default()).unwrap();
+    let versions: Vec<u64> = store.list().unwrap().iter().map(|m| m.version).collect();
+    assert_eq!(versions, (1..=cases.len() as u64 + 1).collect::<Vec<_>>(), "no number skipped or reused");
+    for v in versions {
+        store.read(v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+    }
+}

@@ -51,6 +51,10 @@ use fuser::{
 /// How many threads serve requests: up to `THREADS - 1` operations may hang at once.
 pub const THREADS: usize = 8;
 
+/// A hang ends by itself after this long, so a test that fails before releasing it cannot wedge
+/// the test run (a process blocked in a FUSE request ignores even SIGKILL until it is answered).
+pub const HANG_LIMIT: Duration = Duration::from_secs(60);
+
 /// No kernel caching of entries or attributes: every lookup and stat reaches the rules.
 const TTL: Duration = Duration::ZERO;
 
@@ -470,8 +474,13 @@ impl Shared {
         let start = *released;
         *lock(&self.hung) += 1;
         self.hung_cv.notify_all();
+        let limit = std::time::Instant::now() + HANG_LIMIT;
         while *released == start {
-            released = self.release_cv.wait(released).unwrap_or_else(|e| e.into_inner());
+            let left = limit.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            released = self.release_cv.wait_timeout(released, left).unwrap_or_else(|e| e.into_inner()).0;
         }
         drop(released);
         *lock(&self.hung) -= 1;
@@ -1062,6 +1071,13 @@ impl FaultFs {
         self.shared.release_all();
     }
 
+    /// A guard that removes every rule and releases every hang when dropped: declare it after a
+    /// process using the mount, so that it drops first, even when the test panics (a process
+    /// blocked in a hung request cannot be killed until the request is answered).
+    pub fn clear_on_drop(&self) -> ClearOnDrop<'_> {
+        ClearOnDrop(self)
+    }
+
     /// Waits until at least `n` operations are hung, up to `timeout`; returns whether they are.
     pub fn wait_hung(&self, n: usize, timeout: Duration) -> bool {
         let guard = lock(&self.shared.hung);
@@ -1145,6 +1161,17 @@ fn mount_fusectl() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// See [`FaultFs::clear_on_drop`].
+#[derive(Debug)]
+#[must_use]
+pub struct ClearOnDrop<'a>(&'a FaultFs);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// The connection number of the FUSE mount at `path` (the minor of its device number).
