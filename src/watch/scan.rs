@@ -52,8 +52,9 @@ pub trait FileSystem: Send + 'static {
 
 /// The real filesystem. Per file and tick it makes four system calls: `openat` (non-blocking, so a
 /// FIFO cannot block it), `statx` on the open descriptor, one `read` into a buffer one byte larger
-/// than the size seen, and `close`. A read that returns exactly the size seen is taken as the end
-/// of the file; only a file that changes size under the read costs more calls.
+/// than the size seen, and `close`. One read that returns exactly the size seen is taken as the end
+/// of the file; a file that changes size under the read, or a filesystem that returns short reads,
+/// costs more calls (it is read to the end, whatever its stale size said).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RealFs;
 
@@ -97,7 +98,10 @@ impl FileSystem for RealFs {
                 Err(e) => return Err(e),
             };
             filled += n;
-            if n == 0 || filled == size {
+            // One read that returned exactly the size seen is the end of the file (four system
+            // calls in all). After short reads the size seen may be stale (an attribute cache, a
+            // FUSE filesystem): read on until the end, or a grown file would be cut at that size.
+            if n == 0 || (filled == size && n == size) {
                 break;
             }
             if filled == buf.len() {

@@ -296,3 +296,21 @@ fn a_full_or_read_only_store_fails_the_attempt_and_the_content_is_applied_when_i
         store.read(v).unwrap_or_else(|e| panic!("v{v}: {e}"));
     }
 }
+
+/// A stale size (an attribute cache) and short reads together, on a file that grew: the scan reads
+/// to the end of the file, not to the size it was told, so the grown content is seen whole.
+#[test]
+fn a_stale_size_with_short_reads_still_reads_the_whole_file() {
+    use hotconf::watch::scan::{FileRead, FileSystem, RealFs};
+    let backing = tempfile::tempdir().unwrap();
+    fs::write(backing.path().join("a.yaml"), "a: 1234\n").unwrap();
+    let fs_ = mount(backing.path());
+    fs_.inject(Fault::on(Op::Getattr, "a.yaml").stale_attrs());
+    assert_eq!(fs::metadata(fs_.path().join("a.yaml")).unwrap().len(), 8);
+    fs::write(backing.path().join("a.yaml"), "a: 1234\nb: 5678\n").unwrap();
+    fs_.inject(Fault::on(Op::Read, "a.yaml").short_read(4));
+    match RealFs.read(fs_.path(), "a.yaml", 1 << 20).unwrap() {
+        FileRead::Bytes { bytes, .. } => assert_eq!(String::from_utf8(bytes).unwrap(), "a: 1234\nb: 5678\n"),
+        other => panic!("{other:?}"),
+    }
+}
