@@ -164,9 +164,15 @@ impl AuditLog {
             // A FIFO planted as the log fails at once (`ENXIO`) instead of waiting for a reader.
             options.custom_flags(libc::O_NONBLOCK);
         }
+        let created = !self.path.exists();
         let mut file = options.open(&self.path).map_err(StoreError::io(&self.path))?;
         file.write_all(line.as_bytes()).map_err(StoreError::io(&self.path))?;
-        file.sync_data().map_err(StoreError::io(&self.path))
+        file.sync_data().map_err(StoreError::io(&self.path))?;
+        match self.path.parent() {
+            // A new log's entry is durable only once its directory is fsynced.
+            Some(dir) if created => super::fsio::sync_dir(dir),
+            _ => Ok(()),
+        }
     }
 
     /// Every record, oldest first. A missing log is empty. A last line cut short by a crash is

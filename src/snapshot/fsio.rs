@@ -33,6 +33,21 @@ pub(crate) fn create_private_dir(path: &Path) -> Result<(), StoreError> {
     builder.create(path).map_err(StoreError::io(path))
 }
 
+/// Creates `path` (and missing parents) with mode 0700, then fsyncs the parent of every directory
+/// it created, so the new entries survive a power loss (a directory entry is durable only once its
+/// directory is fsynced).
+pub(crate) fn create_private_dir_synced(path: &Path) -> Result<(), StoreError> {
+    let created: Vec<&Path> = path.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).collect();
+    create_private_dir(path)?;
+    for dir in created.iter().rev() {
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
 /// Opens `path` for writing with `mode` on creation, failing if it exists.
 fn create_new(path: &Path, mode: u32) -> Result<File, StoreError> {
     let mut options = OpenOptions::new();

@@ -226,7 +226,7 @@ impl SnapshotStore {
     /// interrupted writer left behind. A store the user may only read opens too (for `history`).
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
         if !dir.is_dir() {
-            fsio::create_private_dir(dir)?;
+            fsio::create_private_dir_synced(dir)?;
         }
         let store = Self {
             dir: dir.to_owned(),
@@ -291,6 +291,10 @@ impl SnapshotStore {
         // is superseded, never pointed at.
         let verified = |m: &Manifest| m.bundle_hash == hash && self.read(m.version).is_ok();
         if let Some(m) = newest_manifest.filter(|m| verified(m)) {
+            // The version may be one whose commit failed at the last step, the fsync of the store
+            // directory: it is durable only once that fsync succeeds (a failed fsync is never
+            // taken as done), so it is not reported before.
+            fsio::sync_dir(&self.dir)?;
             if intent_matches.is_some() {
                 self.clear_intent_locked()?;
             }

@@ -158,7 +158,10 @@ pub fn read_file(path: &Path, limit: u64) -> io::Result<FileRead> {
             Err(e) => return Err(e),
         };
         filled += n;
-        if n == 0 || filled == size {
+        // One read that returned exactly the size seen is the end of the file (four system calls
+        // in all). After short reads the size seen may be stale (an attribute cache, a FUSE
+        // filesystem): read on until the end, or a grown file would be cut at that size.
+        if n == 0 || (filled == size && n == size) {
             break;
         }
         if filled == buf.len() {

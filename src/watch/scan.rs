@@ -32,8 +32,9 @@ pub trait FileSystem: Send + 'static {
 /// The real filesystem, through the one reader of config files ([`crate::source::read`]). Per
 /// file and tick it makes four system calls: `openat` (non-blocking, so a FIFO cannot block it),
 /// `fstat` on the open descriptor, one `read` into a buffer one byte larger than the size seen, and
-/// `close`. A read that returns exactly the size seen is taken as the end of the file; only a file
-/// that changes size under the read costs more calls.
+/// `close`. One read that returns exactly the size seen is taken as the end of the file; a file
+/// that changes size under the read, or a filesystem that returns short reads, costs more calls (it
+/// is read to the end, whatever its stale size said).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RealFs;
 
