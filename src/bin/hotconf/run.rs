@@ -36,8 +36,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(hotconf::watch::DEFAULT_STABLE_TICKS as i64..=hotconf::watch::MAX_STABLE_TICKS as i64))]
     pub stable_ticks: u32,
     /// The admin HTTP endpoint's address (loopback by default); `off` disables it.
-    #[arg(long, default_value = admin::DEFAULT_ADDR)]
-    pub admin_addr: String,
+    #[arg(long, default_value = admin::DEFAULT_ADDR, value_parser = crate::args::admin_addr)]
+    pub admin_addr: crate::args::AdminAddr,
     /// The environment variable holding the admin bearer token; when it is set, every admin
     /// endpoint but /healthz requires `Authorization: Bearer <token>`.
     #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
@@ -70,9 +70,9 @@ const SHUTDOWN_BOUND: Duration = Duration::from_millis(1500);
 
 pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
     let env: Arc<dyn EnvLookup> = Arc::new(ProcessEnv);
-    let admin_addr: Option<SocketAddr> = match args.admin_addr.as_str() {
-        "off" => None,
-        a => Some(a.parse().with_context(|| format!("--admin-addr {a}: expected IP:PORT or `off`"))?),
+    let admin_addr: Option<SocketAddr> = match args.admin_addr {
+        crate::args::AdminAddr::Off => None,
+        crate::args::AdminAddr::At(a) => Some(a),
     };
     // Everything that can refuse to start without touching the store comes first: the admin
     // token, then the admin address (a taken port must not leave a new version behind).
