@@ -461,7 +461,11 @@ mod tests {
             "g:\n  notify: https://hooks.slack.com/services/T/B/C\n",
             &["providers.g.notify: https://example.com → <redacted>"],
         );
-        check("g: {}\n", "g:\n  credentials:\n    user: a\n    pass: b\n", &["providers.g.credentials: added (<redacted>)"]);
+        check(
+            "g: {}\n",
+            "g:\n  credentials:\n    user: a\n    pass: b\n",
+            &["providers.g.credentials: added (<redacted>)"],
+        );
         check("g: {}\n", "g:\n  headers: {Authorization: Bearer x}\n", &["providers.g.headers: added"]);
         check(
             "g:\n  headers: {Authorization: a}\n",

@@ -105,7 +105,10 @@ pub fn parse_env_file(arg: &str) -> Result<EnvFile, String> {
     let bytes = match read_file(&path, MAX_ENV_FILE_BYTES) {
         Ok(FileRead::Bytes { bytes, .. }) => bytes,
         Ok(FileRead::TooLarge { size, .. }) => {
-            return Err(format!("{} is {size} bytes; an env file may have {MAX_ENV_FILE_BYTES} at most", path.display()))
+            return Err(format!(
+                "{} is {size} bytes; an env file may have {MAX_ENV_FILE_BYTES} at most",
+                path.display()
+            ))
         }
         Ok(FileRead::NotRegular { kind }) => return Err(format!("{} is {kind}, not a regular file", path.display())),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),

@@ -16,8 +16,8 @@ mod wait;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -184,11 +184,13 @@ enum Command {
 /// `--no-env` and `--env-file` of `diff`, which only a candidate directory uses.
 #[derive(Debug, Clone, clap::Args)]
 struct DiffEnvArgs {
-    /// Skip the checks of the candidate that need the environment, naming them on stderr.
-    #[arg(long, requires = "against", conflicts_with = "env_file")]
+    /// With --against: skip the checks of the candidate that need the environment, naming them
+    /// on stderr.
+    #[arg(long, conflicts_with = "env_file")]
     no_env: bool,
-    /// Check the candidate's variables against the names in this dotenv-style file.
-    #[arg(long, value_name = "FILE", requires = "against", value_parser = envcheck::parse_env_file)]
+    /// With --against: check the candidate's variables against the names in this dotenv-style
+    /// file.
+    #[arg(long, value_name = "FILE", value_parser = envcheck::parse_env_file)]
     env_file: Option<envcheck::EnvFile>,
 }
 
@@ -221,6 +223,15 @@ fn main() -> ExitCode {
                     return Exit::Usage.into();
                 }
             };
+            if against.is_none() && (env.no_env || env.env_file.is_some()) {
+                use clap::CommandFactory;
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "--no-env and --env-file need --against DIR",
+                    )
+                    .exit();
+            }
             let env = envcheck::Env::from_args(envcheck::EnvArgs { no_env: env.no_env, env_file: env.env_file });
             let gate = if exit_code { diff::Gate::ExitCode } else { diff::Gate::Plain };
             diff::run(&snapshots, a, to, diff::Output { format, gate }, &env)

@@ -119,7 +119,8 @@ impl WaitFor {
         stream.set_write_timeout(Some(left()?))?;
         let auth = self.token.as_deref().map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
         let host = self.admin;
-        stream.write_all(format!("GET /status HTTP/1.1\r\nhost: {host}\r\n{auth}connection: close\r\n\r\n").as_bytes())?;
+        stream
+            .write_all(format!("GET /status HTTP/1.1\r\nhost: {host}\r\n{auth}connection: close\r\n\r\n").as_bytes())?;
         let mut response = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -215,8 +216,10 @@ mod tests {
     fn responses() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{\"a\": 1}\n").unwrap();
         assert_eq!((r.status, r.json.unwrap()["a"].as_u64()), (200, Some(1)));
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n5\r\n\": 2}\r\n0\r\n\r\n")
-            .unwrap();
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n5\r\n\": 2}\r\n0\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(r.json.unwrap()["a"].as_u64(), Some(2));
         assert_eq!(parse_response(b"HTTP/1.1 401 Unauthorized\r\n\r\n").unwrap().status, 401);
         assert!(parse_response(b"garbage").is_none());
