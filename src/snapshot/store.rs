@@ -272,6 +272,17 @@ impl SnapshotStore {
     /// SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
     /// let store = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap();
     /// assert!(store.entries().unwrap().is_empty());
+    ///
+    /// // A store copied without its lock file: read, never written.
+    /// use hotconf::snapshot::Origin;
+    /// use hotconf::{SourceFile, Sources};
+    /// let writer = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+    /// writer.commit(&Sources::from_files([SourceFile::new("a.yaml", "x: 1\n")]), Origin::Startup).unwrap();
+    /// std::fs::remove_file(dir.path().join(".lock")).unwrap();
+    /// let reader = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap();
+    /// assert_eq!(reader.read(1).unwrap().manifest().version, 1);
+    /// assert!(matches!(reader.set_running(1), Err(StoreError::ReadOnly { .. })));
+    /// assert!(!dir.path().join(".lock").exists());
     /// ```
     pub fn open_read_only(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
         let mut is_store = false;

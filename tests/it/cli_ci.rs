@@ -512,3 +512,26 @@ fn rollback_wait_is_bounded_by_its_timeout() {
     assert_eq!(code, Some(3));
     assert!(stderr.contains("is unreachable"), "{stderr}");
 }
+
+#[test]
+fn rollback_wait_shows_progress_on_a_terminal() {
+    // `script` runs the command on a pseudo-terminal; skip where it is not installed.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let f = Fixture::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let command = format!(
+        "{} rollback v1 --wait=400ms --config {} --snapshots {} --admin-addr {closed}",
+        env!("CARGO_BIN_EXE_hotconf"),
+        f.config(),
+        f.snapshots()
+    );
+    let out = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        terminal.contains(&format!("waiting for version 1: the admin endpoint {closed} is unreachable")),
+        "{terminal}"
+    );
+    assert!(terminal.contains("error: timed out after 400ms"), "{terminal}");
+}
