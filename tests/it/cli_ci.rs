@@ -413,6 +413,8 @@ fn versions_take_the_v_that_history_prints_and_bad_values_are_usage_errors() {
         &["rollback", "V1", "--snapshots", snaps],
         &["run", "--admin-addr", "localhost:9999"],
         &["run", "--admin-addr", "127.0.0.1"],
+        &["run", "--retention", "0"],
+        &["run", "--reload-timeout-ms", "0"],
         &["rollback", "1", "--wait=0s"],
         &["rollback", "1", "--wait=soon"],
         &["rollback", "1", "--wait", "--dry-run"],

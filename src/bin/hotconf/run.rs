@@ -49,11 +49,11 @@ pub struct RunArgs {
     /// Open admin connections at most; a new one past it closes the oldest idle one.
     #[arg(long, default_value_t = admin::MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub admin_max_connections: u64,
-    /// Bound on reading plus validating one attempt, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
+    /// Bound on reading plus validating one attempt, in milliseconds (10 to 600000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub reload_timeout_ms: u64,
-    /// How many versions the store keeps.
-    #[arg(long, default_value_t = 50)]
+    /// How many versions the store keeps (at least 1), plus the running one.
+    #[arg(long, default_value_t = 50, value_parser = retention)]
     pub retention: usize,
     /// The wait before retrying an attempt that failed for a transient reason (store, timeout,
     /// component, unreadable directory), in milliseconds; doubled after each failure.
@@ -63,6 +63,15 @@ pub struct RunArgs {
     /// pending: this bounds how long after an outage ends the pending edit is applied.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub retry_backoff_max_ms: u64,
+}
+
+/// `--retention`: at least 1 (the store would read 0 as 1; a usage error says so instead).
+fn retention(arg: &str) -> Result<usize, String> {
+    match arg.parse::<usize>() {
+        Ok(0) => Err("keep at least 1 version".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a number of versions".to_owned()),
+    }
 }
 
 /// How long shutdown waits for the service's threads before the process exits anyway.
