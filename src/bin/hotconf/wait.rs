@@ -73,6 +73,10 @@ impl WaitFor {
                         return Exit::Invalid;
                     }
                     match attempt["result"].as_str() {
+                        _ if json["pinned"].is_u64() => format!(
+                            "the service runs version {running}, pinned live until the files change or a manual reload \
+                             (POST /reload)"
+                        ),
                         Some("failed") => format!(
                             "the service runs version {running}; its last attempt failed ({}), it retries",
                             attempt["error"].as_str().unwrap_or("?")
