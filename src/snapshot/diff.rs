@@ -14,7 +14,9 @@ use crate::source::Sources;
 ///
 /// Serialized with a fixed field order: `{"file", "path", "change", …}`; `change` is one of
 /// `modified` (`old`, `new`), `added` (`value`), `removed` (`value`), `file_added`,
-/// `file_removed`, `unparsed`. Values are already redacted.
+/// `file_removed`, `unparsed`. Values keep their YAML types in JSON (numbers, booleans, null,
+/// lists, mappings in document order) and are already redacted: a redacted value is the string
+/// `"<redacted>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// The file's name, e.g. `rate_limits.yaml`.
@@ -26,7 +28,7 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
-/// What changed at a path. Every value is shown as redacted text.
+/// What changed at a path. Every value is already redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -34,19 +36,19 @@ pub enum ChangeKind {
     /// A value changed.
     Modified {
         /// The old value.
-        old: String,
+        old: DiffValue,
         /// The new value.
-        new: String,
+        new: DiffValue,
     },
-    /// A key appeared; `value` is shown for scalars and lists, not for mappings.
+    /// A key appeared, with its value (a whole mapping for a new section).
     Added {
         /// The new value.
-        value: Option<String>,
+        value: DiffValue,
     },
-    /// A key disappeared; `value` is shown for scalars and lists, not for mappings.
+    /// A key disappeared, with the value it had.
     Removed {
         /// The old value.
-        value: Option<String>,
+        value: DiffValue,
     },
     /// A file appeared.
     FileAdded,
@@ -54,6 +56,164 @@ pub enum ChangeKind {
     FileRemoved,
     /// The file's content changed and one side is not valid YAML: no values are shown.
     Unparsed,
+}
+
+/// A value in a diff, redacted, with its YAML type kept: JSON gets numbers as numbers and
+/// mappings as objects (keys in document order); `Display` gives one line of flow YAML
+/// (`[groq, gemini]`, `{rpm: 30}`).
+///
+/// ```
+/// use hotconf::snapshot::DiffValue;
+/// let v = DiffValue::Map(vec![("rpm".into(), DiffValue::Number("30".into()))]);
+/// assert_eq!(v.to_string(), "{rpm: 30}");
+/// assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"rpm":30}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiffValue {
+    /// `null` (or `~`).
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number, as YAML wrote it (`30`, `0.5`); a JSON number when JSON can hold it.
+    Number(String),
+    /// A string (or a redacted value, `<redacted>`).
+    String(String),
+    /// A sequence.
+    List(Vec<DiffValue>),
+    /// A mapping, keys in document order.
+    Map(Vec<(String, DiffValue)>),
+}
+
+impl DiffValue {
+    /// Whether this is a mapping.
+    pub fn is_map(&self) -> bool {
+        matches!(self, DiffValue::Map(_))
+    }
+}
+
+impl fmt::Display for DiffValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiffValue::Null => f.write_str("null"),
+            DiffValue::Bool(b) => write!(f, "{b}"),
+            DiffValue::Number(n) => f.write_str(n),
+            DiffValue::String(s) if s.is_empty() => f.write_str("\"\""),
+            DiffValue::String(s) => f.write_str(s),
+            DiffValue::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+            DiffValue::Map(entries) => {
+                f.write_str("{")?;
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{key}: {value}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+impl Serialize for DiffValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            DiffValue::Null => serializer.serialize_unit(),
+            DiffValue::Bool(b) => serializer.serialize_bool(*b),
+            DiffValue::Number(n) => {
+                if let Ok(i) = n.parse::<i64>() {
+                    serializer.serialize_i64(i)
+                } else if let Ok(u) = n.parse::<u64>() {
+                    serializer.serialize_u64(u)
+                } else {
+                    match n.parse::<f64>() {
+                        Ok(x) if x.is_finite() => serializer.serialize_f64(x),
+                        // `.inf`, `.nan`, `0x1F`: JSON has no such number; kept as written.
+                        _ => serializer.serialize_str(n),
+                    }
+                }
+            }
+            DiffValue::String(s) => serializer.serialize_str(s),
+            DiffValue::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            DiffValue::Map(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(key, value)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DiffValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = DiffValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a diff value")
+            }
+            fn visit_unit<E>(self) -> Result<DiffValue, E> {
+                Ok(DiffValue::Null)
+            }
+            fn visit_none<E>(self) -> Result<DiffValue, E> {
+                Ok(DiffValue::Null)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<DiffValue, D::Error> {
+                DiffValue::deserialize(d)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<DiffValue, E> {
+                Ok(DiffValue::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<DiffValue, E> {
+                Ok(DiffValue::Number(n.to_string()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<DiffValue, E> {
+                Ok(DiffValue::Number(n.to_string()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<DiffValue, E> {
+                Ok(DiffValue::Number(n.to_string()))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<DiffValue, E> {
+                Ok(DiffValue::String(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<DiffValue, E> {
+                Ok(DiffValue::String(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DiffValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(DiffValue::List(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DiffValue, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(DiffValue::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The changes between two bundles, file by file in name order, keys in document order.
@@ -147,7 +307,7 @@ impl Walker<'_> {
             path.push(key_text);
             match new_map.get(key) {
                 Some(new_value) => self.walk(path, old_value, new_value, child),
-                None => self.push(path, ChangeKind::Removed { value: render_leaf(old_value, child) }),
+                None => self.push(path, ChangeKind::Removed { value: render(old_value, child) }),
             }
             path.pop();
         }
@@ -158,7 +318,7 @@ impl Walker<'_> {
             let key_text = render_key(key);
             let child = child_class(class, &key_text);
             path.push(key_text);
-            self.push(path, ChangeKind::Added { value: render_leaf(new_value, child) });
+            self.push(path, ChangeKind::Added { value: render(new_value, child) });
             path.pop();
         }
     }
@@ -174,52 +334,33 @@ fn child_class(parent: KeyClass, key: &str) -> KeyClass {
 fn render_key(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
-        other => render(other, KeyClass::Plain),
+        other => render(other, KeyClass::Plain).to_string(),
     }
 }
 
-/// A value worth showing on an added or removed line: scalars and lists, not whole mappings.
-fn render_leaf(value: &Value, class: KeyClass) -> Option<String> {
-    match value {
-        Value::Mapping(_) => None,
-        other => Some(render(other, class)),
-    }
-}
-
-/// A value as one line of flow YAML, with secrets redacted.
-fn render(value: &Value, class: KeyClass) -> String {
+/// A value with secrets redacted and its type kept.
+fn render(value: &Value, class: KeyClass) -> DiffValue {
     if class == KeyClass::Secret {
-        return REDACTED.to_owned();
+        return DiffValue::String(REDACTED.to_owned());
     }
     match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => shown_scalar(class, n.to_string()),
-        Value::String(s) if s.is_empty() => "\"\"".to_owned(),
-        Value::String(s) => shown(class, s),
-        Value::Sequence(items) => {
-            let items: Vec<String> = items.iter().map(|v| render(v, class)).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Mapping(map) => {
-            let entries: Vec<String> = map
-                .iter()
+        Value::Null => DiffValue::Null,
+        Value::Bool(b) => DiffValue::Bool(*b),
+        Value::Number(n) if class == KeyClass::Plain => DiffValue::Number(n.to_string()),
+        Value::Number(n) => DiffValue::String(shown(class, &n.to_string())),
+        Value::String(s) if s.is_empty() => DiffValue::String(String::new()),
+        Value::String(s) => DiffValue::String(shown(class, s)),
+        Value::Sequence(items) => DiffValue::List(items.iter().map(|v| render(v, class)).collect()),
+        Value::Mapping(map) => DiffValue::Map(
+            map.iter()
                 .map(|(k, v)| {
                     let key = render_key(k);
                     let value = render(v, child_class(class, &key));
-                    format!("{}: {value}", redact_value(&key))
+                    (redact_value(&key), value)
                 })
-                .collect();
-            format!("{{{}}}", entries.join(", "))
-        }
-        Value::Tagged(tagged) => format!("{} {}", tagged.tag, render(&tagged.value, class)),
-    }
-}
-
-fn shown_scalar(class: KeyClass, text: String) -> String {
-    match class {
-        KeyClass::Plain => text,
-        _ => shown(class, &text),
+                .collect(),
+        ),
+        Value::Tagged(tagged) => DiffValue::String(format!("{} {}", tagged.tag, render(&tagged.value, class))),
     }
 }
 
@@ -243,10 +384,11 @@ impl fmt::Display for Change {
                 at(f)?;
                 write!(f, "{old} → {new}")
             }
-            ChangeKind::Added { value: None } => at(f).and_then(|()| f.write_str("added")),
-            ChangeKind::Added { value: Some(v) } => at(f).and_then(|()| write!(f, "added ({v})")),
-            ChangeKind::Removed { value: None } => at(f).and_then(|()| f.write_str("removed")),
-            ChangeKind::Removed { value: Some(v) } => at(f).and_then(|()| write!(f, "removed (was {v})")),
+            // A whole section's values are in the JSON; the line stays short.
+            ChangeKind::Added { value } if value.is_map() => at(f).and_then(|()| f.write_str("added")),
+            ChangeKind::Added { value } => at(f).and_then(|()| write!(f, "added ({value})")),
+            ChangeKind::Removed { value } if value.is_map() => at(f).and_then(|()| f.write_str("removed")),
+            ChangeKind::Removed { value } => at(f).and_then(|()| write!(f, "removed (was {value})")),
             ChangeKind::FileAdded => write!(f, "files: {} added", self.file),
             ChangeKind::FileRemoved => write!(f, "files: {} removed", self.file),
             ChangeKind::Unparsed => write!(f, "{}: content changed (not valid YAML)", self.file),
@@ -319,7 +461,11 @@ mod tests {
             "g:\n  notify: https://hooks.slack.com/services/T/B/C\n",
             &["providers.g.notify: https://example.com → <redacted>"],
         );
-        check("g: {}\n", "g:\n  credentials:\n    user: a\n    pass: b\n", &["providers.g.credentials: added"]);
+        check(
+            "g: {}\n",
+            "g:\n  credentials:\n    user: a\n    pass: b\n",
+            &["providers.g.credentials: added (<redacted>)"],
+        );
         check("g: {}\n", "g:\n  headers: {Authorization: Bearer x}\n", &["providers.g.headers: added"]);
         check(
             "g:\n  headers: {Authorization: a}\n",
@@ -327,6 +473,31 @@ mod tests {
             &["providers.g.headers.Authorization: <redacted> → <redacted>"],
         );
         check("g: 1\n", "g:\n  token: x\n", &["providers.g: 1 → {token: <redacted>}"]);
+    }
+
+    /// The JSON form keeps types, shows an added or removed section's values, and redacts.
+    #[test]
+    fn json_values_typed() {
+        let json = |old: &str, new: &str| {
+            let diff = semantic_diff(&bundle(&[("p.yaml", old)]), &bundle(&[("p.yaml", new)]));
+            serde_json::to_string(&diff).unwrap()
+        };
+        assert_eq!(
+            json("g:\n  rpm: 30\n  on: false\n", "g:\n  rpm: 60\n  on: true\n"),
+            r#"[{"file":"p.yaml","path":"g.rpm","change":"modified","old":30,"new":60},{"file":"p.yaml","path":"g.on","change":"modified","old":false,"new":true}]"#
+        );
+        assert_eq!(
+            json("a: {}\n", "a: {}\nmistral:\n  model: m\n  rpm: 5\n  api_key: sk-live\n  f: [x, 0.5, null]\n"),
+            r#"[{"file":"p.yaml","path":"mistral","change":"added","value":{"model":"m","rpm":5,"api_key":"<redacted>","f":["x",0.5,null]}}]"#
+        );
+        assert_eq!(
+            json("a: {}\nc:\n  rpm: 1\n", "a: {}\n"),
+            r#"[{"file":"p.yaml","path":"c","change":"removed","value":{"rpm":1}}]"#
+        );
+        // Read back (the audit log): the same value, keys still in order.
+        let text = json("a: {}\n", "a: {}\nz:\n  b: 1\n  a: [true]\n");
+        let back: SemanticDiff = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
     }
 
     #[test]

@@ -91,6 +91,19 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// A directory opened for reading holds nothing a store writes: no `.lock`, `audit.jsonl`,
+    /// `running.json` or version directory (a wrong `--snapshots`).
+    #[error("{} is not a hotconf snapshot store", dir.display())]
+    NotAStore {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A write was asked of a store opened with [`SnapshotStore::open_read_only`](crate::snapshot::SnapshotStore::open_read_only).
+    #[error("the snapshot store at {} is open read-only", dir.display())]
+    ReadOnly {
+        /// The store directory.
+        dir: PathBuf,
+    },
     /// No such version in the store (never created, or pruned).
     #[error("version {version} does not exist in {}", store.display())]
     NotFound {
@@ -176,6 +189,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::NotFound { .. }
+                | StoreError::NotAStore { .. }
                 | StoreError::BadManifest { .. }
                 | StoreError::UnsupportedFormat { .. }
                 | StoreError::Corrupt { .. }

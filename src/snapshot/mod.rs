@@ -24,7 +24,7 @@ pub mod store;
 mod time;
 
 pub use audit::{AuditDiagnostic, AuditEvent, AuditLog, AuditRecord};
-pub use diff::{semantic_diff, Change, ChangeKind, SemanticDiff};
+pub use diff::{semantic_diff, Change, ChangeKind, DiffValue, SemanticDiff};
 pub use error::{Corruption, StoreError};
 pub use manifest::{FileEntry, Manifest, Origin, FORMAT};
 pub use restore::{restore_into, Restored};

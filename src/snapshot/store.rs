@@ -212,8 +212,16 @@ pub struct SnapshotStore {
     dir: PathBuf,
     config: StoreConfig,
     audit: AuditLog,
+    access: Access,
     #[cfg(test)]
     pub(crate) faults: faults::Faults,
+}
+
+/// Whether a store handle may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
 }
 
 /// An exclusive hold on the store's lock file; released on drop (closing the file).
@@ -232,6 +240,7 @@ impl SnapshotStore {
             dir: dir.to_owned(),
             config,
             audit: AuditLog::new(dir.join(AUDIT_FILE)),
+            access: Access::ReadWrite,
             #[cfg(test)]
             faults: faults::Faults::default(),
         };
@@ -245,6 +254,58 @@ impl SnapshotStore {
             Err(e) => return Err(e),
         }
         Ok(store)
+    }
+
+    /// Opens the existing store at `dir` for reading only: creates nothing (no directory, no
+    /// lock file), removes nothing, and every write method returns [`StoreError::ReadOnly`].
+    /// Reading needs no lock: a version appears by one rename, whole, and the state files are
+    /// replaced atomically. A directory holding nothing a store writes (no `.lock`,
+    /// `audit.jsonl`, `running.json` or version directory) is [`StoreError::NotAStore`]; a store
+    /// that `run` opened but that holds no version yet has its `.lock` and opens, empty.
+    ///
+    /// ```
+    /// use hotconf::snapshot::{SnapshotStore, StoreConfig, StoreError};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let err = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap_err();
+    /// assert!(matches!(err, StoreError::NotAStore { .. }));
+    /// assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was written");
+    /// SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+    /// let store = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap();
+    /// assert!(store.entries().unwrap().is_empty());
+    ///
+    /// // A store copied without its lock file: read, never written.
+    /// use hotconf::snapshot::Origin;
+    /// use hotconf::{SourceFile, Sources};
+    /// let writer = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+    /// writer.commit(&Sources::from_files([SourceFile::new("a.yaml", "x: 1\n")]), Origin::Startup).unwrap();
+    /// std::fs::remove_file(dir.path().join(".lock")).unwrap();
+    /// let reader = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap();
+    /// assert_eq!(reader.read(1).unwrap().manifest().version, 1);
+    /// assert!(matches!(reader.set_running(1), Err(StoreError::ReadOnly { .. })));
+    /// assert!(!dir.path().join(".lock").exists());
+    /// ```
+    pub fn open_read_only(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
+        let mut is_store = false;
+        for entry in fs::read_dir(dir).map_err(StoreError::io(dir))? {
+            let entry = entry.map_err(StoreError::io(dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if matches!(&*name, LOCK_FILE | AUDIT_FILE | RUNNING_FILE) || parse_version_dir(&name).is_some() {
+                is_store = true;
+                break;
+            }
+        }
+        if !is_store {
+            return Err(StoreError::NotAStore { dir: dir.to_owned() });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            config,
+            audit: AuditLog::new(dir.join(AUDIT_FILE)),
+            access: Access::ReadOnly,
+            #[cfg(test)]
+            faults: faults::Faults::default(),
+        })
     }
 
     /// The store directory.
@@ -663,6 +724,9 @@ impl SnapshotStore {
     }
 
     fn lock(&self) -> Result<Locked, StoreError> {
+        if self.access == Access::ReadOnly {
+            return Err(StoreError::ReadOnly { dir: self.dir.clone() });
+        }
         let path = self.dir.join(LOCK_FILE);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);

@@ -111,7 +111,7 @@ fn diff_between_versions_and_against_a_directory() {
     let (_, stdout, _) = f.run(&["diff", "1", "2", "--format", "json"]);
     assert_eq!(
         stdout,
-        "{\"file\":\"rate_limits.yaml\",\"path\":\"local.rpm\",\"change\":\"modified\",\"old\":\"600\",\"new\":\"300\"}\n"
+        "{\"file\":\"rate_limits.yaml\",\"path\":\"local.rpm\",\"change\":\"modified\",\"old\":600,\"new\":300}\n"
     );
 
     // A candidate directory, as a CI job plans a pull request.

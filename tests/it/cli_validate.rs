@@ -25,7 +25,9 @@ fn invalid_config_exits_1_with_every_diagnostic() {
     );
     std::fs::write(dir.path().join("providers.yaml"), providers).unwrap();
     let out = hotconf(&["validate", "--config", dir.path().to_str().unwrap()], &[("GEMINI_API_KEY", CANARY)]);
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    // Diagnostics are for a person: stderr; nothing is a result.
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
+    let stdout = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("  help")).collect();
     assert_eq!(
@@ -68,8 +70,9 @@ fn env_var_value_never_printed_even_when_set() {
 fn missing_directory_and_usage_errors() {
     let out = hotconf(&["validate", "--config", "/nonexistent/hotconf"], &[]);
     assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
         "error: cannot read config directory /nonexistent/hotconf: No such file or directory (os error 2)\n"
     );
     let out = hotconf(&["validate", "--format", "xml"], &[]);

@@ -1,6 +1,7 @@
 //! Integration tests, built into one binary (see ARCHITECTURE.md, "Tests").
 
 mod admin_http;
+mod cli_ci;
 mod cli_snapshot;
 mod cli_validate;
 mod components;

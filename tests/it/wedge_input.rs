@@ -59,7 +59,8 @@ fn validate_refuses_a_fifo_promptly_and_names_it() {
     replace_with_fifo(config.path(), "rate_limits.yaml");
     let dir = config.path().to_str().unwrap();
     let (out, took) = hotconf_bounded(&["validate", "--config", dir]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Diagnostics are on stderr; stdout carries results only.
+    let stdout = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(FIFO_MESSAGE), "{stdout}");
     assert!(stdout.contains("help: hotconf reads only regular files"), "{stdout}");
@@ -173,7 +174,7 @@ fn a_file_of_many_problems_lists_the_first_hundred_and_counts_the_rest() {
     let unknown: String = (0..300).map(|i| format!("  k{i}: 1\n")).collect();
     std::fs::write(&path, good.replacen("  burst: 20\n", &format!("  burst: 20\n{unknown}"), 1)).unwrap();
     let (out, _) = hotconf_bounded(&["validate", "--config", config.path().to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stderr); // diagnostics: stderr
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert_eq!(stdout.matches("unknown key `k").count(), 100, "{stdout}");
     assert!(stdout.contains("rate_limits.yaml:7:3: local.k0: unknown key `k0`"), "{stdout}");
@@ -183,7 +184,7 @@ fn a_file_of_many_problems_lists_the_first_hundred_and_counts_the_rest() {
     // Past the node limit the file is refused before parsing, naming where.
     std::fs::write(&path, (0..30_000).map(|i| format!("k{i}: 1\n")).collect::<String>()).unwrap();
     let (out, took) = hotconf_bounded(&["validate", "--config", config.path().to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stderr); // diagnostics: stderr
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains("rate_limits.yaml:25001:1: file holds more than 50000 YAML nodes (keys, values, list items)"),

@@ -1,7 +1,10 @@
 //! The `hotconf` command: validate, run, and operate the snapshot store.
 
 mod admin;
+mod args;
 mod diff;
+mod envcheck;
+mod github;
 mod history;
 mod jsonlog;
 mod logfmt;
@@ -9,9 +12,12 @@ mod rollback;
 mod run;
 mod store;
 mod validate;
+mod wait;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -24,8 +30,12 @@ pub enum Exit {
     Invalid = 1,
     /// The command line was wrong (clap exits with 2 itself).
     Usage = 2,
-    /// An operational failure: a directory or store could not be read or written.
+    /// An operational failure: a directory or store could not be read or written; the service
+    /// did not confirm a `rollback --wait` in time.
     Failure = 3,
+    /// `diff --exit-code` only, where 1 means "changes": the request was refused (an invalid
+    /// candidate, a missing or damaged version).
+    Refused = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -54,6 +64,18 @@ pub enum Format {
     Json,
 }
 
+/// Output format of the commands that check a config (`validate`, `diff --against`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::message`), one per
+    /// diagnostic, on stdout.
+    Github,
+}
+
 /// Log output of `hotconf run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -80,8 +102,10 @@ enum Command {
         #[arg(long, default_value = "config")]
         config: PathBuf,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+        #[command(flatten)]
+        env: envcheck::EnvArgs,
     },
     /// List the stored versions: number (`*` = running), time, origin, files changed, short hash.
     History {
@@ -94,7 +118,8 @@ enum Command {
     },
     /// Print a version's manifest, or one of its files byte for byte (hashes verified first).
     Show {
-        /// The version.
+        /// The version (`3` or `v3`).
+        #[arg(value_parser = args::version)]
         version: u64,
         /// A file of the version, e.g. rate_limits.yaml.
         file: Option<String>,
@@ -104,10 +129,11 @@ enum Command {
     },
     /// The semantic diff from version A to version B, or to a candidate directory (validated first).
     Diff {
-        /// The version to compare from.
+        /// The version to compare from (`3` or `v3`).
+        #[arg(value_parser = args::version)]
         a: u64,
         /// The version to compare to.
-        #[arg(required_unless_present = "against", conflicts_with = "against")]
+        #[arg(required_unless_present = "against", conflicts_with = "against", value_parser = args::version)]
         b: Option<u64>,
         /// A candidate config directory to compare to, validated first (a CI plan).
         #[arg(long, value_name = "DIR")]
@@ -115,14 +141,22 @@ enum Command {
         /// The snapshot store.
         #[arg(long, default_value = "snapshots")]
         snapshots: PathBuf,
-        /// Output format (json: one object per change).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format (json: one object per change; github: the candidate's diagnostics as
+        /// workflow commands, the diff as text).
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+        /// Exit 0 when nothing changed and 1 when something did, as `git diff --exit-code`; a
+        /// refusal (invalid candidate, missing version) then exits 4.
+        #[arg(long)]
+        exit_code: bool,
+        #[command(flatten)]
+        env: DiffEnvArgs,
     },
     /// Validate version N against today's environment, then write its files back into the config
     /// directory, each atomically; the running service records the change as a rollback of N.
     Rollback {
-        /// The version to roll back to.
+        /// The version to roll back to (`3` or `v3`).
+        #[arg(value_parser = args::version)]
         version: u64,
         /// The config directory to write into.
         #[arg(long, default_value = "config")]
@@ -131,9 +165,33 @@ enum Command {
         #[arg(long, default_value = "snapshots")]
         snapshots: PathBuf,
         /// Print the diff only; write nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "wait")]
         dry_run: bool,
+        /// Then wait until the running service runs version N's content (asked through its admin
+        /// endpoint), at most TIMEOUT (default 30s; e.g. 500ms, 2m).
+        #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true,
+              default_missing_value = "30s", value_parser = args::duration)]
+        wait: Option<Duration>,
+        /// The running service's admin endpoint, for --wait.
+        #[arg(long, default_value = admin::DEFAULT_ADDR, value_parser = args::socket_addr)]
+        admin_addr: SocketAddr,
+        /// The environment variable holding the admin bearer token, for --wait.
+        #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
+        admin_token_env: String,
     },
+}
+
+/// `--no-env` and `--env-file` of `diff`, which only a candidate directory uses.
+#[derive(Debug, Clone, clap::Args)]
+struct DiffEnvArgs {
+    /// With --against: skip the checks of the candidate that need the environment, naming them
+    /// on stderr.
+    #[arg(long, conflicts_with = "env_file")]
+    no_env: bool,
+    /// With --against: check the candidate's variables against the names in this dotenv-style
+    /// file.
+    #[arg(long, value_name = "FILE", value_parser = envcheck::parse_env_file)]
+    env_file: Option<envcheck::EnvFile>,
 }
 
 fn main() -> ExitCode {
@@ -153,10 +211,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { config, format } => validate::run(&config, format),
+        Command::Validate { config, format, env } => validate::run(&config, format, &envcheck::Env::from_args(env)),
         Command::History { snapshots, format } => history::history(&snapshots, format),
         Command::Show { version, file, snapshots } => history::show(&snapshots, version, file.as_deref()),
-        Command::Diff { a, b, against, snapshots, format } => {
+        Command::Diff { a, b, against, snapshots, format, exit_code, env } => {
             let to = match (b, &against) {
                 (Some(b), _) => diff::Against::Version(b),
                 (None, Some(dir)) => diff::Against::Dir(dir),
@@ -165,10 +223,29 @@ fn main() -> ExitCode {
                     return Exit::Usage.into();
                 }
             };
-            diff::run(&snapshots, a, to, format)
+            if against.is_none() && (env.no_env || env.env_file.is_some()) {
+                use clap::CommandFactory;
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "--no-env and --env-file need --against DIR",
+                    )
+                    .exit();
+            }
+            let env = envcheck::Env::from_args(envcheck::EnvArgs { no_env: env.no_env, env_file: env.env_file });
+            let gate = if exit_code { diff::Gate::ExitCode } else { diff::Gate::Plain };
+            diff::run(&snapshots, a, to, diff::Output { format, gate }, &env)
         }
-        Command::Rollback { version, config, snapshots, dry_run } => {
-            let mode = if dry_run { rollback::Mode::DryRun } else { rollback::Mode::Apply };
+        Command::Rollback { version, config, snapshots, dry_run, wait, admin_addr, admin_token_env } => {
+            let mode = match (dry_run, wait) {
+                (true, _) => rollback::Mode::DryRun,
+                (false, None) => rollback::Mode::Apply,
+                (false, Some(timeout)) => rollback::Mode::ApplyAndWait(rollback::WaitFor {
+                    timeout,
+                    admin: admin_addr,
+                    token: std::env::var(&admin_token_env).ok().filter(|t| !t.trim().is_empty()),
+                }),
+            };
             rollback::run(version, &config, &snapshots, mode)
         }
     };

@@ -7,14 +7,17 @@ use hotconf::snapshot::{restore_into, semantic_diff, AuditEvent, StoreError};
 use hotconf::{Sources, SourcesLimits};
 
 use crate::diff::{print_diff, validated_sources};
-use crate::store::{chain, open_existing, report};
+use crate::store::{chain, open_existing, open_writable, report};
+pub use crate::wait::WaitFor;
 use crate::{Exit, Format};
 
 /// Whether to write the files or only show what would change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// Write the files.
     Apply,
+    /// Write the files, then wait until the running service runs the version's content.
+    ApplyAndWait(WaitFor),
     /// Print the diff only.
     DryRun,
 }
@@ -44,16 +47,28 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         }
     };
     let diff = semantic_diff(&current, target.sources());
+    let wait = match &mode {
+        Mode::ApplyAndWait(w) => Some((w, w.baseline())),
+        _ => None,
+    };
+    let then_wait = |exit: Exit| match (exit, &wait) {
+        (Exit::Ok, Some((w, baseline))) => w.until_running(version, &target.manifest().bundle_hash, *baseline),
+        (exit, _) => exit,
+    };
     if current.bundle_hash().to_hex().as_str() == target.manifest().bundle_hash {
         println!("{} already holds version {version}; nothing written", config.display());
-        return Exit::Ok;
+        return then_wait(Exit::Ok);
     }
-    if mode == Mode::DryRun {
+    if matches!(mode, Mode::DryRun) {
         println!("dry run: rolling {} back to version {version} would change:", config.display());
         print_diff(&diff, Format::Text);
         println!("nothing written");
         return Exit::Ok;
     }
+    let store = match open_writable(store.dir()) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
     // The intent goes first, so a poller that sees the files records the change as a rollback.
     if let Err(e) = store.record_rollback_intent(&target) {
         let exit = report(&e);
@@ -93,7 +108,7 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         if restored.removed.is_empty() { String::new() } else { format!(", {} removed", list(&restored.removed)) }
     );
     print_diff(&diff, Format::Text);
-    Exit::Ok
+    then_wait(Exit::Ok)
 }
 
 fn list(names: &[String]) -> String {

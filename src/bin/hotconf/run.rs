@@ -36,8 +36,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(hotconf::watch::DEFAULT_STABLE_TICKS as i64..=hotconf::watch::MAX_STABLE_TICKS as i64))]
     pub stable_ticks: u32,
     /// The admin HTTP endpoint's address (loopback by default); `off` disables it.
-    #[arg(long, default_value = admin::DEFAULT_ADDR)]
-    pub admin_addr: String,
+    #[arg(long, default_value = admin::DEFAULT_ADDR, value_parser = crate::args::admin_addr)]
+    pub admin_addr: crate::args::AdminAddr,
     /// The environment variable holding the admin bearer token; when it is set, every admin
     /// endpoint but /healthz requires `Authorization: Bearer <token>`.
     #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
@@ -49,11 +49,11 @@ pub struct RunArgs {
     /// Open admin connections at most; a new one past it closes the oldest idle one.
     #[arg(long, default_value_t = admin::MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub admin_max_connections: u64,
-    /// Bound on reading plus validating one attempt, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
+    /// Bound on reading plus validating one attempt, in milliseconds (10 to 600000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub reload_timeout_ms: u64,
-    /// How many versions the store keeps.
-    #[arg(long, default_value_t = 50)]
+    /// How many versions the store keeps (at least 1), plus the running one.
+    #[arg(long, default_value_t = 50, value_parser = retention)]
     pub retention: usize,
     /// The wait before retrying an attempt that failed for a transient reason (store, timeout,
     /// component, unreadable directory), in milliseconds; doubled after each failure.
@@ -65,14 +65,23 @@ pub struct RunArgs {
     pub retry_backoff_max_ms: u64,
 }
 
+/// `--retention`: at least 1 (the store would read 0 as 1; a usage error says so instead).
+fn retention(arg: &str) -> Result<usize, String> {
+    match arg.parse::<usize>() {
+        Ok(0) => Err("keep at least 1 version".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a number of versions".to_owned()),
+    }
+}
+
 /// How long shutdown waits for the service's threads before the process exits anyway.
 const SHUTDOWN_BOUND: Duration = Duration::from_millis(1500);
 
 pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
     let env: Arc<dyn EnvLookup> = Arc::new(ProcessEnv);
-    let admin_addr: Option<SocketAddr> = match args.admin_addr.as_str() {
-        "off" => None,
-        a => Some(a.parse().with_context(|| format!("--admin-addr {a}: expected IP:PORT or `off`"))?),
+    let admin_addr: Option<SocketAddr> = match args.admin_addr {
+        crate::args::AdminAddr::Off => None,
+        crate::args::AdminAddr::At(a) => Some(a),
     };
     // Everything that can refuse to start without touching the store comes first: the admin
     // token, then the admin address (a taken port must not leave a new version behind).

@@ -25,12 +25,26 @@ pub fn report(error: &StoreError) -> Exit {
     }
 }
 
-/// Opens an existing store; a missing directory is an operational failure (a wrong `--snapshots`).
+/// Opens an existing store for reading only (nothing is created, locked or cleaned up): a
+/// missing directory is an operational failure (3), a directory that is not a store a refusal
+/// (1); both name the `--snapshots` option.
 pub fn open_existing(dir: &Path) -> Result<SnapshotStore, Exit> {
     if !dir.is_dir() {
         eprintln!("error: no snapshot store at {}", dir.display());
         eprintln!("  help: pass the service's store with --snapshots DIR");
         return Err(Exit::Failure);
     }
+    SnapshotStore::open_read_only(dir, StoreConfig::default()).map_err(|e| {
+        let exit = report(&e);
+        if matches!(e, StoreError::NotAStore { .. }) {
+            eprintln!("  help: pass the directory `hotconf run --snapshots` writes to");
+        }
+        exit
+    })
+}
+
+/// Opens an existing store for writing (`rollback`), after checking it is one.
+pub fn open_writable(dir: &Path) -> Result<SnapshotStore, Exit> {
+    open_existing(dir)?;
     SnapshotStore::open(dir, StoreConfig::default()).map_err(|e| report(&e))
 }

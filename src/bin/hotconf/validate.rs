@@ -1,38 +1,48 @@
 //! `hotconf validate`: the check an operator runs before shipping a change.
+//!
+//! Streams: the result (the `ok:` line, or with `--format json|github` every object or
+//! workflow command) goes to stdout; diagnostics and errors a person reads go to stderr.
 
 use std::path::Path;
 
 use hotconf::gateway::GatewaySchema;
-use hotconf::{validate_with, ProcessEnv, Schema, Sources, SourcesLimits};
+use hotconf::{validate_with, Schema, Sources, SourcesLimits};
 
-use crate::{Exit, Format};
+use crate::envcheck::Env;
+use crate::{github, CheckFormat, Exit};
 
-pub fn run(dir: &Path, format: Format) -> Exit {
+pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
     let sources = match Sources::read_dir(dir, SourcesLimits::default()) {
         Ok(s) => s,
         Err(e) => {
-            let cause = e.source.to_string();
+            let message = format!("{e}: {}", e.source);
             match format {
-                Format::Text => println!("error: {e}: {cause}"),
-                Format::Json => println!(
+                CheckFormat::Text => eprintln!("error: {message}"),
+                CheckFormat::Json => println!(
                     "{}",
-                    serde_json::json!({"file": dir.display().to_string(), "code": "unreadable-directory", "message": format!("{e}: {cause}")})
+                    serde_json::json!({"file": dir.display().to_string(), "code": "unreadable-directory", "message": message})
                 ),
+                CheckFormat::Github => {
+                    println!("{}", github::plain_error(&message));
+                    eprintln!("error: {message}");
+                }
             }
             return Exit::Invalid;
         }
     };
     let file_count = sources.files().len();
     let schema = GatewaySchema::default();
-    match validate_with(&schema, sources, &ProcessEnv) {
+    let result = validate_with(&schema, sources, env.lookup());
+    env.note_skipped();
+    match result {
         Ok(valid) => {
             let hash = valid.hash().to_hex();
             let summary = schema.summary(valid.config());
             match format {
-                Format::Text => {
+                CheckFormat::Text | CheckFormat::Github => {
                     println!("ok: {}: {file_count} files, {summary}, bundle {}", dir.display(), &hash[..12])
                 }
-                Format::Json => println!(
+                CheckFormat::Json => println!(
                     "{}",
                     serde_json::json!({"valid": true, "config": dir.display().to_string(), "files": file_count, "summary": summary, "bundle_hash": hash.as_str()})
                 ),
@@ -40,19 +50,32 @@ pub fn run(dir: &Path, format: Format) -> Exit {
             Exit::Ok
         }
         Err(diagnostics) => {
+            let label = dir.display().to_string();
             match format {
-                Format::Text => {
-                    println!("{diagnostics}");
-                    println!("error: {}", invalid_summary(&dir.display().to_string(), diagnostics.problems()));
+                CheckFormat::Text => {
+                    eprintln!("{diagnostics}");
+                    eprintln!("error: {}", invalid_summary(&label, diagnostics.problems()));
                 }
-                Format::Json => {
+                CheckFormat::Json => {
                     for d in diagnostics.as_slice() {
                         println!("{}", serde_json::to_string(d).expect("diagnostics serialize"));
                     }
                 }
+                CheckFormat::Github => {
+                    print_github(dir, diagnostics.as_slice());
+                    eprintln!("error: {}", invalid_summary(&label, diagnostics.problems()));
+                }
             }
             Exit::Invalid
         }
+    }
+}
+
+/// Every diagnostic as a GitHub `::error` workflow command on stdout.
+pub fn print_github<T: serde::Serialize>(dir: &Path, diagnostics: &[T]) {
+    for d in diagnostics {
+        let json = serde_json::to_value(d).expect("diagnostics serialize");
+        println!("{}", github::error_line(dir, &json));
     }
 }
 
