@@ -3,15 +3,13 @@
 //! family sampled from the start, including when the running version was applied.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::service::{http, write_atomic, Service, DEADLINE};
+use crate::service::{http, write_atomic, Service, TextService};
 use crate::support::{config_copy, hotconf};
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -75,35 +73,13 @@ fn parse_logfmt(line: &str) -> Result<(String, BTreeMap<String, String>), String
 fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotconf"))
-        .args(["run", "--config", config.path().to_str().unwrap(), "--snapshots", store.path().to_str().unwrap()])
-        .args(["--interval-ms", "50", "--admin-addr", "127.0.0.1:0", "--log-format", "text"])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut child = KillOnDrop(child);
-    let (tx, lines) = crossbeam_channel::unbounded::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + DEADLINE;
-    let mut seen = Vec::new();
+    let mut service = TextService::start(config.path(), store.path(), "127.0.0.1:0");
     let mut wait_for = |event: &str| -> BTreeMap<String, String> {
-        loop {
-            let line = lines
-                .recv_deadline(deadline)
-                .unwrap_or_else(|_| panic!("no {event} within {DEADLINE:?}:\n{}", seen.join("\n")));
-            let (_, fields) = parse_logfmt(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            seen.push(line);
-            if fields.get("event").map(String::as_str) == Some(event) {
-                return fields;
-            }
-        }
+        let line = service.wait_line(event, |line| {
+            let (_, fields) = parse_logfmt(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            fields.get("event").map(String::as_str) == Some(event)
+        });
+        parse_logfmt(&line).unwrap().1
     };
     let started = wait_for("watcher.started");
     let admin = started["admin_addr"].parse().unwrap();
@@ -120,18 +96,7 @@ fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
     assert!(diff.contains("rate_limits.local.rpm: 650 → 600"), "{applied:?}");
     assert!(diff.contains("rate_limits.local.burst: 25 → 20"), "{applied:?}");
     assert!(diff.contains('\n'), "{applied:?}");
-    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
-    assert!(child.0.wait().unwrap().success());
-}
-
-/// A child process killed if the test panics before it stops it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    assert!(service.stop());
 }
 
 #[test]

@@ -2,18 +2,16 @@
 //! that survives a restart, a taken admin port that stores nothing, text logs a file name cannot
 //! forge, and `--stable-ticks` for writers that pause mid-write.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hotconf::snapshot::{SnapshotStore, StoreConfig};
 use hotconf::watch::{Clock, FakeClock, PollCore, PollerConfig, RealFs, WatchEvent};
 use hotconf::{Sources, SourcesLimits};
 use serde_json::Value;
 
-use crate::service::{write_atomic, Service, DEADLINE};
+use crate::service::{write_atomic, Service, TextService};
 use crate::support::{config_copy, hotconf};
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -99,40 +97,13 @@ fn a_taken_admin_port_exits_3_and_stores_nothing() {
 fn a_newline_in_a_file_name_is_escaped_in_text_logs() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotconf"))
-        .args(["run", "--config", config.path().to_str().unwrap(), "--snapshots", store.path().to_str().unwrap()])
-        .args(["--interval-ms", "50", "--admin-addr", "off", "--log-format", "text"])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = crossbeam_channel::unbounded::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |needle: &str| {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let line = lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no line with {needle} within {DEADLINE:?}:\n{}", seen.join("\n")));
-            seen.push(line.clone());
-            if line.contains(needle) {
-                return seen.clone();
-            }
-        }
-    };
-    wait_for("event=watcher.started");
+    let mut service = TextService::start(config.path(), store.path(), "off");
+    service.wait_line("event=watcher.started", |l| l.contains("event=watcher.started"));
     let forged = "FORGED  INFO event=reload.applied version=99";
     std::fs::write(config.path().join(format!("evil\n{forged}\r.yaml")), "a: 1\n").unwrap();
-    let seen = wait_for("event=reload.rejected problems=");
-    let _ = child.kill();
-    let _ = child.wait();
+    service.wait_line("event=reload.rejected problems=", |l| l.contains("event=reload.rejected problems="));
+    let seen = std::mem::take(&mut service.seen);
+    drop(service);
 
     for line in &seen {
         assert!(!line.starts_with("FORGED"), "a forged line:\n{}", seen.join("\n"));

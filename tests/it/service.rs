@@ -203,3 +203,65 @@ pub fn write_atomic(path: &Path, content: &str) {
     std::fs::write(&tmp, content).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+/// `hotconf run --log-format text` on `config` with a fresh store, its stdout lines as they come;
+/// killed on drop if the test ends before it stops it.
+pub struct TextService {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line seen so far, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl TextService {
+    /// Starts it with the admin endpoint at `admin_addr` (`off`, or an `IP:PORT`).
+    pub fn start(config: &Path, snapshots: &Path, admin_addr: &str) -> TextService {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hotconf"))
+            .args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
+            .args(["--interval-ms", "50", "--admin-addr", admin_addr, "--log-format", "text"])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hotconf");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        TextService { child, lines, seen: Vec::new() }
+    }
+
+    /// The next line for which `wanted` holds, within DEADLINE; panics with every line seen.
+    pub fn wait_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let line = self
+                .lines
+                .recv_deadline(deadline)
+                .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}:\n{}", self.seen.join("\n")));
+            self.seen.push(line.clone());
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; whether it exited 0.
+    pub fn stop(mut self) -> bool {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for TextService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
