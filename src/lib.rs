@@ -18,6 +18,7 @@
 
 pub mod alert;
 pub mod components;
+mod live;
 pub mod publish;
 pub mod reload;
 pub mod snapshot;
@@ -25,10 +26,17 @@ pub mod source;
 pub mod validate;
 pub mod watch;
 
+/// The channel crate whose [`Receiver`](channel::Receiver) carries [`Live::events`] and
+/// [`WatchEvent`](watch::WatchEvent)s, re-exported so a user never pins its version by hand.
+pub use crossbeam_channel as channel;
+pub use live::{Hotconf, Live, DEFAULT_ACK_TIMEOUT, EVENT_CAPACITY, MEMORY_RETENTION};
+pub use reload::{AttemptOutcome, ReloadEvent, StartError, Status};
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
-pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 pub use validate::gateway;
+pub use validate::typed::{Problems, SerdeSchema};
+pub use validate::yaml::YamlPath;
 pub use validate::{validate_config, validate_with, Schema, Validated};
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.

@@ -161,6 +161,9 @@ pub enum DiagnosticKind {
         /// The provider.
         name: String,
     },
+    /// A problem reported by a schema's own rule (or by the serde path), with its own code,
+    /// message and help: diagnostics are open, not limited to the kinds above.
+    Custom(Box<Problem>),
     /// The file has more problems than are listed (at most
     /// [`MAX_DIAGNOSTICS_PER_FILE`](super::fields::MAX_DIAGNOSTICS_PER_FILE) are).
     MoreProblems {
@@ -171,9 +174,10 @@ pub enum DiagnosticKind {
 
 impl DiagnosticKind {
     /// A stable, machine-readable code for the kind, e.g. `unknown-key`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         use DiagnosticKind::*;
         match self {
+            Custom(problem) => problem.code(),
             MissingFile => "missing-file",
             UnexpectedFile { .. } => "unexpected-file",
             ConflictingFiles { .. } => "conflicting-files",
@@ -213,6 +217,7 @@ impl DiagnosticKind {
     pub fn help(&self) -> Option<String> {
         use DiagnosticKind::*;
         Some(match self {
+            Custom(problem) => return problem.help().map(str::to_owned),
             MissingFile => "create the file; hotconf needs all config files to validate them together".into(),
             UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
             ConflictingFiles { .. } => "keep one of the two files".into(),
@@ -299,7 +304,55 @@ impl fmt::Display for DiagnosticKind {
                 write!(f, "file holds more than {} YAML nodes (keys, values, list items)", super::prescan::MAX_NODES)
             }
             MoreProblems { count } => write!(f, "and {count} more problems in this file, not listed"),
+            Custom(problem) => f.write_str(problem.message()),
         }
+    }
+}
+
+/// A problem in a user's own words: a stable code, a message and optional help.
+///
+/// Rules written for [`Hotconf::check`](crate::Hotconf::check) report these through
+/// [`Problems`](crate::Problems); the library adds the file, YAML path and line:column.
+///
+/// ```
+/// use hotconf::Problem;
+/// let p = Problem::new("too-many-workers", "at most 64 workers").with_help("lower `workers`");
+/// assert_eq!((p.code(), p.message(), p.help()), ("too-many-workers", "at most 64 workers", Some("lower `workers`")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    code: std::borrow::Cow<'static, str>,
+    message: String,
+    help: Option<String>,
+}
+
+impl Problem {
+    /// A problem with a machine-readable `code` (e.g. `too-many-workers`) and a `message` for people.
+    /// Never put a secret value in either.
+    pub fn new(code: impl Into<std::borrow::Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), help: None }
+    }
+
+    /// This problem with `help`: what the person should do.
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The help, if any.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
     }
 }
 

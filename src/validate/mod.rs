@@ -2,17 +2,20 @@
 //! [`Schema`], or into every [`Diagnostic`] found. Never touches the filesystem: it judges the
 //! bytes it is handed and reads the environment only through an [`EnvLookup`].
 
+pub(crate) mod de;
 pub mod diagnostic;
 pub mod fields;
 pub mod gateway;
 pub mod prescan;
+pub mod typed;
 pub mod yaml;
 
 use std::fmt::Debug;
 
 use crate::source::env::EnvLookup;
 use crate::source::Sources;
-pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+pub use typed::{Problems, SerdeSchema};
 
 /// A set of config files and the rules that make them one typed config.
 ///
@@ -27,6 +30,13 @@ pub trait Schema: Send + Sync + 'static {
 
     /// A one-line summary of a valid config for people, e.g. `3 providers, 2 agents`.
     fn summary(&self, config: &Self::Config) -> String;
+
+    /// The files this schema reads, out of all the config files in the directory: only these are
+    /// validated, hashed, stored and diffed. All of them unless a schema says otherwise (a
+    /// one-file config in a directory that holds other files).
+    fn select(&self, sources: Sources) -> Sources {
+        sources
+    }
 }
 
 /// A config that passed validation, with the exact files it came from and their bundle hash.
@@ -66,6 +76,7 @@ pub fn validate_with<S: Schema>(
     sources: Sources,
     env: &dyn EnvLookup,
 ) -> Result<Validated<S::Config>, Diagnostics> {
+    let sources = schema.select(sources);
     let config = schema.validate(&sources, env)?;
     let hash = sources.bundle_hash();
     Ok(Validated { config, sources, hash })

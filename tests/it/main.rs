@@ -3,6 +3,8 @@
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod examples;
+mod library;
 mod reload;
 mod run;
 mod run_defects;
