@@ -300,7 +300,8 @@ where
             let mut problems = Problems::new(env);
             check(&config, &mut problems);
             if !problems.is_empty() {
-                let diags = problems.into_vec().into_iter().map(|(path, p)| place(&path, DiagnosticKind::Custom(Box::new(p))));
+                let diags =
+                    problems.into_vec().into_iter().map(|(path, p)| place(&path, DiagnosticKind::Custom(Box::new(p))));
                 return Err(Diagnostics::new(diags.collect()));
             }
         }
