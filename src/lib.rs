@@ -1,6 +1,45 @@
-//! hotconf: hot-reload a directory of YAML configuration files into a running service.
+//! hotconf: hot-reload YAML configuration files into a running service: your own serde type,
+//! validated as a whole (every problem at once, with file and line:column), versioned, and swapped
+//! in without a restart.
 //!
-//! The pipeline, one module a stage:
+//! The entry point is [`Hotconf`]: one builder chain, and [`Live::get`] reads the live value.
+//!
+//! ```
+//! use hotconf::Hotconf;
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct App {
+//!     greeting: String,
+//!     workers: std::num::NonZeroU32,
+//! }
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("app.yaml");
+//! # std::fs::write(&path, "greeting: hello\nworkers: 4\n")?;
+//! let live = Hotconf::<App>::file(&path).start()?;
+//! assert_eq!(live.get().greeting, "hello");
+//!
+//! // A broken edit is rejected with every problem; the running value stays.
+//! std::fs::write(&path, "greeting: hello\nworkers: 0\n")?;
+//! match live.events().recv_timeout(std::time::Duration::from_secs(10))? {
+//!     hotconf::ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
+//!         diagnostics.to_string(),
+//!         "app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here"
+//!     ),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(live.get().workers.get(), 4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Rules serde cannot express go in [`Hotconf::with_check`] ([`Problems`], [`Problem`]); a
+//! directory of files is [`Hotconf::dir`]; numbered snapshots on disk are
+//! [`Hotconf::with_snapshots`]; components that must acknowledge each version are
+//! [`Hotconf::with_component`].
+//!
+//! The pipeline underneath, one module a stage:
 //!
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)

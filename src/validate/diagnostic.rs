@@ -311,7 +311,7 @@ impl fmt::Display for DiagnosticKind {
 
 /// A problem in a user's own words: a stable code, a message and optional help.
 ///
-/// Rules written for [`Hotconf::check`](crate::Hotconf::check) report these through
+/// Rules written for [`Hotconf::with_check`](crate::Hotconf::with_check) report these through
 /// [`Problems`](crate::Problems); the library adds the file, YAML path and line:column.
 ///
 /// ```
