@@ -19,6 +19,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Unexpected, Visitor};
 use yaml_serde::Value;
 
+use super::diagnostic::Problem;
 use super::yaml::YamlPath;
 
 /// The most deserialization passes over one document.
@@ -28,14 +29,31 @@ pub const MAX_PASSES: usize = 256;
 /// strings are described, not copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DeKind {
-    UnknownField { field: String, expected: &'static [&'static str] },
+    UnknownField {
+        field: String,
+        expected: &'static [&'static str],
+    },
     MissingField(&'static str),
     DuplicateField(&'static str),
-    InvalidType { unexpected: String, expected: String },
-    InvalidValue { unexpected: String, expected: String },
-    InvalidLength { len: usize, expected: String },
-    UnknownVariant { variant: String, expected: &'static [&'static str] },
+    InvalidType {
+        unexpected: String,
+        expected: String,
+    },
+    InvalidValue {
+        unexpected: String,
+        expected: String,
+    },
+    InvalidLength {
+        len: usize,
+        expected: String,
+    },
+    UnknownVariant {
+        variant: String,
+        expected: &'static [&'static str],
+    },
     Custom(String),
+    /// A [`Problem`] raised by a `Deserialize` impl with [`Problem::into_de_error`].
+    Problem(Problem),
 }
 
 /// One problem found, at its path in the document.
@@ -87,7 +105,11 @@ fn describe(unexpected: Unexpected<'_>) -> String {
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError::Fresh(DeKind::Custom(msg.to_string()))
+        let text = msg.to_string();
+        DeError::Fresh(match Problem::from_de_message(&text) {
+            Some(problem) => DeKind::Problem(problem),
+            None => DeKind::Custom(text),
+        })
     }
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         DeError::Fresh(DeKind::InvalidType { unexpected: describe(unexp), expected: exp.to_string() })
@@ -118,13 +140,25 @@ pub(crate) fn message(kind: &DeKind) -> String {
         DeKind::UnknownField { field, .. } => format!("unknown key `{field}`"),
         DeKind::MissingField(field) => format!("missing required key `{field}`"),
         DeKind::DuplicateField(field) => format!("duplicate key `{field}`"),
-        DeKind::InvalidType { unexpected, expected } => format!("expected {expected}, found {unexpected}"),
+        DeKind::InvalidType { unexpected, expected } => {
+            format!("expected {}, found {unexpected}", yaml_words(expected))
+        }
         DeKind::InvalidValue { unexpected, expected } => format!("invalid value {unexpected}: expected {expected}"),
         DeKind::InvalidLength { len, expected } => format!("{len} items, expected {expected}"),
         DeKind::UnknownVariant { variant, expected } => {
             format!("unknown variant `{variant}`, expected one of {}", quoted(expected))
         }
         DeKind::Custom(message) => message.clone(),
+        DeKind::Problem(problem) => problem.message().to_owned(),
+    }
+}
+
+/// serde's words for YAML's collections, in YAML's words.
+pub(crate) fn yaml_words(expected: &str) -> &str {
+    match expected {
+        "a map" => "a mapping",
+        "a sequence" => "a list",
+        other => other,
     }
 }
 
@@ -135,7 +169,8 @@ pub(crate) fn quoted(names: &[&str]) -> String {
 
 /// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let len = word.chars().count();
+    let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -168,10 +203,16 @@ struct Session {
     patched: HashSet<YamlPath>,
     /// Nodes skipped as if absent (unknown keys, stand-ins that failed).
     poisoned: HashSet<YamlPath>,
+    /// Required fields found missing, given a stand-in so the struct's other problems show.
+    injected: HashSet<YamlPath>,
     found: Vec<Found>,
-    /// Problems past the cap, counted only.
-    more: usize,
+    /// Problems past the cap, counted only, by first path segment (a file in a directory).
+    more: std::collections::BTreeMap<String, usize>,
+    /// Problems listed, by first path segment.
+    listed: std::collections::HashMap<String, usize>,
     max: usize,
+    /// Whether the cap applies to each first path segment (each file of a directory).
+    per_first: bool,
     /// A node was poisoned in this pass: another pass may reach further.
     progressed: bool,
     /// Struct types (name, field list) known to refuse unknown keys.
@@ -191,23 +232,40 @@ impl Session {
             DeKind::InvalidLength { .. } => self.poisoned.iter().any(|p| p.segments().starts_with(path.segments())),
             _ => false,
         };
+        let inject = match &kind {
+            DeKind::MissingField(field) => Some(path.key(field)),
+            _ => None,
+        };
         if !consequence {
             self.record(path.clone(), kind);
         }
-        if self.patched.insert(path.clone()) {
-            self.progressed = true;
-        }
+        // A missing field gets a stand-in (once); otherwise the whole node is patched.
+        let progressed = match inject {
+            Some(field) if !self.injected.contains(&field) => self.injected.insert(field),
+            _ => self.patched.insert(path.clone()),
+        };
+        self.progressed |= progressed;
     }
 
     fn record(&mut self, path: YamlPath, kind: DeKind) {
         if self.found.iter().any(|f| f.path == path && f.kind == kind) {
             return;
         }
-        if self.found.len() < self.max {
+        let group = match (self.per_first, path.segments().first()) {
+            (true, Some(super::yaml::Segment::Key(k))) => k.clone(),
+            _ => String::new(),
+        };
+        let listed = self.listed.entry(group.clone()).or_default();
+        if *listed < self.max {
+            *listed += 1;
             self.found.push(Found { path, kind });
         } else {
-            self.more += 1;
+            *self.more.entry(group).or_default() += 1;
         }
+    }
+
+    fn changed(&self) -> Vec<YamlPath> {
+        self.patched.iter().chain(&self.poisoned).chain(&self.injected).cloned().collect()
     }
 
     fn poison(&mut self, path: YamlPath) {
@@ -222,42 +280,63 @@ impl Session {
 pub(crate) struct Outcome<T> {
     /// The value, when there was no problem at all.
     pub value: Option<T>,
+    /// The value with stand-ins for what failed, when there were problems.
+    pub partial: Option<T>,
+    /// The paths whose values are not as written (stand-ins, skipped, given a stand-in).
+    pub changed: Vec<YamlPath>,
     /// Every problem found (at most `max`).
     pub found: Vec<Found>,
-    /// Problems found past `max`, counted only.
-    pub more: usize,
+    /// Problems found past `max`, counted only, by first path segment (or `""`).
+    pub more: std::collections::BTreeMap<String, usize>,
 }
 
-/// Deserializes `root` as `T`, finding every problem (at most `max` listed). Nodes in `absent` are
-/// treated as missing from the start (a file that did not parse), without a diagnostic of their own.
+/// Deserializes `root` as `T`, finding every problem (at most `max` listed, for each first path
+/// segment when `per_first`: each file of a directory). Nodes in `absent` are treated as missing
+/// from the start (a file that did not parse), without a diagnostic of their own.
 pub(crate) fn deserialize_all<T: DeserializeOwned>(
     root: &Value,
     absent: impl IntoIterator<Item = YamlPath>,
     max: usize,
+    per_first: bool,
 ) -> Outcome<T> {
-    let cx = RefCell::new(Session { max, patched: absent.into_iter().collect(), ..Session::default() });
+    let cx = RefCell::new(Session { max, per_first, patched: absent.into_iter().collect(), ..Session::default() });
     for _ in 0..MAX_PASSES {
         cx.borrow_mut().progressed = false;
         let result = T::deserialize(Node { value: root, path: YamlPath::root(), cx: &cx });
         let mut session = cx.borrow_mut();
         match result {
-            Ok(value) if session.found.is_empty() && session.more == 0 => {
-                return Outcome { value: Some(value), found: Vec::new(), more: 0 };
+            Ok(value) if session.found.is_empty() && session.more.is_empty() => {
+                let changed = session.changed();
+                let (value, partial) = if changed.is_empty() { (Some(value), None) } else { (None, Some(value)) };
+                return Outcome { value, partial, changed, found: Vec::new(), more: Default::default() };
             }
-            Ok(_) => break,
+            Ok(value) => {
+                drop(session);
+                let session = cx.into_inner();
+                let changed = session.changed();
+                return Outcome {
+                    value: None,
+                    partial: Some(value),
+                    changed,
+                    found: session.found,
+                    more: session.more,
+                };
+            }
             Err(DeError::Fresh(kind)) => {
                 session.settle(&YamlPath::root(), kind);
                 break;
             }
             Err(DeError::Reported) => {
-                if !session.progressed || session.found.len() >= max {
+                // Past the cap a pass only counts: a few more are allowed, then the count stands.
+                if !session.progressed || session.more.values().sum::<usize>() >= max {
                     break;
                 }
             }
         }
     }
     let session = cx.into_inner();
-    Outcome { value: None, found: session.found, more: session.more }
+    let changed = session.changed();
+    Outcome { value: None, partial: None, changed, found: session.found, more: session.more }
 }
 
 /// Locates a fresh error at `path`.
@@ -312,7 +391,7 @@ impl<'a, 'c> Node<'a, 'c> {
 
     fn map(self, fields: Option<(&'static str, &'static [&'static str])>) -> Option<MapAccess<'a, 'c>> {
         let Value::Mapping(m) = self.value else { return None };
-        Some(MapAccess { entries: m.iter(), pending: None, path: self.path, cx: self.cx, fields })
+        Some(MapAccess { entries: m.iter(), pending: None, path: self.path, cx: self.cx, fields, injecting: 0 })
     }
 }
 
@@ -449,6 +528,26 @@ struct MapAccess<'a, 'c> {
     cx: &'c RefCell<Session>,
     /// The struct's name and fields, when the map is a struct.
     fields: Option<(&'static str, &'static [&'static str])>,
+    /// After the entries: the index of the next field to consider for a stand-in.
+    injecting: usize,
+}
+
+impl MapAccess<'_, '_> {
+    /// The next field found missing in an earlier pass, to be given a stand-in.
+    fn next_injected(&mut self) -> Option<&'static str> {
+        let (_, fields) = self.fields?;
+        let cx = self.cx.borrow();
+        if cx.injected.is_empty() {
+            return None;
+        }
+        while let Some(field) = fields.get(self.injecting) {
+            self.injecting += 1;
+            if cx.injected.contains(&self.path.key(field)) {
+                return Some(field);
+            }
+        }
+        None
+    }
 }
 
 impl<'de, 'c> de::MapAccess<'de> for MapAccess<'de, 'c> {
@@ -456,7 +555,11 @@ impl<'de, 'c> de::MapAccess<'de> for MapAccess<'de, 'c> {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         loop {
-            let Some((key, value)) = self.entries.next() else { return Ok(None) };
+            let Some((key, value)) = self.entries.next() else {
+                let Some(field) = self.next_injected() else { return Ok(None) };
+                self.pending = None;
+                return seed.deserialize(de::value::BorrowedStrDeserializer::<DeError>::new(field)).map(Some);
+            };
             let text = key_text(key);
             let path = self.path.key(&text);
             if self.cx.borrow().poisoned.contains(&path) {
@@ -493,7 +596,16 @@ impl<'de, 'c> de::MapAccess<'de> for MapAccess<'de, 'c> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let (value, path) = self.pending.take().ok_or_else(|| de::Error::custom("value before key"))?;
+        let Some((value, path)) = self.pending.take() else {
+            // A stand-in for a missing field; if the field's type refuses it, the whole struct
+            // gets a stand-in in the next pass (its problems are recorded already).
+            return seed.deserialize(StandIn).map_err(|_| {
+                let mut cx = self.cx.borrow_mut();
+                let progressed = cx.patched.insert(self.path.clone());
+                cx.progressed |= progressed;
+                DeError::Reported
+            });
+        };
         let result = if self.cx.borrow().patched.contains(&path) {
             seed.deserialize(StandIn)
         } else {
@@ -642,7 +754,8 @@ impl<'de> de::Deserializer<'de> for StandIn {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_unit()
+        // Types that ask for anything mostly want a number (or take any value at all).
+        visitor.visit_u64(1)
     }
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_bool(false)
@@ -826,7 +939,7 @@ mod tests {
 
     fn check(yaml: &str) -> Vec<String> {
         let value: Value = yaml_serde::from_str(yaml).unwrap();
-        let out = deserialize_all::<App>(&value, [], 100);
+        let out = deserialize_all::<App>(&value, [], 100, false);
         let mut found: Vec<String> = out.found.iter().map(|f| format!("{}: {}", f.path, message(&f.kind))).collect();
         found.sort();
         if out.value.is_some() {

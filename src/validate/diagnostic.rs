@@ -354,6 +354,66 @@ impl Problem {
     pub fn help(&self) -> Option<&str> {
         self.help.as_deref()
     }
+
+    /// This problem as the error of a `Deserialize` impl (a newtype that checks its value), so
+    /// hotconf's serde path reports it with its own code and help at the value's YAML path.
+    /// (Another deserializer shows its message, with the code and help after separators.)
+    ///
+    /// ```
+    /// use hotconf::{validate_with, MapEnv, Problem, SerdeSchema, SourceFile, Sources};
+    /// #[derive(Debug)]
+    /// struct Even(u32);
+    /// impl<'de> serde::Deserialize<'de> for Even {
+    ///     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    ///         let n = u32::deserialize(d)?;
+    ///         if n % 2 == 1 {
+    ///             return Err(Problem::new("odd", format!("{n} is odd")).with_help("use an even number").into_de_error());
+    ///         }
+    ///         Ok(Even(n))
+    ///     }
+    /// }
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct App { pairs: Even }
+    /// let sources = Sources::from_files([SourceFile::new("app.yaml", "pairs: 3\n")]);
+    /// let errors = validate_with(&SerdeSchema::<App>::file("app.yaml"), sources, &MapEnv::new()).unwrap_err();
+    /// assert_eq!(errors.to_string(), "app.yaml:1:1: pairs: 3 is odd\n  help: use an even number");
+    /// assert_eq!(errors.as_slice()[0].kind.code(), "odd");
+    /// ```
+    pub fn into_de_error<E: serde::de::Error>(self) -> E {
+        E::custom(format_args!(
+            "{}{SEP}{}{SEP}{}{SEP}{}",
+            self.message,
+            PROBLEM_MARK,
+            self.code,
+            self.help.as_deref().unwrap_or("")
+        ))
+    }
+
+    /// The problem encoded by [`Problem::into_de_error`], if `text` is one.
+    pub(crate) fn from_de_message(text: &str) -> Option<Self> {
+        let mut parts = text.split(SEP);
+        let (message, mark, code, help) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if mark != PROBLEM_MARK || parts.next().is_some() {
+            return None;
+        }
+        let problem = Problem::new(code.to_owned(), message);
+        Some(if help.is_empty() { problem } else { problem.with_help(help) })
+    }
+}
+
+/// Separates the parts of a [`Problem`] carried through a serde error message.
+const SEP: char = '\u{1f}';
+const PROBLEM_MARK: &str = "hotconf-problem";
+
+impl From<DiagnosticKind> for Problem {
+    /// The kind's code, message and help, as a problem a rule reports.
+    fn from(kind: DiagnosticKind) -> Self {
+        let problem = Problem::new(kind.code().to_owned(), kind.to_string());
+        match kind.help() {
+            Some(help) => problem.with_help(help),
+            None => problem,
+        }
+    }
 }
 
 impl Diagnostic {

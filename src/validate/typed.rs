@@ -34,6 +34,8 @@ use crate::source::{Sources, SourcesLimits};
 pub struct Problems<'a> {
     env: &'a dyn EnvLookup,
     found: Vec<(YamlPath, Problem)>,
+    /// Paths whose values are stand-ins (a check on a partial config).
+    changed: &'a [YamlPath],
 }
 
 impl fmt::Debug for Problems<'_> {
@@ -45,7 +47,20 @@ impl fmt::Debug for Problems<'_> {
 impl<'a> Problems<'a> {
     /// No problems yet; environment lookups go to `env`.
     pub fn new(env: &'a dyn EnvLookup) -> Self {
-        Self { env, found: Vec::new() }
+        Self { env, found: Vec::new(), changed: &[] }
+    }
+
+    /// Whether the value at `path` and everything under it is as written in the files. Always
+    /// true for a rule given with [`SerdeSchema::with_check`] (it only sees clean configs); a rule
+    /// given with [`SerdeSchema::with_partial_check`] also runs on a config some of whose values
+    /// failed and were replaced by stand-ins, and must not judge those (its problems at such
+    /// paths are dropped anyway).
+    pub fn is_clean(&self, path: &YamlPath) -> bool {
+        let path = path.segments();
+        !self.changed.iter().any(|c| {
+            let c = c.segments();
+            path.starts_with(c) || c.starts_with(path)
+        })
     }
 
     /// The environment, for rules about variables (injectable in tests: [`MapEnv`](crate::MapEnv)).
@@ -117,8 +132,22 @@ enum Layout {
 pub struct SerdeSchema<T> {
     layout: Layout,
     check: Option<Check<T>>,
+    /// Whether the check also runs on partial configs.
+    partial: bool,
     limits: SourcesLimits,
     _config: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SerdeSchema<T> {
+    fn clone(&self) -> Self {
+        Self {
+            layout: self.layout.clone(),
+            check: self.check.clone(),
+            partial: self.partial,
+            limits: self.limits,
+            _config: PhantomData,
+        }
+    }
 }
 
 impl<T> fmt::Debug for SerdeSchema<T> {
@@ -140,13 +169,24 @@ impl<T> SerdeSchema<T> {
     }
 
     fn new(layout: Layout) -> Self {
-        Self { layout, check: None, limits: SourcesLimits::default(), _config: PhantomData }
+        Self { layout, check: None, partial: false, limits: SourcesLimits::default(), _config: PhantomData }
     }
 
     /// This schema with the user's own rule, run on a config that deserialized cleanly.
     #[must_use]
     pub fn with_check(mut self, check: impl Fn(&T, &mut Problems<'_>) + Send + Sync + 'static) -> Self {
         self.check = Some(Arc::new(check));
+        self
+    }
+
+    /// This schema with a rule that also runs when some values failed to deserialize, on the
+    /// config with stand-ins for them, so its problems are listed beside theirs. It must ask
+    /// [`Problems::is_clean`] before judging a value another one depends on (a name defined in
+    /// another file); problems it reports at a path that is not clean are dropped.
+    #[must_use]
+    pub fn with_partial_check(mut self, check: impl Fn(&T, &mut Problems<'_>) + Send + Sync + 'static) -> Self {
+        self.check = Some(Arc::new(check));
+        self.partial = true;
         self
     }
 
@@ -194,9 +234,9 @@ where
         };
         let mut parsed = parse_file(file, self.limits.max_file_bytes).map_err(|d| Diagnostics::new(vec![d]))?;
         let value = std::mem::take(&mut parsed.value);
-        let outcome = de::deserialize_all::<T>(&value, [], MAX_DIAGNOSTICS_PER_FILE);
+        let outcome = de::deserialize_all::<T>(&value, [], MAX_DIAGNOSTICS_PER_FILE, false);
         let files = BTreeMap::from([(String::new(), &parsed)]);
-        self.finish(outcome, &files, |path| (String::new(), path.clone()), env)
+        self.finish(outcome, &files, |path| (String::new(), path.clone()), env, false)
     }
 
     fn validate_dir(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<T, Diagnostics> {
@@ -233,13 +273,13 @@ where
                 [] => {}
             }
         }
-        let outcome = de::deserialize_all::<T>(&Value::Mapping(root), absent, MAX_DIAGNOSTICS_PER_FILE);
+        let outcome = de::deserialize_all::<T>(&Value::Mapping(root), absent, MAX_DIAGNOSTICS_PER_FILE, true);
         let files: BTreeMap<String, &ParsedFile<'_>> = parsed.iter().map(|(k, v)| (k.clone(), v)).collect();
         let split = |path: &YamlPath| match path.split_first() {
             Some((Segment::Key(stem), rest)) => (stem.clone(), rest),
             _ => (String::new(), YamlPath::root()),
         };
-        match self.finish(outcome, &files, split, env) {
+        match self.finish(outcome, &files, split, env, !diags.is_empty()) {
             Ok(config) if diags.is_empty() => Ok(config),
             Ok(_) => Err(Diagnostics::new(diags)),
             Err(more) => {
@@ -257,7 +297,13 @@ where
         files: &BTreeMap<String, &ParsedFile<'_>>,
         split: impl Fn(&YamlPath) -> (String, YamlPath),
         env: &dyn EnvLookup,
+        refused_files: bool,
     ) -> Result<T, Diagnostics> {
+        let mut outcome = outcome;
+        if refused_files {
+            // A file that was refused has a stand-in: the config is partial.
+            outcome.partial = outcome.partial.or(outcome.value.take());
+        }
         let single = files.len() == 1 && files.contains_key("");
         let place = |path: &YamlPath, kind: DiagnosticKind| -> Diagnostic {
             let (key, inner) = split(path);
@@ -266,6 +312,16 @@ where
                 None if single => Diagnostic::file("", kind),
                 None => Diagnostic::file(format!("{key}.yaml"), kind),
             }
+        };
+        let run = |config: &T, changed: &[YamlPath]| -> Vec<Diagnostic> {
+            let Some(check) = &self.check else { return Vec::new() };
+            let mut problems = Problems::new(env);
+            problems.changed = changed;
+            check(config, &mut problems);
+            let clean = |path: &YamlPath| problems.is_clean(path);
+            let kept: Vec<(YamlPath, Problem)> =
+                problems.found.iter().filter(|(path, _)| clean(path)).cloned().collect();
+            kept.into_iter().map(|(path, p)| place(&path, DiagnosticKind::Custom(Box::new(p)))).collect()
         };
         let Some(config) = outcome.value else {
             let mut diags: Vec<Diagnostic> = outcome
@@ -290,20 +346,21 @@ where
                     _ => place(&found.path, kind_of(found)),
                 })
                 .collect();
-            if outcome.more > 0 {
-                let first = diags.first().map(|d| d.file.clone()).unwrap_or_default();
-                diags.push(Diagnostic::file(first, DiagnosticKind::MoreProblems { count: outcome.more }));
+            for (key, count) in outcome.more {
+                let file = match files.get(&key) {
+                    Some(file) => file.name.to_owned(),
+                    None => diags.first().map(|d| d.file.clone()).unwrap_or_default(),
+                };
+                diags.push(Diagnostic::file(file, DiagnosticKind::MoreProblems { count }));
+            }
+            if let (Some(partial), true) = (&outcome.partial, self.partial) {
+                diags.extend(run(partial, &outcome.changed));
             }
             return Err(Diagnostics::new(diags));
         };
-        if let Some(check) = &self.check {
-            let mut problems = Problems::new(env);
-            check(&config, &mut problems);
-            if !problems.is_empty() {
-                let diags =
-                    problems.into_vec().into_iter().map(|(path, p)| place(&path, DiagnosticKind::Custom(Box::new(p))));
-                return Err(Diagnostics::new(diags.collect()));
-            }
+        let diags = run(&config, &[]);
+        if !diags.is_empty() {
+            return Err(Diagnostics::new(diags));
         }
         Ok(config)
     }
@@ -331,7 +388,7 @@ fn kind_of(found: &Found) -> DiagnosticKind {
             Problem::new("unknown-variant", message).with_help(help)
         }
         DeKind::InvalidType { expected, .. } => {
-            Problem::new("wrong-type", message).with_help(format!("write {expected} here"))
+            Problem::new("wrong-type", message).with_help(format!("write {} here", de::yaml_words(expected)))
         }
         DeKind::InvalidValue { expected, .. } => {
             Problem::new("invalid-value", message).with_help(format!("write {expected} here"))
@@ -340,6 +397,7 @@ fn kind_of(found: &Found) -> DiagnosticKind {
             Problem::new("wrong-length", message).with_help(format!("write {expected} here"))
         }
         DeKind::Custom(_) => Problem::new("invalid", message),
+        DeKind::Problem(problem) => problem.clone(),
     };
     DiagnosticKind::Custom(Box::new(problem))
 }
