@@ -56,6 +56,7 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+#[cfg(feature = "gateway")]
 pub mod components;
 mod live;
 pub mod publish;
@@ -73,10 +74,13 @@ pub use reload::{AttemptOutcome, ReloadEvent, StartError, Status};
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
 pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+#[cfg(feature = "gateway")]
 pub use validate::gateway;
 pub use validate::typed::{Problems, SerdeSchema};
 pub use validate::yaml::YamlPath;
-pub use validate::{validate_config, validate_with, Schema, Validated};
+#[cfg(feature = "gateway")]
+pub use validate::validate_config;
+pub use validate::{validate_with, Schema, Validated};
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.
 ///

@@ -5,6 +5,7 @@
 pub(crate) mod de;
 pub mod diagnostic;
 pub mod fields;
+#[cfg(feature = "gateway")]
 pub mod gateway;
 pub mod prescan;
 pub mod typed;
@@ -20,7 +21,7 @@ pub use typed::{Problems, SerdeSchema};
 /// A set of config files and the rules that make them one typed config.
 ///
 /// The reload machinery (polling, snapshots, publication) is generic over this trait; the LLM
-/// gateway's three files are the shipped implementation, [`gateway::GatewaySchema`].
+/// gateway's three files are the shipped implementation, `gateway::GatewaySchema` (feature `gateway`).
 pub trait Schema: Send + Sync + 'static {
     /// The typed config a valid set of files becomes. Immutable once built.
     type Config: Debug + Send + Sync + 'static;
@@ -82,6 +83,7 @@ pub fn validate_with<S: Schema>(
     Ok(Validated { config, sources, hash })
 }
 
+#[cfg(feature = "gateway")]
 /// Validates the LLM gateway's files (`rate_limits.yaml`, `agent_chains.yaml`, `providers.yaml`)
 /// together, with the default limits.
 ///
