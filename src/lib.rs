@@ -66,6 +66,9 @@ pub mod source;
 pub mod validate;
 pub mod watch;
 
+/// The blake3 hash of a file or a bundle of files ([`Sources::bundle_hash`], [`Validated::hash`],
+/// [`publish::Publication::hash`]), re-exported so a user never names blake3: `to_hex()` gives its text.
+pub use blake3::Hash as ContentHash;
 /// The channel crate whose [`Receiver`](channel::Receiver) carries [`Live::events`] and
 /// [`WatchEvent`](watch::WatchEvent)s, re-exported so a user never pins its version by hand.
 pub use crossbeam_channel as channel;
@@ -77,9 +80,9 @@ pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem}
 #[cfg(feature = "gateway")]
 pub use validate::gateway;
 pub use validate::typed::{Problems, SerdeSchema};
-pub use validate::yaml::YamlPath;
 #[cfg(feature = "gateway")]
 pub use validate::validate_config;
+pub use validate::yaml::YamlPath;
 pub use validate::{validate_with, Schema, Validated};
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.

@@ -5,7 +5,9 @@
 use std::fmt;
 
 use serde::Deserialize;
-use yaml_serde::Value;
+/// A parsed YAML value (the `yaml_serde` crate's), re-exported: [`ParsedFile::value`] and the
+/// [`Checker`](super::fields::Checker) API hold it.
+pub use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
 use super::prescan::{prescan, Refusal};

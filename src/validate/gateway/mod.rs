@@ -3,8 +3,8 @@
 
 //!
 //! Written on the library's public API only, as any user's config is: plain serde types for the
-//! three files ([`files`]), read with [`SerdeSchema::dir`] (so unknown, missing and conflicting
-//! files come from the generic path), and the cross-file rules in [`rules`], reported through
+//! three files (`files.rs`), read with [`SerdeSchema::dir`] (so unknown, missing and conflicting
+//! files come from the generic path), and the cross-file rules in `rules`, reported through
 //! [`Problems`] with [`Problem`]s.
 
 mod files;
