@@ -250,7 +250,9 @@ impl<T> Live<T> {
     /// The live value: one atomic load and a reference count, never blocking, always one whole
     /// version (keep the `Arc` for the length of a request to read one version throughout).
     pub fn get(&self) -> Arc<T> {
-        Arc::clone(self.publication().config())
+        // A guard, not a clone, of the publication: one reference count, on the value.
+        let current = self.current.load();
+        Arc::clone(current.as_ref().expect("the initial version is applied before `start` returns").config())
     }
 
     /// The live version with its number and content hash.
