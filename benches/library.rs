@@ -42,10 +42,8 @@ fn main() {
 
     // 1. get() with no reloads, then during a storm of them.
     {
-        let live = hotconf::Hotconf::<one_file::App>::file(&path)
-            .with_interval(Duration::from_millis(5))
-            .start()
-            .unwrap();
+        let live =
+            hotconf::Hotconf::<one_file::App>::file(&path).with_interval(Duration::from_millis(5)).start().unwrap();
         const N: u32 = 5_000_000;
         get_cost(&live, N / 10);
         let quiet = get_cost(&live, N);

@@ -183,3 +183,70 @@ fn a_directory_is_a_mapping_from_file_stem_to_document() {
         }
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Small {
+    workers: NonZeroU32,
+}
+
+/// The next event, within a deadline.
+fn next_event(events: &hotconf::channel::Receiver<hotconf::ReloadEvent>) -> hotconf::ReloadEvent {
+    events.recv_timeout(std::time::Duration::from_secs(10)).expect("an event within the deadline")
+}
+
+#[test]
+fn with_snapshots_every_version_is_stored_and_numbering_survives_a_restart() {
+    let config = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let path = config.path().join("small.yaml");
+    std::fs::write(&path, "workers: 1\n").unwrap();
+    // A file beside it is neither read nor stored.
+    std::fs::write(config.path().join("other.yaml"), "unrelated: [\n").unwrap();
+    let start = || {
+        hotconf::Hotconf::<Small>::file(&path)
+            .with_snapshots(store.path())
+            .with_interval(std::time::Duration::from_millis(20))
+            .start()
+            .unwrap()
+    };
+    {
+        let live = start();
+        assert_eq!(live.version(), 1);
+        let events = live.events();
+        std::fs::write(&path, "workers: 2\n").unwrap();
+        match next_event(&events) {
+            hotconf::ReloadEvent::Applied { version: 2, diff, .. } => {
+                assert_eq!(diff.to_string(), "small.workers: 1 → 2")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Editing the unrelated file changes nothing.
+        std::fs::write(config.path().join("other.yaml"), "still: [\n").unwrap();
+        assert!(matches!(live.reload(), hotconf::AttemptOutcome::Unchanged { version: 2 }));
+    }
+    let stored = hotconf::snapshot::SnapshotStore::open(store.path(), Default::default()).unwrap();
+    let versions: Vec<(u64, Vec<String>)> =
+        stored.list().unwrap().iter().map(|m| (m.version, m.files.iter().map(|f| f.name.clone()).collect())).collect();
+    assert_eq!(versions, [(1, vec!["small.yaml".to_owned()]), (2, vec!["small.yaml".to_owned()])]);
+    drop(stored);
+    // A restart on the same content stores nothing new; a pin reads from disk.
+    let live = start();
+    assert_eq!(live.version(), 2);
+    assert!(matches!(live.pin(1), hotconf::AttemptOutcome::Applied { version: 3, .. }), "{:?}", live.status());
+    assert_eq!(live.get().workers.get(), 1);
+}
+
+#[test]
+fn an_invalid_start_lists_every_problem() {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("small.yaml");
+    std::fs::write(&path, "workers: 0\nworkrs: 1\n").unwrap();
+    let error = hotconf::Hotconf::<Small>::file(&path).start().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the initial config is invalid:\n\
+         small.yaml:1:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here\n\
+         small.yaml:2:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
+    );
+}
