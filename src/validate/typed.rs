@@ -313,56 +313,77 @@ where
                 None => Diagnostic::file(format!("{key}.yaml"), kind),
             }
         };
-        let run = |config: &T, changed: &[YamlPath]| -> Vec<Diagnostic> {
+        // Problems listed so far and problems only counted, by file key: each file lists at most
+        // MAX_DIAGNOSTICS_PER_FILE, and only those are located (locating costs a pass over lines).
+        let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+        for found in &outcome.found {
+            *listed.entry(split(&found.path).0).or_default() += 1;
+        }
+        let mut more = outcome.more.clone();
+        let mut run = |config: &T, changed: &[YamlPath]| -> Vec<Diagnostic> {
             let Some(check) = &self.check else { return Vec::new() };
             let mut problems = Problems::new(env);
             problems.changed = changed;
             check(config, &mut problems);
-            let clean = |path: &YamlPath| problems.is_clean(path);
-            let kept: Vec<(YamlPath, Problem)> =
-                problems.found.iter().filter(|(path, _)| clean(path)).cloned().collect();
-            kept.into_iter().map(|(path, p)| place(&path, DiagnosticKind::Custom(Box::new(p)))).collect()
-        };
-        let Some(config) = outcome.value else {
-            let mut diags: Vec<Diagnostic> = outcome
-                .found
-                .iter()
-                .map(|found| match (&found.kind, found.path.segments()) {
-                    // A directory's root: its keys are the files.
-                    (DeKind::MissingField(stem), []) if !single => {
-                        Diagnostic::file(format!("{stem}.yaml"), DiagnosticKind::MissingFile)
-                    }
-                    (DeKind::UnknownField { field, expected }, [_]) if !single => {
-                        let name =
-                            files.get(field.as_str()).map_or_else(|| format!("{field}.yaml"), |f| f.name.to_owned());
-                        let known: Vec<String> = expected.iter().map(|s| format!("{s}.yaml")).collect();
-                        let help = match did_you_mean(field, expected.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}.yaml`? The config files are {}", known.join(", ")),
-                            None => format!("the config files are {}; move or rename this file", known.join(", ")),
-                        };
-                        let problem = Problem::new("unexpected-file", "unexpected config file").with_help(help);
-                        Diagnostic::file(name, DiagnosticKind::Custom(Box::new(problem)))
-                    }
-                    _ => place(&found.path, kind_of(found)),
-                })
-                .collect();
-            for (key, count) in outcome.more {
-                let file = match files.get(&key) {
-                    Some(file) => file.name.to_owned(),
-                    None => diags.first().map(|d| d.file.clone()).unwrap_or_default(),
-                };
-                diags.push(Diagnostic::file(file, DiagnosticKind::MoreProblems { count }));
+            let mut diags = Vec::new();
+            for (path, p) in &problems.found {
+                if !problems.is_clean(path) {
+                    continue;
+                }
+                let key = split(path).0;
+                let n = listed.entry(key.clone()).or_default();
+                if *n < MAX_DIAGNOSTICS_PER_FILE {
+                    *n += 1;
+                    diags.push(place(path, DiagnosticKind::Custom(Box::new(p.clone()))));
+                } else {
+                    *more.entry(key).or_default() += 1;
+                }
             }
-            if let (Some(partial), true) = (&outcome.partial, self.partial) {
+            diags
+        };
+        let mut diags: Vec<Diagnostic> = outcome
+            .found
+            .iter()
+            .map(|found| match (&found.kind, found.path.segments()) {
+                // A directory's root: its keys are the files.
+                (DeKind::MissingField(stem), []) if !single => {
+                    Diagnostic::file(format!("{stem}.yaml"), DiagnosticKind::MissingFile)
+                }
+                (DeKind::UnknownField { field, expected }, [_]) if !single => {
+                    let name = files.get(field.as_str()).map_or_else(|| format!("{field}.yaml"), |f| f.name.to_owned());
+                    let known: Vec<String> = expected.iter().map(|s| format!("{s}.yaml")).collect();
+                    let help = match did_you_mean(field, expected.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}.yaml`? The config files are {}", known.join(", ")),
+                        None => format!("the config files are {}; move or rename this file", known.join(", ")),
+                    };
+                    let problem = Problem::new("unexpected-file", "unexpected config file").with_help(help);
+                    Diagnostic::file(name, DiagnosticKind::Custom(Box::new(problem)))
+                }
+                _ => place(&found.path, kind_of(found)),
+            })
+            .collect();
+        let config = match (outcome.value, &outcome.partial) {
+            (Some(config), _) => {
+                diags.extend(run(&config, &[]));
+                Some(config)
+            }
+            (None, Some(partial)) if self.partial => {
                 diags.extend(run(partial, &outcome.changed));
+                None
             }
-            return Err(Diagnostics::new(diags));
+            _ => None,
         };
-        let diags = run(&config, &[]);
-        if !diags.is_empty() {
-            return Err(Diagnostics::new(diags));
+        for (key, count) in more {
+            let file = match files.get(&key) {
+                Some(file) => file.name.to_owned(),
+                None => diags.first().map(|d| d.file.clone()).unwrap_or_default(),
+            };
+            diags.push(Diagnostic::file(file, DiagnosticKind::MoreProblems { count }));
         }
-        Ok(config)
+        match config {
+            Some(config) if diags.is_empty() => Ok(config),
+            _ => Err(Diagnostics::new(diags)),
+        }
     }
 }
 

@@ -250,3 +250,20 @@ fn an_invalid_start_lists_every_problem() {
          small.yaml:2:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
     );
 }
+
+#[test]
+fn a_rule_reporting_many_problems_lists_a_hundred_and_counts_the_rest() {
+    let text: String = (0..250).map(|i| format!("w{i}: {i}\n")).collect();
+    let schema = SerdeSchema::<BTreeMap<String, u32>>::file("many.yaml").with_check(|map, cx| {
+        for key in map.keys() {
+            cx.report(key, Problem::new("odd-one", "every key is wrong here"));
+        }
+    });
+    let got = check(schema, &[("many.yaml", &text)]).unwrap_err();
+    assert_eq!(got.len(), 101, "{got:#?}");
+    assert_eq!(got[0], "many.yaml:1:1: w0: every key is wrong here");
+    assert_eq!(
+        got[100],
+        "many.yaml: and 150 more problems in this file, not listed | help: fix the problems listed first; each file lists its first 100"
+    );
+}
