@@ -267,3 +267,25 @@ fn a_rule_reporting_many_problems_lists_a_hundred_and_counts_the_rest() {
         "many.yaml: and 150 more problems in this file, not listed | help: fix the problems listed first; each file lists its first 100"
     );
 }
+
+#[test]
+fn a_rule_that_panics_is_a_failed_attempt_and_a_fix_recovers() {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("small.yaml");
+    std::fs::write(&path, "workers: 1\n").unwrap();
+    let live = hotconf::Hotconf::<Small>::file(&path)
+        .with_interval(std::time::Duration::from_millis(20))
+        .with_check(|s, _| assert_ne!(s.workers.get(), 13, "unlucky"))
+        .start()
+        .unwrap();
+    let events = live.events();
+    std::fs::write(&path, "workers: 13\n").unwrap();
+    match next_event(&events) {
+        hotconf::ReloadEvent::Failed { error, .. } => assert!(error.contains("validation panicked"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((live.version(), live.get().workers.get()), (1, 1));
+    std::fs::write(&path, "workers: 2\n").unwrap();
+    assert!(matches!(next_event(&events), hotconf::ReloadEvent::Applied { version: 2, .. }));
+    assert!(matches!(next_event(&events), hotconf::ReloadEvent::Recovered { version: 2 }));
+}
