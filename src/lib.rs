@@ -1,6 +1,45 @@
-//! hotconf: hot-reload a directory of YAML configuration files into a running service.
+//! hotconf: hot-reload YAML configuration files into a running service: your own serde type,
+//! validated as a whole (every problem at once, with file and line:column), versioned, and swapped
+//! in without a restart.
 //!
-//! The pipeline, one module a stage:
+//! The entry point is [`Hotconf`]: one builder chain, and [`Live::get`] reads the live value.
+//!
+//! ```
+//! use hotconf::Hotconf;
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct App {
+//!     greeting: String,
+//!     workers: std::num::NonZeroU32,
+//! }
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("app.yaml");
+//! # std::fs::write(&path, "greeting: hello\nworkers: 4\n")?;
+//! let live = Hotconf::<App>::file(&path).start()?;
+//! assert_eq!(live.get().greeting, "hello");
+//!
+//! // A broken edit is rejected with every problem; the running value stays.
+//! std::fs::write(&path, "greeting: hello\nworkers: 0\n")?;
+//! match live.events().recv_timeout(std::time::Duration::from_secs(10))? {
+//!     hotconf::ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
+//!         diagnostics.to_string(),
+//!         "app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here"
+//!     ),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(live.get().workers.get(), 4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Rules serde cannot express go in [`Hotconf::with_check`] ([`Problems`], [`Problem`]); a
+//! directory of files is [`Hotconf::dir`]; numbered snapshots on disk are
+//! [`Hotconf::with_snapshots`]; components that must acknowledge each version are
+//! [`Hotconf::with_component`].
+//!
+//! The pipeline underneath, one module a stage:
 //!
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
@@ -17,7 +56,9 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+#[cfg(feature = "gateway")]
 pub mod components;
+mod live;
 pub mod publish;
 pub mod reload;
 pub mod snapshot;
@@ -25,11 +66,24 @@ pub mod source;
 pub mod validate;
 pub mod watch;
 
+/// The blake3 hash of a file or a bundle of files ([`Sources::bundle_hash`], [`Validated::hash`],
+/// [`publish::Publication::hash`]), re-exported so a user never names blake3: `to_hex()` gives its text.
+pub use blake3::Hash as ContentHash;
+/// The channel crate whose [`Receiver`](channel::Receiver) carries [`Live::events`] and
+/// [`WatchEvent`](watch::WatchEvent)s, re-exported so a user never pins its version by hand.
+pub use crossbeam_channel as channel;
+pub use live::{Hotconf, Live, DEFAULT_ACK_TIMEOUT, EVENT_CAPACITY, MEMORY_RETENTION};
+pub use reload::{AttemptOutcome, ReloadEvent, StartError, Status};
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
-pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+#[cfg(feature = "gateway")]
 pub use validate::gateway;
-pub use validate::{validate_config, validate_with, Schema, Validated};
+pub use validate::typed::{Problems, SerdeSchema};
+#[cfg(feature = "gateway")]
+pub use validate::validate_config;
+pub use validate::yaml::YamlPath;
+pub use validate::{validate_with, Schema, Validated};
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.
 ///

@@ -3,11 +3,15 @@
 //! Never reads the config directory itself except for a forced reload, and never writes under
 //! the config directory.
 
+mod event;
+mod history;
 pub mod metrics;
 mod reloader;
 mod status;
 mod validator;
 
+pub use event::ReloadEvent;
+pub use history::History;
 pub use reloader::{ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, StartError};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 pub use validator::ValidateError;

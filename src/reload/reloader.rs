@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutError, Sender};
 
+use super::event::ReloadEvent;
+use super::history::History;
 use super::metrics;
 use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 use super::validator::{ReadPlan, Validator};
@@ -16,7 +18,7 @@ use super::validator::{ReadPlan, Validator};
 use crate::alert::{Alert, AlerterHandle};
 use crate::error_chain;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
-use crate::snapshot::{semantic_diff, AuditEvent, Commit, Origin, Pin, SnapshotStore, StoreError};
+use crate::snapshot::{semantic_diff, AuditEvent, Origin, Pin, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
 use crate::validate::{Diagnostics, Schema, Validated};
@@ -34,6 +36,7 @@ pub struct ReloaderConfig {
     retry: RetryBackoff,
     max_stuck_workers: usize,
     shutdown_timeout: Duration,
+    events: Option<Sender<ReloadEvent>>,
 }
 
 /// The wait before each retry of an attempt that failed for a transient reason: `initial`, doubled
@@ -84,7 +87,16 @@ impl ReloaderConfig {
             retry: RetryBackoff::DEFAULT,
             max_stuck_workers: 4,
             shutdown_timeout: Duration::from_secs(1),
+            events: None,
         }
+    }
+
+    /// Sends a [`ReloadEvent`] on `events` after each attempt that applies, rejects, fails or
+    /// recovers. Never blocks: an event that does not fit in the channel is dropped.
+    #[must_use]
+    pub fn with_events(mut self, events: Sender<ReloadEvent>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The waits between retries of an attempt that failed for a transient reason (a timeout, the
@@ -143,6 +155,11 @@ impl ReloaderConfig {
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
+
+    /// The bound on reading plus validating one attempt.
+    pub fn reload_timeout(&self) -> Duration {
+        self.reload_timeout
+    }
 }
 
 /// Why the service could not start.
@@ -164,6 +181,9 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("starting a thread")]
     Spawn(#[source] std::io::Error),
+    /// The poller could not start.
+    #[error("starting the poller")]
+    Watch(#[from] crate::watch::WatchError),
 }
 
 /// The services a reloader reports to.
@@ -201,7 +221,7 @@ impl ReloaderHandle {
     pub fn start<S, K>(
         schema: S,
         mut sink: K,
-        store: SnapshotStore,
+        store: impl Into<History>,
         env: Arc<dyn EnvLookup>,
         config: ReloaderConfig,
         reporting: Reporting,
@@ -212,6 +232,7 @@ impl ReloaderHandle {
         K: Sink<S::Config>,
     {
         let started = Instant::now();
+        let store: History = store.into();
         let sources = Sources::read_dir(&config.dir, config.limits)?;
         // What the directory holds is the poller's baseline, even when a pin runs something else.
         let dir_sources = sources.clone();
@@ -220,7 +241,7 @@ impl ReloaderHandle {
             Some((valid, pin)) => (valid, pin.version, Some(pin.of)),
             None => {
                 let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
-                let version = store.commit(valid.sources(), Origin::Startup)?.version();
+                let version = store.commit(valid.sources(), Origin::Startup)?.0;
                 (valid, version, None)
             }
         };
@@ -337,7 +358,7 @@ struct Running {
 
 struct Reloader<S: Schema, K> {
     sink: K,
-    store: SnapshotStore,
+    store: History,
     config: ReloaderConfig,
     reporting: Reporting,
     status: Arc<ArcSwap<Status>>,
@@ -494,7 +515,28 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let hash = sources.bundle_hash();
         let files = changed.unwrap_or_else(|| sources.names().map(str::to_owned).collect());
         if hash == self.running.hash && self.pinned.is_none() {
-            // A revert to the running content: nothing to apply, and any failure is over.
+            return self.unchanged(trigger, started);
+        }
+        let valid = match self.validator.validate(sources.clone(), self.config.reload_timeout) {
+            Ok(Ok(valid)) => valid,
+            Ok(Err(diagnostics)) => return self.rejected(trigger, sources, files, diagnostics, started),
+            Err(error) => return self.failed(trigger, Some((hash, files)), error.to_string(), started),
+        };
+        if valid.hash() == self.running.hash && self.pinned.is_none() {
+            // The schema reads only some of the files, and those are unchanged.
+            return self.unchanged(trigger, started);
+        }
+        let origin = match trigger {
+            Trigger::Change => Origin::Change,
+            // Rollbacks go through `pin`, which stores them as rollbacks.
+            Trigger::Manual | Trigger::Rollback => Origin::Manual,
+        };
+        self.apply(valid, origin, trigger, files, started)
+    }
+
+    /// A revert to the running content: nothing to apply, and any failure is over.
+    fn unchanged(&mut self, trigger: Trigger, started: Instant) -> AttemptOutcome {
+        {
             let recovered = self.recover();
             self.reporting.metrics.in_sync();
             let outcome = AttemptOutcome::Unchanged { version: self.running.version };
@@ -505,20 +547,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                     version = self.running.version,
                     "reverted to the running config"
                 );
+                self.emit(ReloadEvent::Recovered { version: self.running.version });
             }
-            return outcome;
+            outcome
         }
-        let valid = match self.validator.validate(sources.clone(), self.config.reload_timeout) {
-            Ok(Ok(valid)) => valid,
-            Ok(Err(diagnostics)) => return self.rejected(trigger, sources, files, diagnostics, started),
-            Err(error) => return self.failed(trigger, Some((hash, files)), error.to_string(), started),
-        };
-        let origin = match trigger {
-            Trigger::Change => Origin::Change,
-            // Rollbacks go through `pin`, which stores them as rollbacks.
-            Trigger::Manual | Trigger::Rollback => Origin::Manual,
-        };
-        self.apply(valid, origin, trigger, files, started)
     }
 
     fn apply(
@@ -533,8 +565,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         // The store writes the `accepted` audit record itself, and turns a change whose content a
         // `hotconf rollback` announced into a rollback of that version.
         let (version, origin) = match self.store.commit(valid.sources(), origin) {
-            Ok(Commit::Created(manifest)) => (manifest.version, manifest.origin),
-            Ok(Commit::Unchanged { version }) => (version, origin),
+            Ok(committed) => committed,
             Err(e) => {
                 return self.failed(
                     trigger,
@@ -591,8 +622,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         if let Origin::Rollback { of } = origin {
             tracing::info!(event = "rollback.applied", version, of, pinned = self.pinned.is_some());
         }
+        self.emit(ReloadEvent::Applied { version, trigger, diff });
         if recovered {
             tracing::info!(event = "reload.recovered", version, attempt = self.attempt);
+            self.emit(ReloadEvent::Recovered { version });
         }
         outcome
     }
@@ -627,7 +660,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                 return outcome;
             }
         };
-        let (_, sources) = stored.into_parts();
+        let sources = stored;
         let hash = sources.bundle_hash();
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
         match self.validator.validate(sources, self.config.reload_timeout) {
@@ -668,6 +701,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             running_version = self.running.version,
             "config rejected; previous config kept"
         );
+        self.emit(ReloadEvent::Rejected { trigger, diagnostics });
         outcome
     }
 
@@ -686,7 +720,15 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let outcome = AttemptOutcome::Failed { error: error.clone() };
         self.record(trigger, &outcome, started);
         tracing::error!(event = "reload.failed", error = %error, running_version = self.running.version, "reload failed; previous config kept");
+        self.emit(ReloadEvent::Failed { trigger, error });
         outcome
+    }
+
+    /// Sends `event` to the library user's channel, if any, without blocking.
+    fn emit(&self, event: ReloadEvent) {
+        if let Some(events) = &self.config.events {
+            let _ = events.try_send(event);
+        }
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -749,7 +791,7 @@ impl<S: Schema, K> Reloader<S, K> {
 /// dropped, saying why, and the service starts on the directory's content.
 fn resume_pin<S: Schema>(
     schema: &S,
-    store: &SnapshotStore,
+    store: &History,
     env: &dyn EnvLookup,
     dir_hash: blake3::Hash,
 ) -> Option<(Validated<S::Config>, Pin)> {
@@ -764,7 +806,7 @@ fn resume_pin<S: Schema>(
         "the config directory changed since the pin".to_owned()
     } else {
         match store.read(pin.version) {
-            Ok(stored) => match crate::validate::validate_with(schema, stored.into_parts().1, env) {
+            Ok(stored) => match crate::validate::validate_with(schema, stored, env) {
                 Ok(valid) => {
                     tracing::info!(
                         event = "pin.kept",

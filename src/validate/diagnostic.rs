@@ -161,6 +161,9 @@ pub enum DiagnosticKind {
         /// The provider.
         name: String,
     },
+    /// A problem reported by a schema's own rule (or by the serde path), with its own code,
+    /// message and help: diagnostics are open, not limited to the kinds above.
+    Custom(Box<Problem>),
     /// The file has more problems than are listed (at most
     /// [`MAX_DIAGNOSTICS_PER_FILE`](super::fields::MAX_DIAGNOSTICS_PER_FILE) are).
     MoreProblems {
@@ -171,9 +174,10 @@ pub enum DiagnosticKind {
 
 impl DiagnosticKind {
     /// A stable, machine-readable code for the kind, e.g. `unknown-key`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         use DiagnosticKind::*;
         match self {
+            Custom(problem) => problem.code(),
             MissingFile => "missing-file",
             UnexpectedFile { .. } => "unexpected-file",
             ConflictingFiles { .. } => "conflicting-files",
@@ -213,6 +217,7 @@ impl DiagnosticKind {
     pub fn help(&self) -> Option<String> {
         use DiagnosticKind::*;
         Some(match self {
+            Custom(problem) => return problem.help().map(str::to_owned),
             MissingFile => "create the file; hotconf needs all config files to validate them together".into(),
             UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
             ConflictingFiles { .. } => "keep one of the two files".into(),
@@ -299,6 +304,114 @@ impl fmt::Display for DiagnosticKind {
                 write!(f, "file holds more than {} YAML nodes (keys, values, list items)", super::prescan::MAX_NODES)
             }
             MoreProblems { count } => write!(f, "and {count} more problems in this file, not listed"),
+            Custom(problem) => f.write_str(problem.message()),
+        }
+    }
+}
+
+/// A problem in a user's own words: a stable code, a message and optional help.
+///
+/// Rules written for [`Hotconf::with_check`](crate::Hotconf::with_check) report these through
+/// [`Problems`](crate::Problems); the library adds the file, YAML path and line:column.
+///
+/// ```
+/// use hotconf::Problem;
+/// let p = Problem::new("too-many-workers", "at most 64 workers").with_help("lower `workers`");
+/// assert_eq!((p.code(), p.message(), p.help()), ("too-many-workers", "at most 64 workers", Some("lower `workers`")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    code: std::borrow::Cow<'static, str>,
+    message: String,
+    help: Option<String>,
+}
+
+impl Problem {
+    /// A problem with a machine-readable `code` (e.g. `too-many-workers`) and a `message` for people.
+    /// Never put a secret value in either.
+    pub fn new(code: impl Into<std::borrow::Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), help: None }
+    }
+
+    /// This problem with `help`: what the person should do.
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The help, if any.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    /// This problem as the error of a `Deserialize` impl (a newtype that checks its value), so
+    /// hotconf's serde path reports it with its own code and help at the value's YAML path.
+    /// (Another deserializer shows its message, with the code and help after separators.)
+    ///
+    /// ```
+    /// use hotconf::{validate_with, MapEnv, Problem, SerdeSchema, SourceFile, Sources};
+    /// #[derive(Debug)]
+    /// struct Even(u32);
+    /// impl<'de> serde::Deserialize<'de> for Even {
+    ///     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    ///         let n = u32::deserialize(d)?;
+    ///         if n % 2 == 1 {
+    ///             return Err(Problem::new("odd", format!("{n} is odd")).with_help("use an even number").into_de_error());
+    ///         }
+    ///         Ok(Even(n))
+    ///     }
+    /// }
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct App { pairs: Even }
+    /// let sources = Sources::from_files([SourceFile::new("app.yaml", "pairs: 3\n")]);
+    /// let errors = validate_with(&SerdeSchema::<App>::file("app.yaml"), sources, &MapEnv::new()).unwrap_err();
+    /// assert_eq!(errors.to_string(), "app.yaml:1:1: pairs: 3 is odd\n  help: use an even number");
+    /// assert_eq!(errors.as_slice()[0].kind.code(), "odd");
+    /// ```
+    pub fn into_de_error<E: serde::de::Error>(self) -> E {
+        E::custom(format_args!(
+            "{}{SEP}{}{SEP}{}{SEP}{}",
+            self.message,
+            PROBLEM_MARK,
+            self.code,
+            self.help.as_deref().unwrap_or("")
+        ))
+    }
+
+    /// The problem encoded by [`Problem::into_de_error`], if `text` is one.
+    pub(crate) fn from_de_message(text: &str) -> Option<Self> {
+        let mut parts = text.split(SEP);
+        let (message, mark, code, help) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if mark != PROBLEM_MARK || parts.next().is_some() {
+            return None;
+        }
+        let problem = Problem::new(code.to_owned(), message);
+        Some(if help.is_empty() { problem } else { problem.with_help(help) })
+    }
+}
+
+/// Separates the parts of a [`Problem`] carried through a serde error message.
+const SEP: char = '\u{1f}';
+const PROBLEM_MARK: &str = "hotconf-problem";
+
+impl From<DiagnosticKind> for Problem {
+    /// The kind's code, message and help, as a problem a rule reports.
+    fn from(kind: DiagnosticKind) -> Self {
+        let problem = Problem::new(kind.code().to_owned(), kind.to_string());
+        match kind.help() {
+            Some(help) => problem.with_help(help),
+            None => problem,
         }
     }
 }

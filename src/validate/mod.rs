@@ -2,22 +2,26 @@
 //! [`Schema`], or into every [`Diagnostic`] found. Never touches the filesystem: it judges the
 //! bytes it is handed and reads the environment only through an [`EnvLookup`].
 
+pub(crate) mod de;
 pub mod diagnostic;
 pub mod fields;
+#[cfg(feature = "gateway")]
 pub mod gateway;
 pub mod prescan;
+pub mod typed;
 pub mod yaml;
 
 use std::fmt::Debug;
 
 use crate::source::env::EnvLookup;
 use crate::source::Sources;
-pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+pub use typed::{Problems, SerdeSchema};
 
 /// A set of config files and the rules that make them one typed config.
 ///
 /// The reload machinery (polling, snapshots, publication) is generic over this trait; the LLM
-/// gateway's three files are the shipped implementation, [`gateway::GatewaySchema`].
+/// gateway's three files are the shipped implementation, `gateway::GatewaySchema` (feature `gateway`).
 pub trait Schema: Send + Sync + 'static {
     /// The typed config a valid set of files becomes. Immutable once built.
     type Config: Debug + Send + Sync + 'static;
@@ -27,6 +31,13 @@ pub trait Schema: Send + Sync + 'static {
 
     /// A one-line summary of a valid config for people, e.g. `3 providers, 2 agents`.
     fn summary(&self, config: &Self::Config) -> String;
+
+    /// The files this schema reads, out of all the config files in the directory: only these are
+    /// validated, hashed, stored and diffed. All of them unless a schema says otherwise (a
+    /// one-file config in a directory that holds other files).
+    fn select(&self, sources: Sources) -> Sources {
+        sources
+    }
 }
 
 /// A config that passed validation, with the exact files it came from and their bundle hash.
@@ -66,11 +77,13 @@ pub fn validate_with<S: Schema>(
     sources: Sources,
     env: &dyn EnvLookup,
 ) -> Result<Validated<S::Config>, Diagnostics> {
+    let sources = schema.select(sources);
     let config = schema.validate(&sources, env)?;
     let hash = sources.bundle_hash();
     Ok(Validated { config, sources, hash })
 }
 
+#[cfg(feature = "gateway")]
 /// Validates the LLM gateway's files (`rate_limits.yaml`, `agent_chains.yaml`, `providers.yaml`)
 /// together, with the default limits.
 ///

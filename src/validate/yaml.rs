@@ -5,14 +5,16 @@
 use std::fmt;
 
 use serde::Deserialize;
-use yaml_serde::Value;
+/// A parsed YAML value (the `yaml_serde` crate's), re-exported: [`ParsedFile::value`] and the
+/// [`Checker`](super::fields::Checker) API hold it.
+pub use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
 use super::prescan::{prescan, Refusal};
 use crate::source::{FileBody, SourceFile};
 
 /// One step of a YAML path: a mapping key or a sequence index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// A mapping key.
     Key(String),
@@ -21,7 +23,7 @@ pub enum Segment {
 }
 
 /// A path into a YAML document, shown as `groq.rpm` or `mary.fallbacks[1]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct YamlPath(Vec<Segment>);
 
 impl YamlPath {
@@ -49,6 +51,45 @@ impl YamlPath {
     /// The segments.
     pub fn segments(&self) -> &[Segment] {
         &self.0
+    }
+
+    /// Parses `groq.rpm`, `mary.fallbacks[1]` or `[0].name`: keys separated by `.`, indexes in
+    /// brackets. The empty string is the root. (A key holding `.` or `[` needs [`YamlPath::key`].)
+    ///
+    /// ```
+    /// use hotconf::validate::yaml::YamlPath;
+    /// let p = YamlPath::parse("mary.fallbacks[1]");
+    /// assert_eq!(p, YamlPath::root().key("mary").key("fallbacks").index(1));
+    /// assert_eq!(p.to_string(), "mary.fallbacks[1]");
+    /// ```
+    pub fn parse(text: &str) -> Self {
+        let mut path = Self::root();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let mut rest = part;
+            if let Some(open) = rest.find('[') {
+                if open > 0 {
+                    path.0.push(Segment::Key(rest[..open].to_owned()));
+                }
+                rest = &rest[open..];
+                while let Some(close) = rest.find(']') {
+                    match rest[1..close].parse() {
+                        Ok(n) => path.0.push(Segment::Index(n)),
+                        Err(_) => path.0.push(Segment::Key(rest[1..close].to_owned())),
+                    }
+                    rest = &rest[close + 1..];
+                }
+            } else {
+                path.0.push(Segment::Key(rest.to_owned()));
+            }
+        }
+        path
+    }
+
+    /// This path without its first segment, and that segment (a file's stem, for a directory
+    /// read as one mapping from stem to document).
+    pub fn split_first(&self) -> Option<(&Segment, YamlPath)> {
+        let (first, rest) = self.0.split_first()?;
+        Some((first, YamlPath(rest.to_vec())))
     }
 }
 

@@ -7,17 +7,17 @@ use crate::watch::fingerprint::{FileObservation, Observation};
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub struct FileChange {
     /// The file's bare name.
     pub name: String,
     /// What happened to it.
-    pub kind: ChangeKind,
+    pub kind: FileChangeKind,
 }
 
 /// The kinds of change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ChangeKind {
+pub enum FileChangeKind {
     /// The file appeared.
     Created,
     /// Its content changed.
@@ -33,7 +33,7 @@ pub enum ChangeKind {
     Touched,
 }
 
-impl ChangeKind {
+impl FileChangeKind {
     /// A stable lowercase label: `created`, `modified`, `deleted`, `renamed`, `touched`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -46,56 +46,56 @@ impl ChangeKind {
     }
 }
 
-impl fmt::Display for Change {
+impl fmt::Display for FileChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ChangeKind::Renamed { from } => write!(f, "{} renamed from {from}", self.name),
+            FileChangeKind::Renamed { from } => write!(f, "{} renamed from {from}", self.name),
             kind => write!(f, "{} {}", self.name, kind.as_str()),
         }
     }
 }
 
 /// What happened to the file `name` between `old` and `new` (`None` = absent), or `None` if nothing.
-/// Content is judged by hash; an mtime change alone is [`ChangeKind::Touched`] (only when both mtimes
+/// Content is judged by hash; an mtime change alone is [`FileChangeKind::Touched`] (only when both mtimes
 /// are known).
 ///
 /// ```
-/// use hotconf::watch::classify::{classify, ChangeKind};
+/// use hotconf::watch::classify::{classify, FileChangeKind};
 /// use hotconf::watch::fingerprint::FileObservation;
 /// let new = FileObservation::read("x: 2", None);
-/// assert_eq!(classify("a.yaml", None, Some(&new)).unwrap().kind, ChangeKind::Created);
+/// assert_eq!(classify("a.yaml", None, Some(&new)).unwrap().kind, FileChangeKind::Created);
 /// assert_eq!(classify("a.yaml", Some(&new), Some(&new)), None);
 /// ```
-pub fn classify(name: &str, old: Option<&FileObservation>, new: Option<&FileObservation>) -> Option<Change> {
+pub fn classify(name: &str, old: Option<&FileObservation>, new: Option<&FileObservation>) -> Option<FileChange> {
     let kind = match (old, new) {
         (None, None) => return None,
-        (None, Some(_)) => ChangeKind::Created,
-        (Some(_), None) => ChangeKind::Deleted,
-        (Some(old), Some(new)) if !old.same_content(new) => ChangeKind::Modified,
+        (None, Some(_)) => FileChangeKind::Created,
+        (Some(_), None) => FileChangeKind::Deleted,
+        (Some(old), Some(new)) if !old.same_content(new) => FileChangeKind::Modified,
         (Some(old), Some(new)) => match (old.mtime(), new.mtime()) {
-            (Some(a), Some(b)) if a != b => ChangeKind::Touched,
+            (Some(a), Some(b)) if a != b => FileChangeKind::Touched,
             _ => return None,
         },
     };
-    Some(Change { name: name.to_owned(), kind })
+    Some(FileChange { name: name.to_owned(), kind })
 }
 
 /// Every change between two observations of the whole set, sorted by name. A file that disappears
-/// while another appears with the same content is one [`ChangeKind::Renamed`].
-pub fn classify_set(old: &Observation, new: &Observation) -> Vec<Change> {
+/// while another appears with the same content is one [`FileChangeKind::Renamed`].
+pub fn classify_set(old: &Observation, new: &Observation) -> Vec<FileChange> {
     let mut names: Vec<&String> = old.files().keys().chain(new.files().keys()).collect();
     names.sort();
     names.dedup();
-    let mut changes: Vec<Change> =
+    let mut changes: Vec<FileChange> =
         names.into_iter().filter_map(|name| classify(name, old.get(name), new.get(name))).collect();
 
     // Pair each created file with a deleted one of the same content.
     let mut i = 0;
     while i < changes.len() {
-        if changes[i].kind == ChangeKind::Created {
+        if changes[i].kind == FileChangeKind::Created {
             let created = new.get(&changes[i].name).and_then(FileObservation::fingerprint).map(|f| f.hash);
             let deleted = changes.iter().position(|c| {
-                c.kind == ChangeKind::Deleted
+                c.kind == FileChangeKind::Deleted
                     && old.get(&c.name).and_then(FileObservation::fingerprint).map(|f| f.hash) == created
                     && created.is_some()
             });
@@ -104,7 +104,7 @@ pub fn classify_set(old: &Observation, new: &Observation) -> Vec<Change> {
                 if d < i {
                     i -= 1;
                 }
-                changes[i].kind = ChangeKind::Renamed { from };
+                changes[i].kind = FileChangeKind::Renamed { from };
             }
         }
         i += 1;

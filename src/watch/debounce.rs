@@ -5,14 +5,14 @@
 use std::time::Instant;
 
 use crate::source::Sources;
-use crate::watch::classify::{classify_set, Change, ChangeKind};
+use crate::watch::classify::{classify_set, FileChange, FileChangeKind};
 use crate::watch::fingerprint::Observation;
 
 /// A change of the watched set that held still for two (or `stable_ticks`) consecutive ticks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StableChangeSet {
     /// What changed since the last emitted state, sorted by name; touched files are only logged.
-    pub changes: Vec<Change>,
+    pub changes: Vec<FileChange>,
     /// The whole set as read at the emitting tick: the very bytes whose fingerprints were stable.
     pub sources: Sources,
     /// When the first tick that differed from the last emitted state was seen.
@@ -112,8 +112,8 @@ impl Debouncer {
 
         let empty = Observation::new();
         let changes = classify_set(self.emitted.as_ref().unwrap_or(&empty), &observation);
-        let (touched, changes): (Vec<Change>, Vec<Change>) =
-            changes.into_iter().partition(|c| c.kind == ChangeKind::Touched);
+        let (touched, changes): (Vec<FileChange>, Vec<FileChange>) =
+            changes.into_iter().partition(|c| c.kind == FileChangeKind::Touched);
         for change in &touched {
             tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str());
         }
@@ -126,7 +126,7 @@ impl Debouncer {
         }
         for change in &changes {
             match &change.kind {
-                ChangeKind::Renamed { from } => {
+                FileChangeKind::Renamed { from } => {
                     tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str(), from = %from)
                 }
                 kind => tracing::info!(event = "change.detected", file = %change.name, change = kind.as_str()),
@@ -319,7 +319,7 @@ mod tests {
             prop_assert!(quiet.len() <= 1);
             prop_assert!(debouncer.emitted().unwrap().same_fingerprints(&state));
             let content_changed = before.as_ref().is_none_or(|b| {
-                classify_set(b, &state).iter().any(|c| c.kind != ChangeKind::Touched)
+                classify_set(b, &state).iter().any(|c| c.kind != FileChangeKind::Touched)
             });
             let emitted_now = before.is_none() || content_changed;
             // Emitted during the quiet ticks exactly when the final content differs from the last emission.

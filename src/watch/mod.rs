@@ -17,7 +17,7 @@ pub mod fingerprint;
 pub mod poller;
 pub mod scan;
 
-pub use classify::{classify, classify_set, Change, ChangeKind};
+pub use classify::{classify, classify_set, FileChange, FileChangeKind};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use debounce::{Debouncer, StableChangeSet, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
 pub use event::{PollErrorKind, WatchError, WatchEvent};

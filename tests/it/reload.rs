@@ -17,7 +17,7 @@ use hotconf::reload::{
     AttemptOutcome, ComponentStatus, ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, Status, ValidateError,
 };
 use hotconf::snapshot::{AuditEvent, SnapshotStore, StoreConfig};
-use hotconf::watch::{Change, ChangeKind, StableChangeSet, WatchEvent};
+use hotconf::watch::{FileChange, FileChangeKind, StableChangeSet, WatchEvent};
 use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, EnvLookup, MapEnv, Schema, SourceFile, Sources};
 
 /// How long any awaited event may take. Generous: the machine is slow and shared.
@@ -223,7 +223,7 @@ impl Harness {
     fn send_change(&self, text: &str) {
         let now = Instant::now();
         let set = StableChangeSet {
-            changes: vec![Change { name: FILE.to_owned(), kind: ChangeKind::Modified }],
+            changes: vec![FileChange { name: FILE.to_owned(), kind: FileChangeKind::Modified }],
             sources: sources(text),
             first_seen: now,
             emitted_at: now,

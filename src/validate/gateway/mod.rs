@@ -1,22 +1,27 @@
 //! The shipped schema: an LLM gateway's `rate_limits.yaml`, `agent_chains.yaml` and
 //! `providers.yaml`, validated together into one [`GatewayConfig`].
 
+//!
+//! Written on the library's public API only, as any user's config is: plain serde types for the
+//! three files (`files.rs`), read with [`SerdeSchema::dir`] (so unknown, missing and conflicting
+//! files come from the generic path), and the cross-file rules in `rules`, reported through
+//! [`Problems`] with [`Problem`]s.
+
+mod files;
 mod model;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
-use model::{is_env_var_name, is_valid_name};
 pub use model::{AgentChain, AgentName, EnvVarName, GatewayConfig, Provider, ProviderName, RateLimit};
 
-use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
-use super::fields::{optional, Checker, Entries};
-use super::yaml::{parse_file, ParsedFile, YamlPath};
-use super::Schema;
-use crate::snapshot::redact::{holds_secret, looks_like_key};
+use crate::snapshot::redact::holds_secret;
 use crate::source::env::EnvLookup;
-use crate::source::{Sources, DEFAULT_MAX_FILE_BYTES};
+use crate::source::{Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
+use crate::validate::{DiagnosticKind, Diagnostics, Problem, Problems, Schema, SerdeSchema};
+use crate::YamlPath;
+use files::Files;
 
 /// The rate limits file's stem.
 pub const RATE_LIMITS: &str = "rate_limits";
@@ -26,10 +31,6 @@ pub const AGENT_CHAINS: &str = "agent_chains";
 pub const PROVIDERS: &str = "providers";
 const STEMS: [&str; 3] = [AGENT_CHAINS, PROVIDERS, RATE_LIMITS];
 
-const PROVIDER_KEYS: &[&str] =
-    &["enabled", "api_key_env", "model", "base_url", "timeout_seconds", "connect_timeout_seconds", "max_retries"];
-const LIMIT_KEYS: &[&str] = &["rpm", "burst", "tokens_per_minute"];
-const CHAIN_KEYS: &[&str] = &["primary", "fallbacks"];
 /// Keys under which people paste secrets; reported as inline secrets, never echoed.
 const SECRET_KEYS: &[&str] =
     &["api_key", "apikey", "key", "token", "access_token", "secret", "password", "authorization", "bearer"];
@@ -65,55 +66,19 @@ impl GatewaySchema {
     pub fn file_names() -> Vec<String> {
         STEMS.iter().map(|s| format!("{s}.yaml")).collect()
     }
+
+    /// The library's serde path over the three files, with the gateway's rules.
+    fn serde(&self) -> SerdeSchema<Files> {
+        SerdeSchema::dir().with_limits(SourcesLimits { max_file_bytes: self.max_file_bytes }).with_partial_check(rules)
+    }
 }
 
 impl Schema for GatewaySchema {
     type Config = GatewayConfig;
 
     fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<GatewayConfig, Diagnostics> {
-        let mut diags = Vec::new();
-        // Each stem's files: exactly one is read; two (`x.yaml` and `x.yml`) are a conflict and
-        // neither is read, so the other files are not judged against a guess.
-        let mut by_stem: BTreeMap<&str, Vec<&crate::source::SourceFile>> = BTreeMap::new();
-        for file in sources.files() {
-            let stem = file.name().rsplit_once('.').map_or(file.name(), |(s, _)| s);
-            match STEMS.iter().find(|s| **s == stem) {
-                None => diags.push(Diagnostic::file(
-                    file.name(),
-                    DiagnosticKind::UnexpectedFile { expected: Self::file_names() },
-                )),
-                Some(stem) => by_stem.entry(stem).or_default().push(file),
-            }
-        }
-        let mut parsed: BTreeMap<&str, ParsedFile<'_>> = BTreeMap::new();
-        for stem in STEMS {
-            match by_stem.get(stem).map(Vec::as_slice).unwrap_or_default() {
-                [] => diags.push(Diagnostic::file(format!("{stem}.yaml"), DiagnosticKind::MissingFile)),
-                [first, rest @ ..] if !rest.is_empty() => {
-                    for file in rest {
-                        let kind = DiagnosticKind::ConflictingFiles { other: first.name().to_owned() };
-                        diags.push(Diagnostic::file(file.name(), kind));
-                    }
-                }
-                [file, ..] => match parse_file(file, self.max_file_bytes) {
-                    Ok(p) => {
-                        parsed.insert(stem, p);
-                    }
-                    Err(d) => diags.push(d),
-                },
-            }
-        }
-
-        let providers = parsed.get(PROVIDERS).map(|f| read_providers(f, env, &mut diags));
-        let rate_limits = parsed.get(RATE_LIMITS).map(|f| read_rate_limits(f, providers.as_ref(), &mut diags));
-        let agent_chains = parsed.get(AGENT_CHAINS).map(|f| read_chains(f, providers.as_ref(), &mut diags));
-
-        match (providers, rate_limits, agent_chains) {
-            (Some(p), Some(r), Some(a)) if diags.is_empty() => {
-                Ok(GatewayConfig { providers: p.valid, rate_limits: r, agent_chains: a })
-            }
-            _ => Err(Diagnostics::new(diags)),
-        }
+        let files = self.serde().validate(sources, env)?;
+        Ok(config(files))
     }
 
     fn summary(&self, config: &GatewayConfig) -> String {
@@ -127,131 +92,114 @@ impl Schema for GatewaySchema {
     }
 }
 
-/// The providers read: the fully valid ones, and every defined name with whether it is enabled
-/// (kept even for providers with errors, so chains are not also reported as unknown; `None`
-/// when `enabled` itself is wrong).
-struct ProvidersRead {
-    valid: BTreeMap<ProviderName, Provider>,
-    defined: BTreeMap<String, Option<bool>>,
+/// The connect timeout a provider gets: as written, or the default capped at its timeout.
+fn timeouts(p: &files::ProviderDoc) -> (Duration, Duration) {
+    let timeout = p.timeout_seconds.map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs_f64(s.0));
+    let connect =
+        p.connect_timeout_seconds.map_or(timeout.min(DEFAULT_CONNECT_TIMEOUT), |s| Duration::from_secs_f64(s.0));
+    (timeout, connect)
 }
 
-fn top_level<'v>(checker: &mut Checker<'_, '_>, file: &'v ParsedFile<'_>) -> Entries<'v> {
-    let root = YamlPath::root();
-    let entries = checker.mapping(&file.value, &root).unwrap_or_default();
-    for (name, _) in &entries {
-        if !is_valid_name(name) {
-            checker.report(&root.key(name), DiagnosticKind::InvalidName);
+/// The rules serde cannot express, across the three files: written as any user writes theirs.
+/// They also run when some values failed (listed beside those problems, as a person fixing the
+/// files wants), and then judge nothing that depends on a value that failed.
+fn rules(files: &Files, cx: &mut Problems<'_>) {
+    let at = |file: &str, name: &str| YamlPath::root().key(file).key(name);
+    // Every provider's entry and whether it is enabled are as written: a name missing from the
+    // map is really undefined.
+    let providers_clean = cx.is_clean(&YamlPath::root().key(PROVIDERS));
+    for (name, p) in &files.providers {
+        let path = at(PROVIDERS, &name.0);
+        if let Some(var) = &p.api_key_env {
+            if p.enabled.0 && cx.is_clean(&path.key("enabled")) && !cx.env().is_set(&var.0) {
+                cx.report_at(path.key("api_key_env"), DiagnosticKind::MissingEnvVar { var: var.0.clone() }.into());
+            }
+        }
+        let (timeout, connect) = timeouts(p);
+        let timeout_clean = cx.is_clean(&path.key("timeout_seconds"));
+        if let (Some(written), true) = (p.connect_timeout_seconds, connect > timeout && timeout_clean) {
+            let kind = DiagnosticKind::OutOfRange { value: written.0.to_string(), range: "at most timeout_seconds" };
+            cx.report_at(path.key("connect_timeout_seconds"), kind.into());
         }
     }
-    entries
+    for name in files.rate_limits.keys() {
+        if providers_clean && !files.providers.contains_key(name) {
+            let kind = DiagnosticKind::LimitsForUnknownProvider { name: name.0.clone() };
+            cx.report_at(at(RATE_LIMITS, &name.0), kind.into());
+        }
+    }
+    // Named in every unknown-provider problem: built once, and short whatever the file holds.
+    let mut known: Vec<String> = files.providers.keys().take(10).map(|n| n.0.clone()).collect();
+    if files.providers.len() > known.len() {
+        known.push("…".to_owned());
+    }
+    for (agent, chain) in &files.agent_chains {
+        let path = at(AGENT_CHAINS, &agent.0);
+        let fallbacks = chain.fallbacks.iter().enumerate().map(|(i, f)| (path.key("fallbacks").index(i), f));
+        let mut seen = BTreeSet::new();
+        for (p, provider) in std::iter::once((path.key("primary"), &chain.primary)).chain(fallbacks) {
+            let name = provider.0.as_str();
+            if !seen.insert(name) {
+                cx.report_at(p.clone(), DiagnosticKind::RepeatedInChain { name: name.to_owned() }.into());
+            }
+            let enabled_clean = cx.is_clean(&at(PROVIDERS, name).key("enabled"));
+            let kind = match files.providers.get(&files::Name(name.to_owned())) {
+                None if providers_clean => {
+                    DiagnosticKind::UnknownProvider { name: name.to_owned(), known: known.clone() }
+                }
+                Some(defined) if !defined.enabled.0 && enabled_clean => {
+                    DiagnosticKind::DisabledProvider { name: name.to_owned() }
+                }
+                _ => continue,
+            };
+            cx.report_at(p, Problem::from(kind));
+        }
+    }
 }
 
-fn read_providers(file: &ParsedFile<'_>, env: &dyn EnvLookup, diags: &mut Vec<Diagnostic>) -> ProvidersRead {
-    let mut c = Checker::new(file);
-    let mut read = ProvidersRead { valid: BTreeMap::new(), defined: BTreeMap::new() };
-    for (name, value) in top_level(&mut c, file) {
-        let path = YamlPath::root().key(name);
-        let Some(entries) = c.mapping(value, &path) else {
-            read.defined.insert(name.to_owned(), None);
-            continue;
-        };
-        c.known_keys(&entries, &path, PROVIDER_KEYS, |key| {
-            SECRET_KEYS
-                .contains(&key.to_ascii_lowercase().as_str())
-                .then(|| DiagnosticKind::InlineSecret { key: key.to_owned() })
-        });
-        let enabled = match optional(&entries, "enabled") {
-            Some(v) => c.boolean(v, &path.key("enabled")),
-            None => Some(true),
-        };
-        read.defined.insert(name.to_owned(), enabled);
-        let api_key_env = match optional(&entries, "api_key_env") {
-            None => Some(None),
-            Some(v) => {
-                let p = path.key("api_key_env");
-                match v.as_str() {
-                    Some(s) if looks_like_key(s) => {
-                        c.report(&p, DiagnosticKind::KeyInEnvName);
-                        None
-                    }
-                    Some(s) if is_env_var_name(s) => {
-                        if enabled == Some(true) && !env.is_set(s) {
-                            c.report(&p, DiagnosticKind::MissingEnvVar { var: s.to_owned() });
-                        }
-                        Some(Some(EnvVarName::new_unchecked(s)))
-                    }
-                    Some(_) => {
-                        c.report(&p, DiagnosticKind::NotAnEnvVarName);
-                        None
-                    }
-                    None => {
-                        c.wrong_type(v, &p, "the name of an environment variable");
-                        None
-                    }
-                }
-            }
-        };
-        let model = c.required(&entries, &path, "model").and_then(|v| c.string(v, &path.key("model")));
-        let base_url = c.required(&entries, &path, "base_url").and_then(|v| {
-            let p = path.key("base_url");
-            let url = c.string(v, &p)?;
-            match check_url(url) {
-                Ok(()) => Some(url),
-                Err(kind) => {
-                    c.report(&p, kind);
-                    None
-                }
-            }
-        });
-        let timeout = match optional(&entries, "timeout_seconds") {
-            None => Some(DEFAULT_TIMEOUT),
-            Some(v) => c
-                .positive_number(v, &path.key("timeout_seconds"), 3600.0, "more than 0, at most 3600")
-                .map(Duration::from_secs_f64),
-        };
-        let connect_timeout = match optional(&entries, "connect_timeout_seconds") {
-            None => timeout.map(|t| t.min(DEFAULT_CONNECT_TIMEOUT)),
-            Some(v) => {
-                let p = path.key("connect_timeout_seconds");
-                let ct = c.positive_number(v, &p, 3600.0, "more than 0, at most 3600").map(Duration::from_secs_f64);
-                match (ct, timeout) {
-                    (Some(ct), Some(t)) if ct > t => {
-                        let value = format!("{}", ct.as_secs_f64());
-                        c.report(&p, DiagnosticKind::OutOfRange { value, range: "at most timeout_seconds" });
-                        None
-                    }
-                    _ => ct,
-                }
-            }
-        };
-        let max_retries = match optional(&entries, "max_retries") {
-            None => Some(DEFAULT_MAX_RETRIES),
-            Some(v) => c.integer_in(v, &path.key("max_retries"), 0, 10, "0 to 10").map(|n| n as u32),
-        };
-        if let (
-            Some(enabled),
-            Some(api_key_env),
-            Some(model),
-            Some(base_url),
-            Some(timeout),
-            Some(connect_timeout),
-            Some(max_retries),
-        ) = (enabled, api_key_env, model, base_url, timeout, connect_timeout, max_retries)
-        {
+/// The typed config of files that passed every rule.
+fn config(files: Files) -> GatewayConfig {
+    let rate_limits = files
+        .rate_limits
+        .into_iter()
+        .filter_map(|(name, l)| {
+            let limit = RateLimit {
+                rpm: NonZeroU32::new(l.rpm.0)?,
+                burst: NonZeroU32::new(l.burst.0)?,
+                tokens_per_minute: NonZeroU64::new(l.tokens_per_minute.0)?,
+            };
+            Some((ProviderName::new_unchecked(&name.0), limit))
+        })
+        .collect();
+    let agent_chains = files
+        .agent_chains
+        .into_iter()
+        .map(|(name, c)| {
+            let chain = AgentChain {
+                primary: ProviderName::new_unchecked(&c.primary.0),
+                fallbacks: c.fallbacks.iter().map(|f| ProviderName::new_unchecked(&f.0)).collect(),
+            };
+            (AgentName::new_unchecked(&name.0), chain)
+        })
+        .collect();
+    let providers: BTreeMap<ProviderName, Provider> = files
+        .providers
+        .into_iter()
+        .map(|(name, p)| {
+            let (timeout, connect_timeout) = timeouts(&p);
             let provider = Provider {
-                enabled,
-                api_key_env,
-                model: model.to_owned(),
-                base_url: base_url.to_owned(),
+                enabled: p.enabled.0,
+                api_key_env: p.api_key_env.map(|v| EnvVarName::new_unchecked(&v.0)),
+                model: p.model.0,
+                base_url: p.base_url.0,
                 timeout,
                 connect_timeout,
-                max_retries,
+                max_retries: p.max_retries.map_or(DEFAULT_MAX_RETRIES, |r| r.0),
             };
-            read.valid.insert(ProviderName::new_unchecked(name), provider);
-        }
-    }
-    diags.extend(c.finish());
-    read
+            (ProviderName::new_unchecked(&name.0), provider)
+        })
+        .collect();
+    GatewayConfig { rate_limits, agent_chains, providers }
 }
 
 /// Checks that `url` is `http(s)://host…` with no credentials (userinfo, or anything the
@@ -277,111 +225,4 @@ fn check_url(url: &str) -> Result<(), DiagnosticKind> {
         return Err(invalid("has no host"));
     }
     Ok(())
-}
-
-fn read_rate_limits(
-    file: &ParsedFile<'_>,
-    providers: Option<&ProvidersRead>,
-    diags: &mut Vec<Diagnostic>,
-) -> BTreeMap<ProviderName, RateLimit> {
-    let mut c = Checker::new(file);
-    let mut limits = BTreeMap::new();
-    for (name, value) in top_level(&mut c, file) {
-        let path = YamlPath::root().key(name);
-        if let Some(p) = providers {
-            if !p.defined.contains_key(name) {
-                c.report(&path, DiagnosticKind::LimitsForUnknownProvider { name: name.to_owned() });
-            }
-        }
-        let Some(entries) = c.mapping(value, &path) else { continue };
-        c.known_keys(&entries, &path, LIMIT_KEYS, |_| None);
-        let mut field =
-            |key: &'static str| c.required(&entries, &path, key).and_then(|v| c.positive_integer(v, &path.key(key)));
-        let (rpm, burst, tpm) = (field("rpm"), field("burst"), field("tokens_per_minute"));
-        let rpm = rpm.and_then(|v| u32_in(&mut c, &path.key("rpm"), v));
-        let burst = burst.and_then(|v| u32_in(&mut c, &path.key("burst"), v));
-        if let (Some(rpm), Some(burst), Some(tpm)) = (rpm, burst, tpm.and_then(NonZeroU64::new)) {
-            limits.insert(ProviderName::new_unchecked(name), RateLimit { rpm, burst, tokens_per_minute: tpm });
-        }
-    }
-    diags.extend(c.finish());
-    limits
-}
-
-fn u32_in(c: &mut Checker<'_, '_>, path: &YamlPath, v: u64) -> Option<NonZeroU32> {
-    let n = u32::try_from(v).ok().and_then(NonZeroU32::new);
-    if n.is_none() {
-        c.report(path, DiagnosticKind::OutOfRange { value: v.to_string(), range: "1 to 4294967295" });
-    }
-    n
-}
-
-fn read_chains(
-    file: &ParsedFile<'_>,
-    providers: Option<&ProvidersRead>,
-    diags: &mut Vec<Diagnostic>,
-) -> BTreeMap<AgentName, AgentChain> {
-    let mut c = Checker::new(file);
-    let mut chains = BTreeMap::new();
-    // Named in every unknown-provider diagnostic: built once, and short whatever the file holds.
-    let known: Vec<String> = providers.map_or_else(Vec::new, |read| {
-        let mut known: Vec<String> = read.defined.keys().take(10).cloned().collect();
-        if read.defined.len() > known.len() {
-            known.push("…".to_owned());
-        }
-        known
-    });
-    for (name, value) in top_level(&mut c, file) {
-        let path = YamlPath::root().key(name);
-        let Some(entries) = c.mapping(value, &path) else { continue };
-        c.known_keys(&entries, &path, CHAIN_KEYS, |_| None);
-        let mut ok = true;
-        let mut order: Vec<(YamlPath, &str)> = Vec::new();
-        match c.required(&entries, &path, "primary").map(|v| (v, c.string(v, &path.key("primary")))) {
-            Some((_, Some(p))) => order.push((path.key("primary"), p)),
-            _ => ok = false,
-        }
-        if let Some(v) = optional(&entries, "fallbacks") {
-            let fpath = path.key("fallbacks");
-            match c.sequence(v, &fpath) {
-                Some(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        match c.string(item, &fpath.index(i)) {
-                            Some(s) => order.push((fpath.index(i), s)),
-                            None => ok = false,
-                        }
-                    }
-                }
-                None => ok = false,
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for (p, provider) in &order {
-            if !seen.insert(*provider) {
-                c.report(p, DiagnosticKind::RepeatedInChain { name: (*provider).to_owned() });
-                ok = false;
-            }
-            let Some(read) = providers else { continue };
-            match read.defined.get(*provider) {
-                None => {
-                    let kind = DiagnosticKind::UnknownProvider { name: (*provider).to_owned(), known: known.clone() };
-                    c.report(p, kind);
-                    ok = false;
-                }
-                Some(Some(false)) => {
-                    c.report(p, DiagnosticKind::DisabledProvider { name: (*provider).to_owned() });
-                    ok = false;
-                }
-                Some(Some(true)) => {}
-                Some(None) => ok = false,
-            }
-        }
-        if ok && !order.is_empty() {
-            let mut names = order.iter().map(|(_, n)| ProviderName::new_unchecked(n));
-            let primary = names.next().expect("order is not empty");
-            chains.insert(AgentName::new_unchecked(name), AgentChain { primary, fallbacks: names.collect() });
-        }
-    }
-    diags.extend(c.finish());
-    chains
 }

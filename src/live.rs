@@ -1,0 +1,380 @@
+//! The one-call entry point: [`Hotconf`] builds the whole pipeline (poller, reloader, validator
+//! workers, optional snapshot store, optional components) for a user's own serde type and returns
+//! [`Live`], the handle that reads the live value and owns every thread.
+//!
+//! It wires the existing stages and adds none: [`SerdeSchema`] for validation, a
+//! [`History`] (a [`SnapshotStore`] or memory only), [`ReloaderHandle`] and [`PollerHandle`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use serde::de::DeserializeOwned;
+
+use crate::publish::{ApplyError, Component, ComponentHandle, Publication, Sink};
+use crate::reload::{
+    AttemptOutcome, History, ReloadEvent, ReloaderConfig, ReloaderHandle, Reporting, StartError, Status,
+};
+use crate::snapshot::{SnapshotStore, StoreConfig};
+use crate::source::env::{EnvLookup, ProcessEnv};
+use crate::source::SourcesLimits;
+use crate::validate::{Problems, SerdeSchema};
+use crate::watch::{Poller, PollerConfig, PollerHandle};
+
+/// How many versions a memory-only [`Live`] keeps for [`Live::pin`].
+pub const MEMORY_RETENTION: usize = 10;
+
+/// The time components have to acknowledge a version, unless [`Hotconf::with_ack_timeout`] says otherwise.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Events a [`Live`] buffers for a receiver that lags; past this, newer events are dropped.
+pub const EVENT_CAPACITY: usize = 256;
+
+/// Builds a hot-reloaded config of type `T`: a one-file or a directory config, with defaults for
+/// everything (poll every 250 ms, two identical ticks, 5 s reload timeout, 1 MiB per file,
+/// memory-only history, the process environment).
+///
+/// ```no_run
+/// #[derive(Debug, serde::Deserialize)]
+/// struct App { greeting: String, workers: std::num::NonZeroU32 }
+///
+/// let live = hotconf::Hotconf::<App>::file("config/app.yaml").start()?;
+/// println!("{} with {} workers", live.get().greeting, live.get().workers);
+/// # Ok::<(), hotconf::reload::StartError>(())
+/// ```
+#[must_use = "a builder does nothing until `start`"]
+pub struct Hotconf<T> {
+    dir: PathBuf,
+    schema: SerdeSchema<T>,
+    snapshots: Option<PathBuf>,
+    poller: PollerConfig,
+    reloader: ReloaderConfig,
+    limits: SourcesLimits,
+    env: Arc<dyn EnvLookup>,
+    members: Vec<Spawn<T>>,
+    ack_timeout: Duration,
+}
+
+type Spawn<T> = Box<dyn FnOnce() -> std::io::Result<Box<dyn Member<T>>> + Send>;
+
+impl<T> fmt::Debug for Hotconf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hotconf")
+            .field("dir", &self.dir)
+            .field("schema", &self.schema)
+            .field("snapshots", &self.snapshots)
+            .field("components", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Hotconf<T>
+where
+    T: DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    /// The config is the one YAML file at `path`; its directory is polled, and other files in it
+    /// are neither read into the config nor stored.
+    pub fn file(path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Self::new(dir, SerdeSchema::file(name))
+    }
+
+    /// The config is every YAML file in `dir`, read as one mapping from file stem to document:
+    /// `T`'s fields are the files (`deny_unknown_fields` refuses other files, `Option` makes a
+    /// file optional).
+    pub fn dir(dir: impl Into<PathBuf>) -> Self {
+        Self::new(dir.into(), SerdeSchema::dir())
+    }
+
+    fn new(dir: PathBuf, schema: SerdeSchema<T>) -> Self {
+        Self {
+            poller: PollerConfig::new(dir.clone()),
+            reloader: ReloaderConfig::new(dir.clone()),
+            dir,
+            schema,
+            snapshots: None,
+            limits: SourcesLimits::default(),
+            env: Arc::new(ProcessEnv),
+            members: Vec::new(),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+        }
+    }
+
+    /// Keeps every applied version as a numbered snapshot in `dir` (semantic diffs in the audit
+    /// log, `hotconf history`/`rollback` on it, pins that survive restarts). Without it, versions
+    /// live in memory only (the last [`MEMORY_RETENTION`]).
+    pub fn with_snapshots(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.snapshots = Some(dir.into());
+        self
+    }
+
+    /// How often the directory is polled (default 250 ms).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.poller = self.poller.with_interval(interval);
+        self
+    }
+
+    /// How many identical consecutive polls make a change stable (default 2; more for writers
+    /// that pause mid-write).
+    pub fn with_stable_ticks(mut self, ticks: u32) -> Self {
+        self.poller = self.poller.with_stable_ticks(ticks);
+        self
+    }
+
+    /// The bound on reading plus validating one attempt (default 5 s).
+    pub fn with_reload_timeout(mut self, timeout: Duration) -> Self {
+        self.reloader = self.reloader.with_reload_timeout(timeout);
+        self
+    }
+
+    /// The per-file size cap (default 1 MiB): a larger file is refused unread.
+    pub fn with_max_file_bytes(mut self, max: u64) -> Self {
+        self.limits = SourcesLimits { max_file_bytes: max };
+        self
+    }
+
+    /// Where rules look up environment variables (default: the process environment; a
+    /// [`MapEnv`](crate::MapEnv) in tests).
+    pub fn with_env(mut self, env: impl EnvLookup + 'static) -> Self {
+        self.env = Arc::new(env);
+        self
+    }
+
+    /// The user's own rules, run on every config that deserialized cleanly: each problem is
+    /// reported at a YAML path with the user's code, message and help.
+    ///
+    /// ```no_run
+    /// use hotconf::{Hotconf, Problem};
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct App { workers: u32, max_workers: u32 }
+    ///
+    /// let live = Hotconf::<App>::file("app.yaml")
+    ///     .with_check(|app, cx| {
+    ///         if app.workers > app.max_workers {
+    ///             cx.report("workers", Problem::new("too-many-workers", "more workers than `max_workers`"));
+    ///         }
+    ///     })
+    ///     .start()?;
+    /// # Ok::<(), hotconf::reload::StartError>(())
+    /// ```
+    pub fn with_check(mut self, check: impl Fn(&T, &mut Problems<'_>) + Send + Sync + 'static) -> Self {
+        self.schema = self.schema.with_check(check);
+        self
+    }
+
+    /// Adds a component: it runs on its own thread and must acknowledge each version (build its
+    /// part) before the version goes live; if any does not within the ack timeout, nothing
+    /// changes and the attempt is retried.
+    pub fn with_component<K>(mut self, component: K) -> Self
+    where
+        K: Component<T>,
+    {
+        self.members.push(Box::new(move || {
+            let handle = ComponentHandle::spawn(component)?;
+            Ok(Box::new(handle) as Box<dyn Member<T>>)
+        }));
+        self
+    }
+
+    /// The time components have to acknowledge a version (default 2 s).
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// Reads and validates the config, applies it as version 1 (or the store's next version),
+    /// and starts polling. Fails if the initial config is invalid (every problem listed), the
+    /// directory cannot be read, the store cannot be opened or a thread cannot start.
+    pub fn start(self) -> Result<Live<T>, StartError> {
+        let history: History = match &self.snapshots {
+            Some(dir) => SnapshotStore::open(dir, StoreConfig::default())?.into(),
+            None => History::memory(MEMORY_RETENTION),
+        };
+        let mut members = Vec::with_capacity(self.members.len());
+        for spawn in self.members {
+            members.push(spawn().map_err(StartError::Spawn)?);
+        }
+        let current = Arc::new(ArcSwapOption::empty());
+        let sink = LiveSink { current: Arc::clone(&current), members, ack_timeout: self.ack_timeout };
+        let (event_tx, events) = bounded(EVENT_CAPACITY);
+        let reload_timeout = self.reloader.reload_timeout();
+        let (watch_tx, watch_rx) = bounded(16);
+        let (reloader, baseline) = ReloaderHandle::start(
+            self.schema.with_limits(self.limits),
+            sink,
+            history,
+            self.env,
+            self.reloader.with_limits(self.limits).with_events(event_tx),
+            Reporting::default(),
+            watch_rx,
+        )?;
+        let poller = Poller::spawn(self.poller.with_limits(self.limits).with_baseline(baseline), watch_tx)?;
+        Ok(Live {
+            poller: Some(poller),
+            reloader: Some(reloader),
+            current,
+            events,
+            wait: reload_timeout * 2 + self.ack_timeout + Duration::from_secs(1),
+            dir: self.dir,
+        })
+    }
+}
+
+/// A live, hot-reloaded config: [`Live::get`] is the current version's value. Dropping it stops
+/// polling and joins every thread (the reloader within its bound, as [`ReloaderHandle`] does).
+pub struct Live<T> {
+    // Dropped first: no change set is sent to a reloader that is going away.
+    poller: Option<PollerHandle>,
+    reloader: Option<ReloaderHandle>,
+    current: Arc<ArcSwapOption<Publication<T>>>,
+    events: Receiver<ReloadEvent>,
+    wait: Duration,
+    dir: PathBuf,
+}
+
+impl<T> fmt::Debug for Live<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Live").field("dir", &self.dir).field("version", &self.version()).finish_non_exhaustive()
+    }
+}
+
+impl<T> Live<T> {
+    /// The live value: one atomic load and a reference count, never blocking, always one whole
+    /// version (keep the `Arc` for the length of a request to read one version throughout).
+    pub fn get(&self) -> Arc<T> {
+        // A guard, not a clone, of the publication: one reference count, on the value.
+        let current = self.current.load();
+        Arc::clone(current.as_ref().expect("the initial version is applied before `start` returns").config())
+    }
+
+    /// The live version with its number and content hash.
+    pub fn publication(&self) -> Arc<Publication<T>> {
+        // Set before `start` returns, and only ever replaced.
+        self.current.load_full().expect("the initial version is applied before `start` returns")
+    }
+
+    /// The live version's number.
+    pub fn version(&self) -> u64 {
+        self.current.load().as_ref().map_or(0, |p| p.version())
+    }
+
+    /// Events after each attempt that applies, rejects, fails or recovers (a receiver to keep;
+    /// clones share one queue).
+    pub fn events(&self) -> Receiver<ReloadEvent> {
+        self.events.clone()
+    }
+
+    /// The reloader's status as of its last attempt.
+    pub fn status(&self) -> Arc<Status> {
+        self.reloader().status()
+    }
+
+    /// Re-reads the files now and applies them if they are valid and new; waits for the outcome.
+    pub fn reload(&self) -> AttemptOutcome {
+        self.reloader().reload(self.wait).unwrap_or_else(|| self.no_answer())
+    }
+
+    /// Makes the kept version `version` live (until the files change again); waits for the outcome.
+    pub fn pin(&self, version: u64) -> AttemptOutcome {
+        self.reloader().pin(version, self.wait).unwrap_or_else(|| self.no_answer())
+    }
+
+    /// The config directory polled.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn reloader(&self) -> &ReloaderHandle {
+        self.reloader.as_ref().expect("present until drop")
+    }
+
+    fn no_answer(&self) -> AttemptOutcome {
+        AttemptOutcome::Failed { error: format!("the reloader did not answer within {:?}", self.wait) }
+    }
+}
+
+impl<T> Drop for Live<T> {
+    fn drop(&mut self) {
+        self.poller.take();
+        self.reloader.take();
+    }
+}
+
+/// A component on its thread, whatever its part type.
+trait Member<T>: Send {
+    fn name(&self) -> &'static str;
+    /// Sends the publication; the returned wait gives the acknowledgement (until a deadline).
+    fn send(&self, publication: Arc<Publication<T>>) -> Result<AckWait, ApplyError>;
+    fn mark_applied(&self, version: u64);
+    fn applied(&self) -> Option<u64>;
+}
+
+type AckWait = Box<dyn FnOnce(Instant, Duration) -> Result<(), ApplyError> + Send>;
+
+impl<T: Send + Sync + 'static, P: Send + Sync + 'static> Member<T> for ComponentHandle<T, P> {
+    fn name(&self) -> &'static str {
+        ComponentHandle::name(self)
+    }
+
+    fn send(&self, publication: Arc<Publication<T>>) -> Result<AckWait, ApplyError> {
+        let version = publication.version();
+        let ack = self.request(publication)?;
+        let component = self.name();
+        Ok(Box::new(move |deadline, budget| {
+            match ack.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(crate::publish::Ack { part: Ok(_), .. }) => Ok(()),
+                Ok(crate::publish::Ack { part: Err(message), .. }) => {
+                    Err(ApplyError::Panicked { component, version, message })
+                }
+                Err(RecvTimeoutError::Timeout) => Err(ApplyError::AckTimeout { component, version, timeout: budget }),
+                Err(RecvTimeoutError::Disconnected) => Err(ApplyError::Stopped { component }),
+            }
+        }))
+    }
+
+    fn mark_applied(&self, version: u64) {
+        ComponentHandle::mark_applied(self, version);
+    }
+
+    fn applied(&self) -> Option<u64> {
+        ComponentHandle::applied(self)
+    }
+}
+
+/// The sink behind [`Live`]: every component acknowledges, then the value is swapped in.
+struct LiveSink<T> {
+    current: Arc<ArcSwapOption<Publication<T>>>,
+    members: Vec<Box<dyn Member<T>>>,
+    ack_timeout: Duration,
+}
+
+impl<T: Send + Sync + 'static> Sink<T> for LiveSink<T> {
+    fn apply(&mut self, publication: Arc<Publication<T>>) -> Result<(), ApplyError> {
+        let version = publication.version();
+        let deadline = Instant::now() + self.ack_timeout;
+        // Send to all first so they build in parallel, then collect every acknowledgement.
+        let waits = self.members.iter().map(|m| m.send(Arc::clone(&publication))).collect::<Result<Vec<_>, _>>()?;
+        let acks: Vec<Result<(), ApplyError>> = waits.into_iter().map(|w| w(deadline, self.ack_timeout)).collect();
+        acks.into_iter().collect::<Result<Vec<()>, _>>()?;
+        self.current.store(Some(publication));
+        for m in &self.members {
+            m.mark_applied(version);
+        }
+        Ok(())
+    }
+
+    fn applied_versions(&self) -> Vec<(&'static str, Option<u64>)> {
+        let live = self.current.load().as_ref().map(|p| p.version());
+        let mut versions = vec![("live", live)];
+        versions.extend(self.members.iter().map(|m| (m.name(), m.applied())));
+        versions
+    }
+}

@@ -1,0 +1,55 @@
+//! What the reloader tells a library user after each attempt that changed something.
+
+use super::status::Trigger;
+use crate::snapshot::SemanticDiff;
+use crate::validate::Diagnostics;
+
+/// One reload event, sent on the channel given to
+/// [`ReloaderConfig::with_events`](super::ReloaderConfig::with_events) (and by [`Live::events`](crate::Live::events)).
+///
+/// Events are sent without blocking the reloader: when the receiver lags more than the channel's
+/// capacity behind, newer events are dropped (the status, [`Live::status`](crate::Live::status), is
+/// always current).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReloadEvent {
+    /// A new version is live (every component acknowledged it).
+    Applied {
+        /// The version now live.
+        version: u64,
+        /// What started the attempt.
+        trigger: Trigger,
+        /// What changed, value by value, secrets redacted.
+        diff: SemanticDiff,
+    },
+    /// The files were invalid; the running version is kept.
+    Rejected {
+        /// What started the attempt.
+        trigger: Trigger,
+        /// Every problem found, with file, YAML path and line:column.
+        diagnostics: Diagnostics,
+    },
+    /// The attempt failed for a transient reason (a timeout, the store, a component); it is
+    /// retried while the content is pending. The running version is kept.
+    Failed {
+        /// What started the attempt.
+        trigger: Trigger,
+        /// Why, for a person.
+        error: String,
+    },
+    /// A failure state ended: `version` is live and matches the files.
+    Recovered {
+        /// The version live now.
+        version: u64,
+    },
+}
+
+impl ReloadEvent {
+    /// The version, for [`ReloadEvent::Applied`] and [`ReloadEvent::Recovered`].
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            ReloadEvent::Applied { version, .. } | ReloadEvent::Recovered { version } => Some(*version),
+            _ => None,
+        }
+    }
+}

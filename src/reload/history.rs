@@ -1,0 +1,130 @@
+//! Where the reloader keeps the versions it applies: a [`SnapshotStore`] on disk, or memory only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::snapshot::{AuditEvent, Commit, Origin, Pin, SnapshotStore, StoreError};
+use crate::source::Sources;
+
+/// The versions a reloader keeps: on disk in a [`SnapshotStore`] (numbered snapshots, audit log,
+/// pins that survive restarts), or in memory only ([`History::memory`]: the last few versions,
+/// for [`pin`](crate::Live::pin), gone when the process ends).
+///
+/// ```
+/// use hotconf::reload::History;
+/// let history = History::memory(10);
+/// assert!(history.is_memory());
+/// ```
+#[derive(Debug)]
+pub struct History(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Disk(SnapshotStore),
+    Memory(Mutex<Memory>),
+}
+
+#[derive(Debug)]
+struct Memory {
+    retention: usize,
+    /// The newest version number handed out (never reused).
+    newest: u64,
+    versions: BTreeMap<u64, Sources>,
+}
+
+impl History {
+    /// Versions kept in memory only: the newest `retention` (at least 1) are kept for pins.
+    pub fn memory(retention: usize) -> Self {
+        Self(Inner::Memory(Mutex::new(Memory { retention: retention.max(1), newest: 0, versions: BTreeMap::new() })))
+    }
+
+    /// Whether versions live in memory only.
+    pub fn is_memory(&self) -> bool {
+        matches!(self.0, Inner::Memory(_))
+    }
+
+    /// The snapshot store, when versions are kept on disk.
+    pub fn store(&self) -> Option<&SnapshotStore> {
+        match &self.0 {
+            Inner::Disk(store) => Some(store),
+            Inner::Memory(_) => None,
+        }
+    }
+
+    /// Stores `sources` as a new version unless they equal the newest; the version that holds
+    /// them and the origin recorded.
+    pub(crate) fn commit(&self, sources: &Sources, origin: Origin) -> Result<(u64, Origin), StoreError> {
+        match &self.0 {
+            Inner::Disk(store) => Ok(match store.commit(sources, origin)? {
+                Commit::Created(manifest) => (manifest.version, manifest.origin),
+                Commit::Unchanged { version } => (version, origin),
+            }),
+            Inner::Memory(memory) => {
+                let mut m = memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some((&version, newest)) = m.versions.iter().next_back() {
+                    if newest.bundle_hash() == sources.bundle_hash() {
+                        return Ok((version, origin));
+                    }
+                }
+                m.newest += 1;
+                let version = m.newest;
+                m.versions.insert(version, sources.clone());
+                while m.versions.len() > m.retention {
+                    m.versions.pop_first();
+                }
+                Ok((version, origin))
+            }
+        }
+    }
+
+    /// The files of `version`, verified when on disk.
+    pub(crate) fn read(&self, version: u64) -> Result<Sources, StoreError> {
+        match &self.0 {
+            Inner::Disk(store) => Ok(store.read(version)?.into_parts().1),
+            Inner::Memory(memory) => {
+                let m = memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                m.versions
+                    .get(&version)
+                    .cloned()
+                    .ok_or(StoreError::NotFound { version, store: PathBuf::from("memory") })
+            }
+        }
+    }
+
+    pub(crate) fn set_running(&self, version: u64) -> Result<(), StoreError> {
+        self.disk(|s| s.set_running(version))
+    }
+
+    pub(crate) fn set_pin(&self, pin: &Pin) -> Result<(), StoreError> {
+        self.disk(|s| s.set_pin(pin))
+    }
+
+    pub(crate) fn clear_pin(&self) -> Result<(), StoreError> {
+        self.disk(SnapshotStore::clear_pin)
+    }
+
+    pub(crate) fn pin(&self) -> Result<Option<Pin>, StoreError> {
+        match &self.0 {
+            Inner::Disk(store) => store.pin(),
+            Inner::Memory(_) => Ok(None),
+        }
+    }
+
+    pub(crate) fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.disk(|s| s.record(event))
+    }
+
+    fn disk(&self, f: impl FnOnce(&SnapshotStore) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        match &self.0 {
+            Inner::Disk(store) => f(store),
+            Inner::Memory(_) => Ok(()),
+        }
+    }
+}
+
+impl From<SnapshotStore> for History {
+    fn from(store: SnapshotStore) -> Self {
+        Self(Inner::Disk(store))
+    }
+}

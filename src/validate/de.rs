@@ -1,0 +1,982 @@
+//! The serde path: deserializes any `T: Deserialize` from a parsed YAML tree and finds **every**
+//! error, each at its YAML path, where serde itself stops at the first.
+//!
+//! How: a `Deserializer` over the tree tracks the path of each value. An error raised inside a
+//! value is recorded at that value's path the first time it crosses a map or sequence access,
+//! and the node is *patched*: deserialization runs again, and the patched node answers with a
+//! stand-in value of whatever type is asked for (`1`, `""`, `None`, an empty list, a struct of
+//! stand-ins, the first variant), so the pass goes on to the next problem. A stand-in that fails
+//! too (a type with its own checks) makes the node *skipped*, as if absent; a required field
+//! missing only because it was skipped is a consequence, not a new problem, and its struct is
+//! patched in turn. Unknown keys of a struct that denies them (`deny_unknown_fields`) are learnt
+//! once per struct type, then recorded and skipped without another pass. Passes are bounded
+//! ([`MAX_PASSES`]) and diagnostics capped per document.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Unexpected, Visitor};
+use yaml_serde::Value;
+
+use super::diagnostic::Problem;
+use super::yaml::YamlPath;
+
+/// The most deserialization passes over one document.
+pub const MAX_PASSES: usize = 256;
+
+/// What went wrong at one path, as serde said it (values that may be secrets are never kept:
+/// strings are described, not copied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeKind {
+    UnknownField {
+        field: String,
+        expected: &'static [&'static str],
+    },
+    MissingField(&'static str),
+    DuplicateField(&'static str),
+    InvalidType {
+        unexpected: String,
+        expected: String,
+    },
+    InvalidValue {
+        unexpected: String,
+        expected: String,
+    },
+    InvalidLength {
+        len: usize,
+        expected: String,
+    },
+    UnknownVariant {
+        variant: String,
+        expected: &'static [&'static str],
+    },
+    Custom(String),
+    /// A [`Problem`] raised by a `Deserialize` impl with [`Problem::into_de_error`].
+    Problem(Problem),
+}
+
+/// One problem found, at its path in the document.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub path: YamlPath,
+    pub kind: DeKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum DeError {
+    /// Raised, not yet located at a path.
+    Fresh(DeKind),
+    /// Already recorded (and its node poisoned): only unwinding.
+    Reported,
+}
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeError::Fresh(kind) => write!(f, "{}", message(kind)),
+            DeError::Reported => f.write_str("reported"),
+        }
+    }
+}
+
+impl std::error::Error for DeError {}
+
+fn describe(unexpected: Unexpected<'_>) -> String {
+    match unexpected {
+        Unexpected::Bool(b) => format!("boolean `{b}`"),
+        Unexpected::Unsigned(n) => format!("number `{n}`"),
+        Unexpected::Signed(n) => format!("number `{n}`"),
+        Unexpected::Float(n) => format!("number `{n}`"),
+        Unexpected::Char(_) | Unexpected::Str(_) => "a string".to_owned(),
+        Unexpected::Bytes(_) => "bytes".to_owned(),
+        Unexpected::Unit => "null".to_owned(),
+        Unexpected::Option => "an optional value".to_owned(),
+        Unexpected::NewtypeStruct => "a value".to_owned(),
+        Unexpected::Seq => "a list".to_owned(),
+        Unexpected::Map => "a mapping".to_owned(),
+        Unexpected::Enum | Unexpected::UnitVariant => "an enum variant".to_owned(),
+        Unexpected::NewtypeVariant | Unexpected::TupleVariant | Unexpected::StructVariant => {
+            "an enum variant".to_owned()
+        }
+        Unexpected::Other(other) => other.to_owned(),
+    }
+}
+
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        let text = msg.to_string();
+        DeError::Fresh(match Problem::from_de_message(&text) {
+            Some(problem) => DeKind::Problem(problem),
+            None => DeKind::Custom(text),
+        })
+    }
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        DeError::Fresh(DeKind::InvalidType { unexpected: describe(unexp), expected: exp.to_string() })
+    }
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        DeError::Fresh(DeKind::InvalidValue { unexpected: describe(unexp), expected: exp.to_string() })
+    }
+    fn invalid_length(len: usize, exp: &dyn de::Expected) -> Self {
+        DeError::Fresh(DeKind::InvalidLength { len, expected: exp.to_string() })
+    }
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        DeError::Fresh(DeKind::UnknownVariant { variant: variant.to_owned(), expected })
+    }
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        DeError::Fresh(DeKind::UnknownField { field: field.to_owned(), expected })
+    }
+    fn missing_field(field: &'static str) -> Self {
+        DeError::Fresh(DeKind::MissingField(field))
+    }
+    fn duplicate_field(field: &'static str) -> Self {
+        DeError::Fresh(DeKind::DuplicateField(field))
+    }
+}
+
+/// The message of a kind, for people.
+pub(crate) fn message(kind: &DeKind) -> String {
+    match kind {
+        DeKind::UnknownField { field, .. } => format!("unknown key `{field}`"),
+        DeKind::MissingField(field) => format!("missing required key `{field}`"),
+        DeKind::DuplicateField(field) => format!("duplicate key `{field}`"),
+        DeKind::InvalidType { unexpected, expected } => {
+            format!("expected {}, found {unexpected}", yaml_words(expected))
+        }
+        DeKind::InvalidValue { unexpected, expected } => format!("invalid value {unexpected}: expected {expected}"),
+        DeKind::InvalidLength { len, expected } => format!("{len} items, expected {expected}"),
+        DeKind::UnknownVariant { variant, expected } => {
+            format!("unknown variant `{variant}`, expected one of {}", quoted(expected))
+        }
+        DeKind::Custom(message) => message.clone(),
+        DeKind::Problem(problem) => problem.message().to_owned(),
+    }
+}
+
+/// serde's words for YAML's collections, in YAML's words.
+pub(crate) fn yaml_words(expected: &str) -> &str {
+    match expected {
+        "a map" => "a mapping",
+        "a sequence" => "a list",
+        other => other,
+    }
+}
+
+/// `` `a`, `b`, `c` ``.
+pub(crate) fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let len = word.chars().count();
+    let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    if a.chars().count() > 64 || b.len() > 64 {
+        return usize::MAX;
+    }
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[derive(Default)]
+struct Session {
+    /// Nodes answered by a stand-in value.
+    patched: HashSet<YamlPath>,
+    /// Nodes skipped as if absent (unknown keys, stand-ins that failed).
+    poisoned: HashSet<YamlPath>,
+    /// Required fields found missing, given a stand-in so the struct's other problems show.
+    injected: HashSet<YamlPath>,
+    found: Vec<Found>,
+    /// Problems past the cap, counted only, by first path segment (a file in a directory).
+    more: std::collections::BTreeMap<String, usize>,
+    /// Problems listed, by first path segment.
+    listed: std::collections::HashMap<String, usize>,
+    max: usize,
+    /// Whether the cap applies to each first path segment (each file of a directory).
+    per_first: bool,
+    /// A node was poisoned in this pass: another pass may reach further.
+    progressed: bool,
+    /// Struct types (name, field list) known to refuse unknown keys.
+    denying: HashSet<(&'static str, usize)>,
+}
+
+impl Session {
+    /// Records `kind` at `path` (unless it is a consequence of a patched or skipped node) and
+    /// patches `path`; a patched node that fails again is skipped.
+    fn settle(&mut self, path: &YamlPath, kind: DeKind) {
+        if self.patched.contains(path) {
+            self.poison(path.clone());
+            return;
+        }
+        let consequence = match &kind {
+            DeKind::MissingField(field) => self.poisoned.contains(&path.key(field)),
+            DeKind::InvalidLength { .. } => self.poisoned.iter().any(|p| p.segments().starts_with(path.segments())),
+            _ => false,
+        };
+        let inject = match &kind {
+            DeKind::MissingField(field) => Some(path.key(field)),
+            _ => None,
+        };
+        if !consequence {
+            self.record(path.clone(), kind);
+        }
+        // A missing field gets a stand-in (once); otherwise the whole node is patched.
+        let progressed = match inject {
+            Some(field) if !self.injected.contains(&field) => self.injected.insert(field),
+            _ => self.patched.insert(path.clone()),
+        };
+        self.progressed |= progressed;
+    }
+
+    fn record(&mut self, path: YamlPath, kind: DeKind) {
+        if self.found.iter().any(|f| f.path == path && f.kind == kind) {
+            return;
+        }
+        let group = match (self.per_first, path.segments().first()) {
+            (true, Some(super::yaml::Segment::Key(k))) => k.clone(),
+            _ => String::new(),
+        };
+        let listed = self.listed.entry(group.clone()).or_default();
+        if *listed < self.max {
+            *listed += 1;
+            self.found.push(Found { path, kind });
+        } else {
+            *self.more.entry(group).or_default() += 1;
+        }
+    }
+
+    fn changed(&self) -> Vec<YamlPath> {
+        self.patched.iter().chain(&self.poisoned).chain(&self.injected).cloned().collect()
+    }
+
+    fn poison(&mut self, path: YamlPath) {
+        if self.poisoned.insert(path) {
+            self.progressed = true;
+        }
+    }
+}
+
+/// What deserializing a document found.
+#[derive(Debug)]
+pub(crate) struct Outcome<T> {
+    /// The value, when there was no problem at all.
+    pub value: Option<T>,
+    /// The value with stand-ins for what failed, when there were problems.
+    pub partial: Option<T>,
+    /// The paths whose values are not as written (stand-ins, skipped, given a stand-in).
+    pub changed: Vec<YamlPath>,
+    /// Every problem found (at most `max`).
+    pub found: Vec<Found>,
+    /// Problems found past `max`, counted only, by first path segment (or `""`).
+    pub more: std::collections::BTreeMap<String, usize>,
+}
+
+/// Deserializes `root` as `T`, finding every problem (at most `max` listed, for each first path
+/// segment when `per_first`: each file of a directory). Nodes in `absent` are treated as missing
+/// from the start (a file that did not parse), without a diagnostic of their own.
+pub(crate) fn deserialize_all<T: DeserializeOwned>(
+    root: &Value,
+    absent: impl IntoIterator<Item = YamlPath>,
+    max: usize,
+    per_first: bool,
+) -> Outcome<T> {
+    let cx = RefCell::new(Session { max, per_first, patched: absent.into_iter().collect(), ..Session::default() });
+    for _ in 0..MAX_PASSES {
+        cx.borrow_mut().progressed = false;
+        let result = T::deserialize(Node { value: root, path: YamlPath::root(), cx: &cx });
+        let mut session = cx.borrow_mut();
+        match result {
+            Ok(value) if session.found.is_empty() && session.more.is_empty() => {
+                let changed = session.changed();
+                let (value, partial) = if changed.is_empty() { (Some(value), None) } else { (None, Some(value)) };
+                return Outcome { value, partial, changed, found: Vec::new(), more: Default::default() };
+            }
+            Ok(value) => {
+                drop(session);
+                let session = cx.into_inner();
+                let changed = session.changed();
+                return Outcome {
+                    value: None,
+                    partial: Some(value),
+                    changed,
+                    found: session.found,
+                    more: session.more,
+                };
+            }
+            Err(DeError::Fresh(kind)) => {
+                session.settle(&YamlPath::root(), kind);
+                break;
+            }
+            Err(DeError::Reported) => {
+                // Past the cap a pass only counts: a few more are allowed, then the count stands.
+                if !session.progressed || session.more.values().sum::<usize>() >= max {
+                    break;
+                }
+            }
+        }
+    }
+    let session = cx.into_inner();
+    let changed = session.changed();
+    Outcome { value: None, partial: None, changed, found: session.found, more: session.more }
+}
+
+/// Locates a fresh error at `path`.
+fn settle<T>(cx: &RefCell<Session>, path: &YamlPath, result: Result<T, DeError>) -> Result<T, DeError> {
+    match result {
+        Err(DeError::Fresh(kind)) => {
+            cx.borrow_mut().settle(path, kind);
+            Err(DeError::Reported)
+        }
+        other => other,
+    }
+}
+
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Unexpected::Unsigned(u),
+            (_, Some(i), _) => Unexpected::Signed(i),
+            (_, _, Some(f)) => Unexpected::Float(f),
+            _ => Unexpected::Other("a number"),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Sequence(_) => Unexpected::Seq,
+        Value::Mapping(_) => Unexpected::Map,
+        Value::Tagged(_) => Unexpected::Enum,
+    }
+}
+
+/// A key as a path segment.
+fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_owned(),
+        _ => "?".to_owned(),
+    }
+}
+
+struct Node<'a, 'c> {
+    value: &'a Value,
+    path: YamlPath,
+    cx: &'c RefCell<Session>,
+}
+
+impl<'a, 'c> Node<'a, 'c> {
+    fn invalid<V>(&self, visitor: &dyn de::Expected) -> Result<V, DeError> {
+        Err(de::Error::invalid_type(unexpected(self.value), visitor))
+    }
+
+    fn map(self, fields: Option<(&'static str, &'static [&'static str])>) -> Option<MapAccess<'a, 'c>> {
+        let Value::Mapping(m) = self.value else { return None };
+        Some(MapAccess { entries: m.iter(), pending: None, path: self.path, cx: self.cx, fields, injecting: 0 })
+    }
+}
+
+impl<'de, 'c> de::Deserializer<'de> for Node<'de, 'c> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => visitor.visit_u64(u),
+                (_, Some(i), _) => visitor.visit_i64(i),
+                (_, _, Some(f)) => visitor.visit_f64(f),
+                _ => self.invalid(&visitor),
+            },
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Sequence(items) => {
+                visitor.visit_seq(SeqAccess { items: items.iter().enumerate(), path: self.path, cx: self.cx })
+            }
+            Value::Mapping(_) => {
+                let access = self.map(None).expect("a mapping");
+                visitor.visit_map(access)
+            }
+            Value::Tagged(tagged) => {
+                Node { value: &tagged.value, path: self.path, cx: self.cx }.deserialize_any(visitor)
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::Null => visitor.visit_unit(),
+            _ => self.invalid(&visitor),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            // A plain scalar is text when text is wanted (`version: 1.10` as a string).
+            Value::Number(n) => visitor.visit_string(n.to_string()),
+            Value::Bool(b) => visitor.visit_string(b.to_string()),
+            _ => self.invalid(&visitor),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        if !matches!(self.value, Value::Mapping(_)) {
+            return self.invalid(&visitor);
+        }
+        let access = self.map(Some((name, fields))).expect("a mapping");
+        visitor.visit_map(access)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        if !matches!(self.value, Value::Mapping(_)) {
+            return self.invalid(&visitor);
+        }
+        let access = self.map(None).expect("a mapping");
+        visitor.visit_map(access)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::Sequence(items) => {
+                visitor.visit_seq(SeqAccess { items: items.iter().enumerate(), path: self.path, cx: self.cx })
+            }
+            _ => self.invalid(&visitor),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::String(s) => visitor.visit_enum(de::value::BorrowedStrDeserializer::<DeError>::new(s)),
+            Value::Mapping(m) if m.len() == 1 => {
+                let (key, value) = m.iter().next().expect("one entry");
+                let Value::String(variant) = key else { return self.invalid(&visitor) };
+                let path = self.path.key(variant);
+                visitor.visit_enum(EnumAccess { variant, value, path, cx: self.cx })
+            }
+            Value::Tagged(tagged) => {
+                let variant = tagged.tag.to_string();
+                let variant = variant.trim_start_matches('!').to_owned();
+                let path = self.path.clone();
+                visitor.visit_enum(EnumAccess { variant: &variant, value: &tagged.value, path, cx: self.cx })
+            }
+            _ => self.invalid(&visitor),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit_struct tuple tuple_struct
+    }
+}
+
+struct MapAccess<'a, 'c> {
+    entries: yaml_serde::mapping::Iter<'a>,
+    pending: Option<(&'a Value, YamlPath)>,
+    path: YamlPath,
+    cx: &'c RefCell<Session>,
+    /// The struct's name and fields, when the map is a struct.
+    fields: Option<(&'static str, &'static [&'static str])>,
+    /// After the entries: the index of the next field to consider for a stand-in.
+    injecting: usize,
+}
+
+impl MapAccess<'_, '_> {
+    /// The next field found missing in an earlier pass, to be given a stand-in.
+    fn next_injected(&mut self) -> Option<&'static str> {
+        let (_, fields) = self.fields?;
+        let cx = self.cx.borrow();
+        if cx.injected.is_empty() {
+            return None;
+        }
+        while let Some(field) = fields.get(self.injecting) {
+            self.injecting += 1;
+            if cx.injected.contains(&self.path.key(field)) {
+                return Some(field);
+            }
+        }
+        None
+    }
+}
+
+impl<'de, 'c> de::MapAccess<'de> for MapAccess<'de, 'c> {
+    type Error = DeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+        loop {
+            let Some((key, value)) = self.entries.next() else {
+                let Some(field) = self.next_injected() else { return Ok(None) };
+                self.pending = None;
+                return seed.deserialize(de::value::BorrowedStrDeserializer::<DeError>::new(field)).map(Some);
+            };
+            let text = key_text(key);
+            let path = self.path.key(&text);
+            if self.cx.borrow().poisoned.contains(&path) {
+                continue;
+            }
+            if let Some((name, fields)) = self.fields {
+                let unknown = !fields.contains(&text.as_str());
+                let denied = unknown && self.cx.borrow().denying.contains(&(name, fields.as_ptr() as usize));
+                if denied {
+                    // This struct type refuses unknown keys: record and skip, no further pass.
+                    let mut cx = self.cx.borrow_mut();
+                    cx.record(path.clone(), DeKind::UnknownField { field: text, expected: fields });
+                    cx.poison(path);
+                    continue;
+                }
+            }
+            let key = match seed.deserialize(KeyNode { value: key }) {
+                Ok(key) => key,
+                Err(DeError::Fresh(kind)) => {
+                    let mut cx = self.cx.borrow_mut();
+                    if let (DeKind::UnknownField { .. }, Some((name, fields))) = (&kind, self.fields) {
+                        cx.denying.insert((name, fields.as_ptr() as usize));
+                    }
+                    // A key that fails is skipped with its value.
+                    cx.record(path.clone(), kind);
+                    cx.poison(path);
+                    return Err(DeError::Reported);
+                }
+                Err(DeError::Reported) => return Err(DeError::Reported),
+            };
+            self.pending = Some((value, path));
+            return Ok(Some(key));
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        let Some((value, path)) = self.pending.take() else {
+            // A stand-in for a missing field; if the field's type refuses it, the whole struct
+            // gets a stand-in in the next pass (its problems are recorded already).
+            return seed.deserialize(StandIn).map_err(|_| {
+                let mut cx = self.cx.borrow_mut();
+                let progressed = cx.patched.insert(self.path.clone());
+                cx.progressed |= progressed;
+                DeError::Reported
+            });
+        };
+        let result = if self.cx.borrow().patched.contains(&path) {
+            seed.deserialize(StandIn)
+        } else {
+            seed.deserialize(Node { value, path: path.clone(), cx: self.cx })
+        };
+        settle(self.cx, &path, result)
+    }
+}
+
+struct SeqAccess<'a, 'c> {
+    items: std::iter::Enumerate<std::slice::Iter<'a, Value>>,
+    path: YamlPath,
+    cx: &'c RefCell<Session>,
+}
+
+impl<'de, 'c> de::SeqAccess<'de> for SeqAccess<'de, 'c> {
+    type Error = DeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+        loop {
+            let Some((i, item)) = self.items.next() else { return Ok(None) };
+            let path = self.path.index(i);
+            if self.cx.borrow().poisoned.contains(&path) {
+                continue;
+            }
+            let result = if self.cx.borrow().patched.contains(&path) {
+                seed.deserialize(StandIn)
+            } else {
+                seed.deserialize(Node { value: item, path: path.clone(), cx: self.cx })
+            };
+            return settle(self.cx, &path, result).map(Some);
+        }
+    }
+}
+
+struct EnumAccess<'a, 'c, 'v> {
+    variant: &'v str,
+    value: &'a Value,
+    path: YamlPath,
+    cx: &'c RefCell<Session>,
+}
+
+impl<'de, 'c, 'v> de::EnumAccess<'de> for EnumAccess<'de, 'c, 'v> {
+    type Error = DeError;
+    type Variant = Node<'de, 'c>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Node<'de, 'c>), DeError> {
+        let variant = seed.deserialize(self.variant.into_deserializer())?;
+        Ok((variant, Node { value: self.value, path: self.path, cx: self.cx }))
+    }
+}
+
+impl<'de, 'c> de::VariantAccess<'de> for Node<'de, 'c> {
+    type Error = DeError;
+
+    fn unit_variant(self) -> Result<(), DeError> {
+        match self.value {
+            Value::Null => Ok(()),
+            _ => Err(de::Error::invalid_type(unexpected(self.value), &"a unit variant")),
+        }
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_seq(self, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_struct(self, "", fields, visitor)
+    }
+}
+
+/// A mapping key: a scalar.
+struct KeyNode<'a> {
+    value: &'a Value,
+}
+
+impl<'de> de::Deserializer<'de> for KeyNode<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => visitor.visit_u64(u),
+                (_, Some(i), _) => visitor.visit_i64(i),
+                (_, _, Some(f)) => visitor.visit_f64(f),
+                _ => Err(de::Error::invalid_type(unexpected(self.value), &visitor)),
+            },
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Number(_) | Value::Bool(_) | Value::Null => visitor.visit_string(key_text(self.value)),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self.value {
+            Value::String(s) => visitor.visit_enum(de::value::BorrowedStrDeserializer::<DeError>::new(s)),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit unit_struct seq tuple
+        tuple_struct map struct ignored_any
+    }
+}
+
+/// A stand-in for a node that failed: answers any request with a plain value of the type asked
+/// for, so deserialization goes on past it. Never reaches the user: a document with a patched node
+/// has a problem recorded, and yields no value.
+struct StandIn;
+
+impl<'de> de::Deserializer<'de> for StandIn {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        // Types that ask for anything mostly want a number (or take any value at all).
+        visitor.visit_u64(1)
+    }
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_bool(false)
+    }
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_i64(1)
+    }
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_u64(1)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_f64(1.0)
+    }
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_char('x')
+    }
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_str("")
+    }
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_bytes(&[])
+    }
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_none()
+    }
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_seq(StandIns { fields: &[], len: 0 })
+    }
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_seq(StandIns { fields: &[], len })
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_seq(StandIns { fields: &[], len })
+    }
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_map(StandIns { fields: &[], len: 0 })
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_map(StandIns { fields, len: fields.len() })
+    }
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let first = variants.first().copied().unwrap_or("");
+        visitor.visit_enum(StandInEnum(first))
+    }
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! { unit unit_struct }
+    same_as! {
+        deserialize_i64: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i128;
+        deserialize_u64: deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u128;
+        deserialize_f64: deserialize_f32;
+        deserialize_str: deserialize_string deserialize_identifier;
+        deserialize_bytes: deserialize_byte_buf
+    }
+}
+
+/// Methods of a `Deserializer` that do what another does.
+macro_rules! same_as {
+    ($($target:ident: $($method:ident)*);*) => {
+        $($(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+                self.$target(visitor)
+            }
+        )*)*
+    };
+}
+use same_as;
+
+/// Stand-ins for the fields of a struct (keys `fields`) or `len` items of a sequence.
+struct StandIns {
+    fields: &'static [&'static str],
+    len: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for StandIns {
+    type Error = DeError;
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+        if self.len == 0 {
+            return Ok(None);
+        }
+        self.len -= 1;
+        seed.deserialize(StandIn).map(Some)
+    }
+}
+
+impl<'de> de::MapAccess<'de> for StandIns {
+    type Error = DeError;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+        let Some((first, rest)) = self.fields.split_first() else { return Ok(None) };
+        self.fields = rest;
+        seed.deserialize(de::value::BorrowedStrDeserializer::<DeError>::new(first)).map(Some)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        seed.deserialize(StandIn)
+    }
+}
+
+struct StandInEnum(&'static str);
+
+impl<'de> de::EnumAccess<'de> for StandInEnum {
+    type Error = DeError;
+    type Variant = StandIn;
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, StandIn), DeError> {
+        Ok((seed.deserialize(de::value::BorrowedStrDeserializer::<DeError>::new(self.0))?, StandIn))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for StandIn {
+    type Error = DeError;
+    fn unit_variant(self) -> Result<(), DeError> {
+        Ok(())
+    }
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+        seed.deserialize(StandIn)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_seq(StandIns { fields: &[], len })
+    }
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_map(StandIns { fields, len: fields.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+    use std::num::NonZeroU32;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct App {
+        greeting: String,
+        workers: NonZeroU32,
+        #[serde(default)]
+        mode: Mode,
+        limits: Option<Limits>,
+        #[serde(default)]
+        tags: Vec<u8>,
+        #[serde(default)]
+        extra: BTreeMap<String, u16>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        #[default]
+        Fast,
+        Safe,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Limits {
+        rpm: u32,
+        burst: u32,
+    }
+
+    fn check(yaml: &str) -> Vec<String> {
+        let value: Value = yaml_serde::from_str(yaml).unwrap();
+        let out = deserialize_all::<App>(&value, [], 100, false);
+        let mut found: Vec<String> = out.found.iter().map(|f| format!("{}: {}", f.path, message(&f.kind))).collect();
+        found.sort();
+        if out.value.is_some() {
+            assert!(found.is_empty());
+        }
+        found
+    }
+
+    #[test]
+    fn every_error_at_once() {
+        let cases: &[(&str, &[&str])] = &[
+            ("greeting: hi\nworkers: 2\n", &[]),
+            (
+                "greeting: hi\nworkers: 0\nmode: slow\nlimits: {rpm: x, burts: 3}\ntags: [1, 300, -1]\nextra: {a: 1, b: z}\ngreting: 1\n",
+                &[
+                    "extra.b: expected u16, found a string",
+                    "greting: unknown key `greting`",
+                    "limits.burts: unknown key `burts`",
+                    "limits.rpm: expected u32, found a string",
+                    "limits: missing required key `burst`",
+                    "mode: unknown variant `slow`, expected one of `fast`, `safe`",
+                    "tags[1]: invalid value number `300`: expected u8",
+                    "tags[2]: invalid value number `-1`: expected u8",
+                    "workers: invalid value number `0`: expected a nonzero u32",
+                ],
+            ),
+            ("workers: [1]\n", &[": missing required key `greeting`", "workers: expected a nonzero u32, found a list"]),
+            ("[1, 2]\n", &[": expected struct App, found a list"]),
+        ];
+        for (yaml, expected) in cases {
+            assert_eq!(check(yaml), *expected, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("greting", ["greeting", "workers"]), Some("greeting"));
+        assert_eq!(did_you_mean("zzz", ["greeting", "workers"]), None);
+    }
+}

@@ -1,0 +1,424 @@
+//! The serde path: a [`Schema`] for any `#[derive(Deserialize)]` type, one file or a whole
+//! directory, reporting every deserialization problem at once with file, YAML path and
+//! line:column, then the user's own rules ([`Problems`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use yaml_serde::{Mapping, Value};
+
+use super::de::{self, did_you_mean, quoted, DeKind, Found, Outcome};
+use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+use super::fields::MAX_DIAGNOSTICS_PER_FILE;
+use super::yaml::{parse_file, ParsedFile, Segment, YamlPath};
+use super::Schema;
+use crate::source::env::EnvLookup;
+use crate::source::{Sources, SourcesLimits};
+
+/// The problems a user's rule reports, each at a YAML path; the library adds file, line and column.
+///
+/// For a one-file config a path is inside the file (`workers`, `routes[2].target`); for a
+/// directory it starts with the file's stem (`providers.groq.base_url` is `groq.base_url` in
+/// `providers.yaml`).
+///
+/// ```
+/// use hotconf::{MapEnv, Problem, Problems};
+/// let env = MapEnv::new();
+/// let mut cx = Problems::new(&env);
+/// cx.report("workers", Problem::new("too-many-workers", "at most 64 workers").with_help("lower `workers`"));
+/// assert_eq!(cx.len(), 1);
+/// ```
+pub struct Problems<'a> {
+    env: &'a dyn EnvLookup,
+    found: Vec<(YamlPath, Problem)>,
+    /// Paths whose values are stand-ins (a check on a partial config).
+    changed: &'a [YamlPath],
+}
+
+impl fmt::Debug for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Problems").field("found", &self.found).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Problems<'a> {
+    /// No problems yet; environment lookups go to `env`.
+    pub fn new(env: &'a dyn EnvLookup) -> Self {
+        Self { env, found: Vec::new(), changed: &[] }
+    }
+
+    /// Whether the value at `path` and everything under it is as written in the files. Always
+    /// true for a rule given with [`SerdeSchema::with_check`] (it only sees clean configs); a rule
+    /// given with [`SerdeSchema::with_partial_check`] also runs on a config some of whose values
+    /// failed and were replaced by stand-ins, and must not judge those (its problems at such
+    /// paths are dropped anyway).
+    pub fn is_clean(&self, path: &YamlPath) -> bool {
+        let path = path.segments();
+        !self.changed.iter().any(|c| {
+            let c = c.segments();
+            path.starts_with(c) || c.starts_with(path)
+        })
+    }
+
+    /// The environment, for rules about variables (injectable in tests: [`MapEnv`](crate::MapEnv)).
+    pub fn env(&self) -> &'a dyn EnvLookup {
+        self.env
+    }
+
+    /// Reports `problem` at `path`, written `a.b[1].c` (see [`YamlPath::parse`]).
+    pub fn report(&mut self, path: &str, problem: Problem) {
+        self.found.push((YamlPath::parse(path), problem));
+    }
+
+    /// Reports `problem` at `path`.
+    pub fn report_at(&mut self, path: YamlPath, problem: Problem) {
+        self.found.push((path, problem));
+    }
+
+    /// How many problems were reported.
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    /// Whether none were.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// The problems, with their paths.
+    pub fn into_vec(self) -> Vec<(YamlPath, Problem)> {
+        self.found
+    }
+}
+
+/// A user's rule over a whole config.
+pub type Check<T> = Arc<dyn Fn(&T, &mut Problems<'_>) + Send + Sync>;
+
+#[derive(Debug, Clone)]
+enum Layout {
+    /// One file, by name; the directory's other files are not read.
+    File(String),
+    /// Every config file: a mapping from file stem to document.
+    Dir,
+}
+
+/// A [`Schema`] for any `T: Deserialize`: one file ([`SerdeSchema::file`]) or a directory read as
+/// one mapping from file stem to document ([`SerdeSchema::dir`]), so a struct whose fields are
+/// the files gets unknown files (`deny_unknown_fields`) and missing ones (`Option` for an
+/// optional file) from serde itself. `x.yml` beside `x.yaml` is refused.
+///
+/// Every problem is reported at once: YAML refusals first (syntax, duplicate keys, several
+/// documents, deep nesting, alias bombs), then every deserialization error with its YAML path and
+/// line:column, "did you mean" for unknown keys, then the rule given with
+/// [`SerdeSchema::with_check`].
+///
+/// ```
+/// use hotconf::{validate_with, MapEnv, SerdeSchema, SourceFile, Sources};
+/// #[derive(Debug, serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct App { greeting: String, workers: std::num::NonZeroU32 }
+///
+/// let sources = Sources::from_files([SourceFile::new("app.yaml", "greeting: hi\nworkers: 0\nworkrs: 2\n")]);
+/// let errors = validate_with(&SerdeSchema::<App>::file("app.yaml"), sources, &MapEnv::new()).unwrap_err();
+/// assert_eq!(errors.to_string(), "\
+/// app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32
+///   help: write a nonzero u32 here
+/// app.yaml:3:1: workrs: unknown key `workrs`
+///   help: did you mean `workers`?");
+/// ```
+pub struct SerdeSchema<T> {
+    layout: Layout,
+    check: Option<Check<T>>,
+    /// Whether the check also runs on partial configs.
+    partial: bool,
+    limits: SourcesLimits,
+    _config: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SerdeSchema<T> {
+    fn clone(&self) -> Self {
+        Self {
+            layout: self.layout.clone(),
+            check: self.check.clone(),
+            partial: self.partial,
+            limits: self.limits,
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SerdeSchema<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SerdeSchema").field("layout", &self.layout).field("check", &self.check.is_some()).finish()
+    }
+}
+
+impl<T> SerdeSchema<T> {
+    /// The config is the one file `name` (a bare name, e.g. `app.yaml`); other files beside it
+    /// are not read.
+    pub fn file(name: impl Into<String>) -> Self {
+        Self::new(Layout::File(name.into()))
+    }
+
+    /// The config is the whole directory: a mapping from each file's stem to its document.
+    pub fn dir() -> Self {
+        Self::new(Layout::Dir)
+    }
+
+    fn new(layout: Layout) -> Self {
+        Self { layout, check: None, partial: false, limits: SourcesLimits::default(), _config: PhantomData }
+    }
+
+    /// This schema with the user's own rule, run on a config that deserialized cleanly.
+    #[must_use]
+    pub fn with_check(mut self, check: impl Fn(&T, &mut Problems<'_>) + Send + Sync + 'static) -> Self {
+        self.check = Some(Arc::new(check));
+        self
+    }
+
+    /// This schema with a rule that also runs when some values failed to deserialize, on the
+    /// config with stand-ins for them, so its problems are listed beside theirs. It must ask
+    /// [`Problems::is_clean`] before judging a value another one depends on (a name defined in
+    /// another file); problems it reports at a path that is not clean are dropped.
+    #[must_use]
+    pub fn with_partial_check(mut self, check: impl Fn(&T, &mut Problems<'_>) + Send + Sync + 'static) -> Self {
+        self.check = Some(Arc::new(check));
+        self.partial = true;
+        self
+    }
+
+    /// This schema with another per-file size cap.
+    #[must_use]
+    pub fn with_limits(mut self, limits: SourcesLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+impl<T> Schema for SerdeSchema<T>
+where
+    T: DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    type Config = T;
+
+    fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<T, Diagnostics> {
+        match &self.layout {
+            Layout::File(name) => self.validate_file(name, sources, env),
+            Layout::Dir => self.validate_dir(sources, env),
+        }
+    }
+
+    fn summary(&self, _config: &T) -> String {
+        let name = std::any::type_name::<T>();
+        format!("a valid {}", name.rsplit("::").next().unwrap_or(name))
+    }
+
+    fn select(&self, sources: Sources) -> Sources {
+        match &self.layout {
+            Layout::File(name) => Sources::from_files(sources.files().iter().filter(|f| f.name() == name).cloned()),
+            Layout::Dir => sources,
+        }
+    }
+}
+
+impl<T> SerdeSchema<T>
+where
+    T: DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    fn validate_file(&self, name: &str, sources: &Sources, env: &dyn EnvLookup) -> Result<T, Diagnostics> {
+        let Some(file) = sources.get(name) else {
+            return Err(Diagnostics::new(vec![Diagnostic::file(name, DiagnosticKind::MissingFile)]));
+        };
+        let mut parsed = parse_file(file, self.limits.max_file_bytes).map_err(|d| Diagnostics::new(vec![d]))?;
+        let value = std::mem::take(&mut parsed.value);
+        let outcome = de::deserialize_all::<T>(&value, [], MAX_DIAGNOSTICS_PER_FILE, false);
+        let files = BTreeMap::from([(String::new(), &parsed)]);
+        self.finish(outcome, &files, |path| (String::new(), path.clone()), env, false)
+    }
+
+    fn validate_dir(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<T, Diagnostics> {
+        let mut diags = Vec::new();
+        let mut by_stem: BTreeMap<&str, Vec<&crate::source::SourceFile>> = BTreeMap::new();
+        for file in sources.files() {
+            let stem = file.name().rsplit_once('.').map_or(file.name(), |(s, _)| s);
+            by_stem.entry(stem).or_default().push(file);
+        }
+        let mut parsed: BTreeMap<String, ParsedFile<'_>> = BTreeMap::new();
+        let mut absent = Vec::new();
+        let mut root = Mapping::new();
+        for (stem, files) in &by_stem {
+            match files.as_slice() {
+                [first, rest @ ..] if !rest.is_empty() => {
+                    for file in rest {
+                        let kind = DiagnosticKind::ConflictingFiles { other: first.name().to_owned() };
+                        diags.push(Diagnostic::file(file.name(), kind));
+                    }
+                    absent.push(YamlPath::root().key(stem));
+                    root.insert(Value::String((*stem).to_owned()), Value::Null);
+                }
+                [file, ..] => match parse_file(file, self.limits.max_file_bytes) {
+                    Ok(mut p) => {
+                        root.insert(Value::String((*stem).to_owned()), std::mem::take(&mut p.value));
+                        parsed.insert((*stem).to_owned(), p);
+                    }
+                    Err(d) => {
+                        diags.push(d);
+                        absent.push(YamlPath::root().key(stem));
+                        root.insert(Value::String((*stem).to_owned()), Value::Null);
+                    }
+                },
+                [] => {}
+            }
+        }
+        let outcome = de::deserialize_all::<T>(&Value::Mapping(root), absent, MAX_DIAGNOSTICS_PER_FILE, true);
+        let files: BTreeMap<String, &ParsedFile<'_>> = parsed.iter().map(|(k, v)| (k.clone(), v)).collect();
+        let split = |path: &YamlPath| match path.split_first() {
+            Some((Segment::Key(stem), rest)) => (stem.clone(), rest),
+            _ => (String::new(), YamlPath::root()),
+        };
+        match self.finish(outcome, &files, split, env, !diags.is_empty()) {
+            Ok(config) if diags.is_empty() => Ok(config),
+            Ok(_) => Err(Diagnostics::new(diags)),
+            Err(more) => {
+                diags.extend(more.into_vec());
+                Err(Diagnostics::new(diags))
+            }
+        }
+    }
+
+    /// Turns what deserialization found into diagnostics, or runs the user's rule on the value.
+    /// `split` maps a path to the key of its file in `files` and the path inside it.
+    fn finish(
+        &self,
+        outcome: Outcome<T>,
+        files: &BTreeMap<String, &ParsedFile<'_>>,
+        split: impl Fn(&YamlPath) -> (String, YamlPath),
+        env: &dyn EnvLookup,
+        refused_files: bool,
+    ) -> Result<T, Diagnostics> {
+        let mut outcome = outcome;
+        if refused_files {
+            // A file that was refused has a stand-in: the config is partial.
+            outcome.partial = outcome.partial.or(outcome.value.take());
+        }
+        let single = files.len() == 1 && files.contains_key("");
+        let place = |path: &YamlPath, kind: DiagnosticKind| -> Diagnostic {
+            let (key, inner) = split(path);
+            match files.get(&key) {
+                Some(file) => file.diagnostic(&inner, kind),
+                None if single => Diagnostic::file("", kind),
+                None => Diagnostic::file(format!("{key}.yaml"), kind),
+            }
+        };
+        // Problems listed so far and problems only counted, by file key: each file lists at most
+        // MAX_DIAGNOSTICS_PER_FILE, and only those are located (locating costs a pass over lines).
+        let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+        for found in &outcome.found {
+            *listed.entry(split(&found.path).0).or_default() += 1;
+        }
+        let mut more = outcome.more.clone();
+        let mut run = |config: &T, changed: &[YamlPath]| -> Vec<Diagnostic> {
+            let Some(check) = &self.check else { return Vec::new() };
+            let mut problems = Problems::new(env);
+            problems.changed = changed;
+            check(config, &mut problems);
+            let mut diags = Vec::new();
+            for (path, p) in &problems.found {
+                if !problems.is_clean(path) {
+                    continue;
+                }
+                let key = split(path).0;
+                let n = listed.entry(key.clone()).or_default();
+                if *n < MAX_DIAGNOSTICS_PER_FILE {
+                    *n += 1;
+                    diags.push(place(path, DiagnosticKind::Custom(Box::new(p.clone()))));
+                } else {
+                    *more.entry(key).or_default() += 1;
+                }
+            }
+            diags
+        };
+        let mut diags: Vec<Diagnostic> = outcome
+            .found
+            .iter()
+            .map(|found| match (&found.kind, found.path.segments()) {
+                // A directory's root: its keys are the files.
+                (DeKind::MissingField(stem), []) if !single => {
+                    Diagnostic::file(format!("{stem}.yaml"), DiagnosticKind::MissingFile)
+                }
+                (DeKind::UnknownField { field, expected }, [_]) if !single => {
+                    let name = files.get(field.as_str()).map_or_else(|| format!("{field}.yaml"), |f| f.name.to_owned());
+                    let known: Vec<String> = expected.iter().map(|s| format!("{s}.yaml")).collect();
+                    let help = match did_you_mean(field, expected.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}.yaml`? The config files are {}", known.join(", ")),
+                        None => format!("the config files are {}; move or rename this file", known.join(", ")),
+                    };
+                    let problem = Problem::new("unexpected-file", "unexpected config file").with_help(help);
+                    Diagnostic::file(name, DiagnosticKind::Custom(Box::new(problem)))
+                }
+                _ => place(&found.path, kind_of(found)),
+            })
+            .collect();
+        let config = match (outcome.value, &outcome.partial) {
+            (Some(config), _) => {
+                diags.extend(run(&config, &[]));
+                Some(config)
+            }
+            (None, Some(partial)) if self.partial => {
+                diags.extend(run(partial, &outcome.changed));
+                None
+            }
+            _ => None,
+        };
+        for (key, count) in more {
+            let file = match files.get(&key) {
+                Some(file) => file.name.to_owned(),
+                None => diags.first().map(|d| d.file.clone()).unwrap_or_default(),
+            };
+            diags.push(Diagnostic::file(file, DiagnosticKind::MoreProblems { count }));
+        }
+        match config {
+            Some(config) if diags.is_empty() => Ok(config),
+            _ => Err(Diagnostics::new(diags)),
+        }
+    }
+}
+
+/// The diagnostic kind for a deserialization problem.
+fn kind_of(found: &Found) -> DiagnosticKind {
+    let message = de::message(&found.kind);
+    let problem = match &found.kind {
+        DeKind::MissingField(key) => return DiagnosticKind::MissingKey { key },
+        DeKind::DuplicateField(key) => return DiagnosticKind::DuplicateKey { key: (*key).to_owned() },
+        DeKind::UnknownField { field, expected } => {
+            let help = match did_you_mean(field, expected.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if expected.is_empty() => "remove it".to_owned(),
+                None => format!("remove it; the keys here are {}", quoted(expected)),
+            };
+            Problem::new("unknown-key", message).with_help(help)
+        }
+        DeKind::UnknownVariant { variant, expected } => {
+            let help = match did_you_mean(variant, expected.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("use one of {}", quoted(expected)),
+            };
+            Problem::new("unknown-variant", message).with_help(help)
+        }
+        DeKind::InvalidType { expected, .. } => {
+            Problem::new("wrong-type", message).with_help(format!("write {} here", de::yaml_words(expected)))
+        }
+        DeKind::InvalidValue { expected, .. } => {
+            Problem::new("invalid-value", message).with_help(format!("write {expected} here"))
+        }
+        DeKind::InvalidLength { expected, .. } => {
+            Problem::new("wrong-length", message).with_help(format!("write {expected} here"))
+        }
+        DeKind::Custom(_) => Problem::new("invalid", message),
+        DeKind::Problem(problem) => problem.clone(),
+    };
+    DiagnosticKind::Custom(Box::new(problem))
+}

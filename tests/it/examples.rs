@@ -1,0 +1,113 @@
+//! The examples' own code, run against temporary directories: the one-file example picks up an
+//! edit and reports a broken one with line:column, keeping the running value.
+
+use std::time::{Duration, Instant};
+
+use hotconf::ReloadEvent;
+
+#[path = "../../examples/one_file.rs"]
+#[allow(dead_code)]
+mod one_file;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The next event, waiting at most [`DEADLINE`].
+fn next_event(events: &hotconf::channel::Receiver<ReloadEvent>) -> ReloadEvent {
+    events.recv_timeout(DEADLINE).expect("an event within the deadline")
+}
+
+#[test]
+fn one_file_example_applies_an_edit_and_rejects_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, "greeting: hello\nworkers: 4\n").unwrap();
+    let live = one_file::start(path.to_str().unwrap()).unwrap();
+    assert_eq!((live.version(), live.get().greeting.as_str(), live.get().workers.get()), (1, "hello", 4));
+    let events = live.events();
+
+    std::fs::write(&path, "greeting: bonjour\nworkers: 8\n").unwrap();
+    let started = Instant::now();
+    match next_event(&events) {
+        ReloadEvent::Applied { version, diff, .. } => {
+            assert_eq!(version, 2);
+            let diff = diff.to_string();
+            assert!(diff.contains("greeting") && diff.contains("workers"), "{diff}");
+        }
+        other => panic!("expected applied, got {other:?}"),
+    }
+    assert!(started.elapsed() < DEADLINE);
+    assert_eq!((live.get().greeting.as_str(), live.get().workers.get()), ("bonjour", 8));
+
+    std::fs::write(&path, "greeting: [oops]\nworkers: 0\nworkrs: 3\n").unwrap();
+    match next_event(&events) {
+        ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
+            diagnostics.to_string(),
+            "app.yaml:1:1: greeting: expected a string, found a list\n  help: write a string here\n\
+             app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here\n\
+             app.yaml:3:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
+        ),
+        other => panic!("expected rejected, got {other:?}"),
+    }
+    assert_eq!((live.version(), live.get().greeting.as_str()), (2, "bonjour"));
+    assert!(live.status().failing);
+
+    // A fix ends the failure: applied, then recovered.
+    std::fs::write(&path, "greeting: hi\nworkers: 1\n").unwrap();
+    assert!(matches!(next_event(&events), ReloadEvent::Applied { version: 3, .. }));
+    assert!(matches!(next_event(&events), ReloadEvent::Recovered { version: 3 }));
+    // A pin brings back a kept version (memory only).
+    assert!(matches!(live.pin(1), hotconf::AttemptOutcome::Applied { version: 4, .. }), "{:?}", live.status());
+    assert_eq!(live.get().greeting, "hello");
+}
+
+#[path = "../../examples/multi_file.rs"]
+#[allow(dead_code)]
+mod multi_file;
+
+#[path = "../../examples/components.rs"]
+#[allow(dead_code)]
+mod components_example;
+
+#[test]
+fn multi_file_example_checks_routes_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    for entry in std::fs::read_dir("examples/multi").unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let live = multi_file::start(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(live.get().routes["support"], ["groq"]);
+    let events = live.events();
+    write("routes.yaml", "support:\n  - groq\n  - local\n  - grok\n");
+    match next_event(&events) {
+        ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
+            diagnostics.to_string(),
+            "routes.yaml:3:5: support[1]: provider `local` is disabled\n\
+             routes.yaml:4:5: support[2]: unknown provider `grok`\n  help: define it in providers.yaml"
+        ),
+        other => panic!("expected rejected, got {other:?}"),
+    }
+    write("limits.yaml", "groq: 30\n");
+    write("routes.yaml", "support: [groq]\n");
+    assert!(matches!(next_event(&events), ReloadEvent::Applied { version: 2, .. }));
+    assert_eq!(live.get().limits.as_ref().map(|l| l["groq"].get()), Some(30));
+}
+
+#[test]
+fn components_example_acknowledges_each_version() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, "greeting: hello\nworkers: 4\n").unwrap();
+    let pool = components_example::Pool::default();
+    let size = std::sync::Arc::clone(&pool.size);
+    let live = components_example::start(path.to_str().unwrap(), pool).unwrap();
+    assert_eq!(size.load(Ordering::Acquire), 4);
+    std::fs::write(&path, "greeting: hello\nworkers: 6\n").unwrap();
+    assert!(matches!(next_event(&live.events()), ReloadEvent::Applied { version: 2, .. }));
+    assert_eq!(size.load(Ordering::Acquire), 6);
+    let components: Vec<(String, Option<u64>)> =
+        live.status().components.iter().map(|c| (c.name.to_string(), c.applied_version)).collect();
+    assert_eq!(components, [("live".to_owned(), Some(2)), ("pool".to_owned(), Some(2))]);
+}
