@@ -5,8 +5,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-/// A parsed YAML value (the `yaml_serde` crate's), re-exported: [`ParsedFile::value`] and the
-/// [`Checker`](super::fields::Checker) API hold it.
+/// A parsed YAML value (the `yaml_serde` crate's), re-exported: [`ParsedFile::value`] holds it.
 pub use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
@@ -262,6 +261,7 @@ struct Line<'a> {
 /// Finds the 1-based line and column of `path` in block-style YAML `text`. Returns the deepest
 /// position found, so a path into a flow collection resolves to the line holding it; `None` when
 /// not even the first segment is found.
+#[cfg(test)]
 pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
     locate_in(&significant_lines(text), path)
 }
