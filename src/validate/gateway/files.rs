@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 
+use super::check_url;
 use super::model::{is_env_var_name, is_valid_name};
 use super::rule::Rule;
-use super::{check_url, SECRET_KEYS};
 use crate::snapshot::redact::looks_like_key;
 use crate::validate::Problem;
 
@@ -54,35 +54,6 @@ pub(super) struct ProviderDoc {
     pub timeout_seconds: Option<Seconds>,
     pub connect_timeout_seconds: Option<Seconds>,
     pub max_retries: Option<Retries>,
-    // Keys under which people paste secrets: refused, their values never read into anything.
-    // Never read: a config holding one is rejected.
-    #[allow(dead_code)]
-    #[serde(default)]
-    api_key: Option<Inline<0>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    apikey: Option<Inline<1>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    key: Option<Inline<2>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    token: Option<Inline<3>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    access_token: Option<Inline<4>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    secret: Option<Inline<5>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    password: Option<Inline<6>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    authorization: Option<Inline<7>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    bearer: Option<Inline<8>>,
 }
 
 fn problem<E: de::Error>(kind: Rule) -> E {
@@ -290,16 +261,5 @@ impl<'de> Deserialize<'de> for Url {
             }
         }
         d.deserialize_str(V)
-    }
-}
-
-/// A secret written inline under `SECRET_KEYS[I]`: always refused, its value skipped unread.
-#[derive(Debug)]
-pub(super) struct Inline<const I: usize>;
-
-impl<'de, const I: usize> Deserialize<'de> for Inline<I> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(d)?;
-        Err(problem(Rule::InlineSecret { key: SECRET_KEYS[I].to_owned() }))
     }
 }

@@ -20,7 +20,7 @@ pub use model::{AgentChain, AgentName, EnvVarName, GatewayConfig, Provider, Prov
 use crate::snapshot::redact::holds_secret;
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
-use crate::validate::{Diagnostics, Problem, Problems, Schema, SerdeSchema};
+use crate::validate::{DiagnosticKind, Diagnostics, Problem, Problems, Schema, Segment, SerdeSchema};
 use crate::YamlPath;
 use files::Files;
 use rule::Rule;
@@ -33,7 +33,8 @@ pub const AGENT_CHAINS: &str = "agent_chains";
 pub const PROVIDERS: &str = "providers";
 const STEMS: [&str; 3] = [AGENT_CHAINS, PROVIDERS, RATE_LIMITS];
 
-/// Keys under which people paste secrets; reported as inline secrets, never echoed.
+/// Keys under which people paste secrets: not fields of a provider (so never offered as known
+/// keys), and reported as inline secrets rather than unknown keys, their values never read.
 const SECRET_KEYS: &[&str] =
     &["api_key", "apikey", "key", "token", "access_token", "secret", "password", "authorization", "bearer"];
 
@@ -79,7 +80,7 @@ impl Schema for GatewaySchema {
     type Config = GatewayConfig;
 
     fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<GatewayConfig, Diagnostics> {
-        let files = self.serde().validate(sources, env)?;
+        let files = self.serde().validate(sources, env).map_err(refuse_inline_secrets)?;
         Ok(config(files))
     }
 
@@ -92,6 +93,24 @@ impl Schema for GatewaySchema {
             config.rate_limits.len()
         )
     }
+}
+
+/// Turns each unknown key of a provider that is a key people paste secrets under into an inline
+/// secret (at the same place: the value was never read, and is not repeated).
+fn refuse_inline_secrets(diagnostics: Diagnostics) -> Diagnostics {
+    let mut list = diagnostics.into_vec();
+    for d in &mut list {
+        if d.file != format!("{PROVIDERS}.yaml") || d.kind.code() != "unknown-key" {
+            continue;
+        }
+        let Some(path) = d.path.as_deref().map(YamlPath::parse) else { continue };
+        if let [Segment::Key(_), Segment::Key(key)] = path.segments() {
+            if SECRET_KEYS.contains(&key.as_str()) {
+                d.kind = DiagnosticKind::Custom(Box::new(Rule::InlineSecret { key: key.clone() }.into()));
+            }
+        }
+    }
+    Diagnostics::new(list)
 }
 
 /// The connect timeout a provider gets: as written, or the default capped at its timeout.
