@@ -95,8 +95,9 @@ impl Schema for GatewaySchema {
     }
 }
 
-/// Turns each unknown key of a provider that is a key people paste secrets under into an inline
-/// secret (at the same place: the value was never read, and is not repeated).
+/// Turns each unknown key of a provider that is a key people paste secrets under, in any case
+/// (`API_KEY`, `apiKey`), into an inline secret (at the same place: the value was never read,
+/// and is not repeated).
 fn refuse_inline_secrets(diagnostics: Diagnostics) -> Diagnostics {
     let mut list = diagnostics.into_vec();
     for d in &mut list {
@@ -105,7 +106,7 @@ fn refuse_inline_secrets(diagnostics: Diagnostics) -> Diagnostics {
         }
         let Some(path) = d.path.as_deref().map(YamlPath::parse) else { continue };
         if let [Segment::Key(_), Segment::Key(key)] = path.segments() {
-            if SECRET_KEYS.contains(&key.as_str()) {
+            if SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
                 d.kind = DiagnosticKind::Custom(Box::new(Rule::InlineSecret { key: key.clone() }.into()));
             }
         }
