@@ -61,6 +61,7 @@ pub mod components;
 mod live;
 pub mod publish;
 pub mod reload;
+mod secret;
 pub mod snapshot;
 pub mod source;
 pub mod validate;

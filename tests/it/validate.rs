@@ -104,7 +104,7 @@ const INVALID: &[Case] = &[
     case("chain without primary", &[("agent_chains.yaml", Some("mary:\n  fallbacks: [local]\n"))]),
     // Providers and secrets.
     case("inline api key", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key: {CANARY}\n")),
-    case("inline secrets in any case", only!(providers: "local:\n  model: m\n  base_url: http://h\n  API_KEY: {CANARY}\n  Token: {CANARY}\n  apiKey: {CANARY}\n  Password: [{CANARY}]\n")),
+    case("inline secrets in any case", only!(providers: "local:\n  model: m\n  base_url: http://h\n  API_KEY: {CANARY}\n  Token: {CANARY}\n  apiKey: {CANARY}\n  Password: [{CANARY}]\n  client_secret: {CANARY}\n")),
     case("key pasted into api_key_env", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key_env: {CANARY}\n")),
     case("aws key pasted into api_key_env", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key_env: AKIACANARY7F3A9C1E00\n")),
     case("credentials in base_url", only!(providers: "local:\n  model: m\n  base_url: https://user:{CANARY}@h/v1\n")),

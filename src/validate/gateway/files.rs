@@ -10,9 +10,10 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::check_url;
-use super::model::{is_env_var_name, is_valid_name};
+use super::model::is_valid_name;
 use super::rule::Rule;
-use crate::snapshot::redact::looks_like_key;
+use crate::secret::is_env_var_name;
+use crate::secret::looks_like_key;
 use crate::validate::Problem;
 
 /// The directory: each field is a file.

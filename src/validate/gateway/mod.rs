@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use model::{AgentChain, AgentName, EnvVarName, GatewayConfig, Provider, ProviderName, RateLimit};
 
-use crate::snapshot::redact::holds_secret;
+use crate::secret::{classify_key, holds_secret, KeyClass};
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
 use crate::validate::{DiagnosticKind, Diagnostics, Problem, Problems, Schema, Segment, SerdeSchema};
@@ -32,11 +32,6 @@ pub const AGENT_CHAINS: &str = "agent_chains";
 /// The providers file's stem.
 pub const PROVIDERS: &str = "providers";
 const STEMS: [&str; 3] = [AGENT_CHAINS, PROVIDERS, RATE_LIMITS];
-
-/// Keys under which people paste secrets: not fields of a provider (so never offered as known
-/// keys), and reported as inline secrets rather than unknown keys, their values never read.
-const SECRET_KEYS: &[&str] =
-    &["api_key", "apikey", "key", "token", "access_token", "secret", "password", "authorization", "bearer"];
 
 /// Default request timeout when `timeout_seconds` is absent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,8 +90,9 @@ impl Schema for GatewaySchema {
     }
 }
 
-/// Turns each unknown key of a provider that is a key people paste secrets under, in any case
-/// (`API_KEY`, `apiKey`), into an inline secret (at the same place: the value was never read,
+/// Turns each unknown key of a provider that names a secret (the keys whose values the diff and
+/// audit log redact, in any case and spelling: `api_key`, `API_KEY`, `apiKey`, `token`,
+/// `client_secret`; never a field of a provider, so never offered as a known key) into an inline secret (at the same place: the value was never read,
 /// and is not repeated).
 fn refuse_inline_secrets(diagnostics: Diagnostics) -> Diagnostics {
     let mut list = diagnostics.into_vec();
@@ -106,7 +102,7 @@ fn refuse_inline_secrets(diagnostics: Diagnostics) -> Diagnostics {
         }
         let Some(path) = d.path.as_deref().map(YamlPath::parse) else { continue };
         if let [Segment::Key(_), Segment::Key(key)] = path.segments() {
-            if SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            if classify_key(key) == KeyClass::Secret {
                 d.kind = DiagnosticKind::Custom(Box::new(Rule::InlineSecret { key: key.clone() }.into()));
             }
         }
