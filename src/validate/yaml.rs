@@ -5,8 +5,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-/// A parsed YAML value (the `yaml_serde` crate's), re-exported: [`ParsedFile::value`] holds it.
-pub use yaml_serde::Value;
+use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
 use super::prescan::{prescan, Refusal};
