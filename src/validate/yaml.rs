@@ -55,7 +55,7 @@ impl YamlPath {
     /// brackets. The empty string is the root. (A key holding `.` or `[` needs [`YamlPath::key`].)
     ///
     /// ```
-    /// use hotconf::validate::yaml::YamlPath;
+    /// use hotconf::YamlPath;
     /// let p = YamlPath::parse("mary.fallbacks[1]");
     /// assert_eq!(p, YamlPath::root().key("mary").key("fallbacks").index(1));
     /// assert_eq!(p.to_string(), "mary.fallbacks[1]");
