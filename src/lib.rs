@@ -61,6 +61,7 @@ pub mod components;
 mod live;
 pub mod publish;
 pub mod reload;
+mod secret;
 pub mod snapshot;
 pub mod source;
 pub mod validate;
@@ -76,14 +77,14 @@ pub use live::{Hotconf, Live, DEFAULT_ACK_TIMEOUT, EVENT_CAPACITY, MEMORY_RETENT
 pub use reload::{AttemptOutcome, ReloadEvent, StartError, Status};
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
-pub use validate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 #[cfg(feature = "gateway")]
 pub use validate::gateway;
-pub use validate::typed::{Problems, SerdeSchema};
 #[cfg(feature = "gateway")]
 pub use validate::validate_config;
-pub use validate::yaml::YamlPath;
+pub use validate::YamlPath;
 pub use validate::{validate_with, Schema, Validated};
+pub use validate::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+pub use validate::{Problems, SerdeSchema};
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.
 ///

@@ -90,6 +90,23 @@ where
     /// The config is every YAML file in `dir`, read as one mapping from file stem to document:
     /// `T`'s fields are the files (`deny_unknown_fields` refuses other files, `Option` makes a
     /// file optional).
+    ///
+    /// ```no_run
+    /// use std::collections::BTreeMap;
+    ///
+    /// /// `config/providers.yaml`, `config/routes.yaml` and, if present, `config/limits.yaml`.
+    /// #[derive(Debug, serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Config {
+    ///     providers: BTreeMap<String, String>,
+    ///     routes: BTreeMap<String, Vec<String>>,
+    ///     limits: Option<BTreeMap<String, u32>>,
+    /// }
+    ///
+    /// let live = hotconf::Hotconf::<Config>::dir("config").start()?;
+    /// println!("{} routes", live.get().routes.len());
+    /// # Ok::<(), hotconf::StartError>(())
+    /// ```
     pub fn dir(dir: impl Into<PathBuf>) -> Self {
         Self::new(dir.into(), SerdeSchema::dir())
     }
@@ -172,7 +189,7 @@ where
 
     /// Adds a component: it runs on its own thread and must acknowledge each version (build its
     /// part) before the version goes live; if any does not within the ack timeout, nothing
-    /// changes and the attempt is retried.
+    /// changes and the attempt is retried. See [`Component`] for an example.
     pub fn with_component<K>(mut self, component: K) -> Self
     where
         K: Component<T>,
@@ -230,6 +247,29 @@ where
 
 /// A live, hot-reloaded config: [`Live::get`] is the current version's value. Dropping it stops
 /// polling and joins every thread (the reloader within its bound, as [`ReloaderHandle`] does).
+///
+/// ```
+/// # #[derive(Debug, serde::Deserialize)]
+/// # struct App { workers: u32 }
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("app.yaml");
+/// # std::fs::write(&path, "workers: 1\n")?;
+/// use hotconf::{AttemptOutcome, Hotconf};
+///
+/// // (Polled hourly here, so that only `reload` and `pin` change the version.)
+/// let live = Hotconf::<App>::file(&path).with_interval(std::time::Duration::from_secs(3600)).start()?;
+/// let app = live.get(); // one whole version, kept for as long as this request needs it
+/// assert_eq!((live.version(), app.workers), (1, 1));
+///
+/// // Apply an edit now rather than at the next poll, then go back to version 1.
+/// std::fs::write(&path, "workers: 2\n")?;
+/// assert!(matches!(live.reload(), AttemptOutcome::Applied { version: 2, .. }));
+/// assert!(matches!(live.pin(1), AttemptOutcome::Applied { version: 3, .. }));
+/// assert_eq!(live.get().workers, 1);
+/// assert_eq!(app.workers, 1);
+/// drop(live); // stops polling, joins every thread
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Live<T> {
     // Dropped first: no change set is sent to a reloader that is going away.
     poller: Option<PollerHandle>,

@@ -12,6 +12,44 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use super::{panic_message, ApplyError, Publication};
 
 /// A component: derives its per-version state from a publication, on its own thread.
+///
+/// Added to a live config with [`Hotconf::with_component`](crate::Hotconf::with_component): a
+/// version goes live only once every component built its part. A `build` that panics is a failed
+/// attempt (the running version stays), never a dead thread.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use hotconf::publish::{Component, Publication};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct App { workers: u32 }
+///
+/// /// Resizes a worker pool to each version's `workers`.
+/// struct Pool { size: Arc<AtomicU32> }
+///
+/// impl Component<App> for Pool {
+///     type Part = u32;
+///     fn name(&self) -> &'static str {
+///         "pool" // its thread is `hotconf-pool`
+///     }
+///     fn build(&mut self, publication: &Publication<App>) -> u32 {
+///         let workers = publication.config().workers;
+///         self.size.store(workers, Ordering::Release);
+///         workers
+///     }
+/// }
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("app.yaml");
+/// # std::fs::write(&path, "workers: 4\n")?;
+/// let size = Arc::new(AtomicU32::new(0));
+/// let live = hotconf::Hotconf::<App>::file(&path).with_component(Pool { size: Arc::clone(&size) }).start()?;
+/// // The first version went live only after the pool was resized.
+/// assert_eq!(size.load(Ordering::Acquire), 4);
+/// assert!(live.status().components.iter().any(|c| c.name == "pool" && c.applied_version == Some(1)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Component<C>: Send + 'static {
     /// What it builds for one version (shared read-only by requests).
     type Part: Send + Sync + 'static;

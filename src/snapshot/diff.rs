@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use yaml_serde::Value;
 
-use super::redact::{classify_key, redact_value, shown, KeyClass, REDACTED};
+use crate::secret::{classify_key, redact_value, shown, KeyClass, REDACTED};
 use crate::source::Sources;
 
 /// One change, at `file` and the YAML `path` inside it (empty for the whole file).

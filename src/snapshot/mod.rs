@@ -18,7 +18,6 @@ pub mod diff;
 pub mod error;
 mod fsio;
 pub mod manifest;
-pub mod redact;
 pub mod restore;
 pub mod store;
 mod time;

@@ -29,11 +29,6 @@ pub struct Diagnostic {
 pub enum DiagnosticKind {
     /// A file the schema requires is absent.
     MissingFile,
-    /// A YAML file the schema does not know sits in the config directory.
-    UnexpectedFile {
-        /// The files the schema reads.
-        expected: Vec<String>,
-    },
     /// Two files for one config (`x.yaml` and `x.yml`).
     ConflictingFiles {
         /// The other file's name.
@@ -80,92 +75,16 @@ pub enum DiagnosticKind {
     /// The file holds more YAML nodes than allowed
     /// ([`MAX_NODES`](super::prescan::MAX_NODES)).
     TooManyNodes,
-    /// A value of the wrong type.
-    WrongType {
-        /// What the schema wants.
-        expected: &'static str,
-        /// What the file has.
-        found: &'static str,
-    },
-    /// A key the schema does not know, usually a typo.
-    UnknownKey {
-        /// The key.
-        key: String,
-        /// The closest known key, when one is close.
-        suggestion: Option<&'static str>,
-    },
     /// A required key is absent.
     MissingKey {
         /// The key.
         key: &'static str,
     },
-    /// A number that must be positive is zero or negative.
-    NotPositive {
-        /// The value as written.
-        value: String,
-    },
-    /// A number outside its allowed range.
-    OutOfRange {
-        /// The value as written.
-        value: String,
-        /// The allowed range, as a person reads it.
-        range: &'static str,
-    },
-    /// A name (provider, agent) with characters outside `A-Za-z0-9_.-`, or empty.
-    InvalidName,
-    /// A string that must not be empty is empty.
-    EmptyString,
-    /// A URL that is not `http(s)://host…`. The URL itself is not repeated: it may hold credentials.
-    InvalidUrl {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A secret written inline in YAML (e.g. `api_key:`). Its value is never repeated.
-    InlineSecret {
-        /// The key it was written under.
-        key: String,
-    },
-    /// A URL carrying a credential (userinfo, or a secret query parameter such as `api_key=`).
-    /// The URL is not repeated.
-    CredentialInUrl,
-    /// `api_key_env` holds a value in a well-known key format (`AKIA…`, `sk-…`): a key pasted
-    /// where the variable's name belongs. It is not repeated.
-    KeyInEnvName,
-    /// `api_key_env` does not look like an environment variable name (it may be a key pasted in
-    /// by mistake, so it is not repeated).
-    NotAnEnvVarName,
-    /// An enabled provider's API key variable is unset or empty.
-    MissingEnvVar {
-        /// The variable's name.
-        var: String,
-    },
-    /// A chain names a provider that `providers.yaml` does not define.
-    UnknownProvider {
-        /// The provider.
-        name: String,
-        /// The providers that exist: the first ten by name, then `…` when there are more.
-        known: Vec<String>,
-    },
-    /// A chain names a provider that is disabled.
-    DisabledProvider {
-        /// The provider.
-        name: String,
-    },
-    /// A provider appears twice in one chain.
-    RepeatedInChain {
-        /// The provider.
-        name: String,
-    },
-    /// Rate limits for a provider that `providers.yaml` does not define.
-    LimitsForUnknownProvider {
-        /// The provider.
-        name: String,
-    },
     /// A problem reported by a schema's own rule (or by the serde path), with its own code,
     /// message and help: diagnostics are open, not limited to the kinds above.
     Custom(Box<Problem>),
     /// The file has more problems than are listed (at most
-    /// [`MAX_DIAGNOSTICS_PER_FILE`](super::fields::MAX_DIAGNOSTICS_PER_FILE) are).
+    /// [`MAX_DIAGNOSTICS_PER_FILE`](super::MAX_DIAGNOSTICS_PER_FILE) are).
     MoreProblems {
         /// How many more.
         count: usize,
@@ -179,7 +98,6 @@ impl DiagnosticKind {
         match self {
             Custom(problem) => problem.code(),
             MissingFile => "missing-file",
-            UnexpectedFile { .. } => "unexpected-file",
             ConflictingFiles { .. } => "conflicting-files",
             TooLarge { .. } => "too-large",
             Unreadable { .. } => "unreadable",
@@ -192,23 +110,7 @@ impl DiagnosticKind {
             TooDeep => "too-deep",
             AliasExpansion => "alias-expansion",
             TooManyNodes => "too-many-nodes",
-            WrongType { .. } => "wrong-type",
-            UnknownKey { .. } => "unknown-key",
             MissingKey { .. } => "missing-key",
-            NotPositive { .. } => "not-positive",
-            OutOfRange { .. } => "out-of-range",
-            InvalidName => "invalid-name",
-            EmptyString => "empty-string",
-            InvalidUrl { .. } => "invalid-url",
-            InlineSecret { .. } => "inline-secret",
-            CredentialInUrl => "credential-in-url",
-            KeyInEnvName => "key-in-env-name",
-            NotAnEnvVarName => "not-an-env-var-name",
-            MissingEnvVar { .. } => "missing-env-var",
-            UnknownProvider { .. } => "unknown-provider",
-            DisabledProvider { .. } => "disabled-provider",
-            RepeatedInChain { .. } => "repeated-in-chain",
-            LimitsForUnknownProvider { .. } => "limits-for-unknown-provider",
             MoreProblems { .. } => "more-problems",
         }
     }
@@ -219,7 +121,6 @@ impl DiagnosticKind {
         Some(match self {
             Custom(problem) => return problem.help().map(str::to_owned),
             MissingFile => "create the file; hotconf needs all config files to validate them together".into(),
-            UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
             ConflictingFiles { .. } => "keep one of the two files".into(),
             TooLarge { .. } => "config files this large are refused before parsing; split or trim the file".into(),
             NotRegularFile { .. } => "hotconf reads only regular files (or symlinks to them), never a pipe, socket, device or directory; replace it with a regular file or remove it".into(),
@@ -229,35 +130,10 @@ impl DiagnosticKind {
             DuplicateKey { .. } => "remove one of the two entries".into(),
             TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
             TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),
-            UnknownKey { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
-            UnknownKey { suggestion: None, .. } => "remove it, or check the config reference in README.md".into(),
             MissingKey { key } => format!("add `{key}`"),
-            NotPositive { .. } => "use a whole number of 1 or more".into(),
-            InvalidName => "use letters, digits, `_`, `-` or `.`".into(),
-            InvalidUrl { .. } => "write it as http://host[:port][/path] or https://…".into(),
-            InlineSecret { .. } => {
-                "never write a key in YAML: put it in an environment variable and name that variable with `api_key_env`".into()
-            }
-            CredentialInUrl => "never put a key in a URL: put it in an environment variable, name that variable with \
-                `api_key_env`, and keep only scheme, host, port, path and non-secret parameters in the URL"
-                .into(),
-            KeyInEnvName => "`api_key_env` holds the NAME of an environment variable (e.g. GROQ_API_KEY): put the key \
-                in that variable, and rotate it, since it was written into a config file"
-                .into(),
-            NotAnEnvVarName => {
-                "`api_key_env` holds the NAME of an environment variable (capitals, digits, `_`, e.g. GROQ_API_KEY), never the key itself".into()
-            }
-            MissingEnvVar { var } => format!("set {var} in the service's environment, or set `enabled: false`"),
-            UnknownProvider { known, .. } => format!("define it in providers.yaml; known providers: {}", known.join(", ")),
-            DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
-            RepeatedInChain { .. } => "list each provider once per chain".into(),
-            LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
             MoreProblems { .. } => "fix the problems listed first; each file lists its first 100".into(),
             Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
             Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
-            WrongType { expected, .. } => format!("write {expected} here"),
-            OutOfRange { range, .. } => format!("allowed values: {range}"),
-            EmptyString => "give a value, or remove the key to use its default".into(),
         })
     }
 }
@@ -267,7 +143,6 @@ impl fmt::Display for DiagnosticKind {
         use DiagnosticKind::*;
         match self {
             MissingFile => f.write_str("required file is missing"),
-            UnexpectedFile { .. } => f.write_str("unexpected config file"),
             ConflictingFiles { other } => write!(f, "conflicts with {other}"),
             TooLarge { size, limit } => write!(f, "file is {size} bytes, over the {limit}-byte limit"),
             Unreadable { reason } => write!(f, "cannot read file: {reason}"),
@@ -283,23 +158,7 @@ impl fmt::Display for DiagnosticKind {
                 "aliases expand to too many nodes (more than {} added, or an alias inside the node it names)",
                 super::prescan::MAX_ALIAS_NODES
             ),
-            WrongType { expected, found } => write!(f, "expected {expected}, found {found}"),
-            UnknownKey { key, .. } => write!(f, "unknown key `{key}`"),
             MissingKey { key } => write!(f, "missing required key `{key}`"),
-            NotPositive { value } => write!(f, "must be a positive integer, got {value}"),
-            OutOfRange { value, range } => write!(f, "{value} is out of range ({range})"),
-            InvalidName => f.write_str("invalid name"),
-            EmptyString => f.write_str("must not be empty"),
-            InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
-            InlineSecret { key } => write!(f, "inline secret under `{key}` is not allowed (value not shown)"),
-            CredentialInUrl => f.write_str("credentials in a URL are not allowed (value not shown)"),
-            KeyInEnvName => f.write_str("this looks like a key, not a variable name (value not shown)"),
-            NotAnEnvVarName => f.write_str("not an environment variable name (value not shown)"),
-            MissingEnvVar { var } => write!(f, "environment variable {var} is not set or empty"),
-            UnknownProvider { name, .. } => write!(f, "unknown provider `{name}`"),
-            DisabledProvider { name } => write!(f, "provider `{name}` is disabled"),
-            RepeatedInChain { name } => write!(f, "provider `{name}` appears more than once in the chain"),
-            LimitsForUnknownProvider { name } => write!(f, "rate limits for unknown provider `{name}`"),
             TooManyNodes => {
                 write!(f, "file holds more than {} YAML nodes (keys, values, list items)", super::prescan::MAX_NODES)
             }

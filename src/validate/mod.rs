@@ -3,20 +3,20 @@
 //! bytes it is handed and reads the environment only through an [`EnvLookup`].
 
 pub(crate) mod de;
-pub mod diagnostic;
-pub mod fields;
+mod diagnostic;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 pub mod prescan;
-pub mod typed;
-pub mod yaml;
+mod typed;
+mod yaml;
 
 use std::fmt::Debug;
 
 use crate::source::env::EnvLookup;
 use crate::source::Sources;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
-pub use typed::{Problems, SerdeSchema};
+pub use typed::{Check, Problems, SerdeSchema, MAX_DIAGNOSTICS_PER_FILE};
+pub use yaml::{Segment, YamlPath};
 
 /// A set of config files and the rules that make them one typed config.
 ///

@@ -5,9 +5,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-/// A parsed YAML value (the `yaml_serde` crate's), re-exported: [`ParsedFile::value`] and the
-/// [`Checker`](super::fields::Checker) API hold it.
-pub use yaml_serde::Value;
+use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
 use super::prescan::{prescan, Refusal};
@@ -57,7 +55,7 @@ impl YamlPath {
     /// brackets. The empty string is the root. (A key holding `.` or `[` needs [`YamlPath::key`].)
     ///
     /// ```
-    /// use hotconf::validate::yaml::YamlPath;
+    /// use hotconf::YamlPath;
     /// let p = YamlPath::parse("mary.fallbacks[1]");
     /// assert_eq!(p, YamlPath::root().key("mary").key("fallbacks").index(1));
     /// assert_eq!(p.to_string(), "mary.fallbacks[1]");
@@ -262,6 +260,7 @@ struct Line<'a> {
 /// Finds the 1-based line and column of `path` in block-style YAML `text`. Returns the deepest
 /// position found, so a path into a flow collection resolves to the line holding it; `None` when
 /// not even the first segment is found.
+#[cfg(test)]
 pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
     locate_in(&significant_lines(text), path)
 }

@@ -12,6 +12,7 @@ mod faultfs_service;
 mod faultfs_store;
 mod faultfs_store_full_for_long;
 mod library;
+mod live_drop;
 mod observability;
 mod reload;
 mod run;

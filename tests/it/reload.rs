@@ -18,7 +18,7 @@ use hotconf::reload::{
 };
 use hotconf::snapshot::{AuditEvent, SnapshotStore, StoreConfig};
 use hotconf::watch::{FileChange, FileChangeKind, StableChangeSet, WatchEvent};
-use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, EnvLookup, MapEnv, Schema, SourceFile, Sources};
+use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, EnvLookup, MapEnv, Problem, Schema, SourceFile, Sources};
 
 /// How long any awaited event may take. Generous: the machine is slow and shared.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -51,7 +51,11 @@ impl Schema for TestSchema {
             let _ = self.gate.recv();
         }
         if text.starts_with("bad") {
-            return Err(Diagnostics::new(vec![Diagnostic::file(FILE, DiagnosticKind::EmptyString).at_path("value")]));
+            return Err(Diagnostics::new(vec![Diagnostic::file(
+                FILE,
+                DiagnosticKind::Custom(Box::new(Problem::new("bad", "bad value"))),
+            )
+            .at_path("value")]));
         }
         Ok(text)
     }

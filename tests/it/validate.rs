@@ -104,10 +104,12 @@ const INVALID: &[Case] = &[
     case("chain without primary", &[("agent_chains.yaml", Some("mary:\n  fallbacks: [local]\n"))]),
     // Providers and secrets.
     case("inline api key", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key: {CANARY}\n")),
+    case("inline secrets in any case", only!(providers: "local:\n  model: m\n  base_url: http://h\n  API_KEY: {CANARY}\n  Token: {CANARY}\n  apiKey: {CANARY}\n  Password: [{CANARY}]\n  client_secret: {CANARY}\n")),
     case("key pasted into api_key_env", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key_env: {CANARY}\n")),
     case("aws key pasted into api_key_env", only!(providers: "local:\n  model: m\n  base_url: http://h\n  api_key_env: AKIACANARY7F3A9C1E00\n")),
     case("credentials in base_url", only!(providers: "local:\n  model: m\n  base_url: https://user:{CANARY}@h/v1\n")),
     case("secret query parameter in base_url", only!(providers: "local:\n  model: m\n  base_url: https://h/v1?api_key={CANARY}\nlocal-b:\n  model: m\n  base_url: \"http://h/v1?x=1&token=canary\"\n")),
+    case("unknown provider key lists only real keys", only!(providers: "local:\n  model: m\n  base_url: http://h\n  colour: red\n")),
     case("bad provider fields", only!(providers: "local:\n  enabled: yes please\n  model: \"\"\n  base_url: ftp://h\n  timeout_seconds: 0\n  max_retries: 99\n  modle: x\n")),
     case("connect timeout over timeout", only!(providers: "local:\n  model: m\n  base_url: http://h\n  timeout_seconds: 5\n  connect_timeout_seconds: 10\n")),
     // Files.

@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::model::{is_env_var_name, is_valid_name};
-use super::{check_url, SECRET_KEYS};
-use crate::snapshot::redact::looks_like_key;
-use crate::validate::{DiagnosticKind, Problem};
+use super::check_url;
+use super::model::is_valid_name;
+use super::rule::Rule;
+use crate::secret::is_env_var_name;
+use crate::secret::looks_like_key;
+use crate::validate::Problem;
 
 /// The directory: each field is a file.
 #[derive(Debug, serde::Deserialize)]
@@ -53,38 +55,9 @@ pub(super) struct ProviderDoc {
     pub timeout_seconds: Option<Seconds>,
     pub connect_timeout_seconds: Option<Seconds>,
     pub max_retries: Option<Retries>,
-    // Keys under which people paste secrets: refused, their values never read into anything.
-    // Never read: a config holding one is rejected.
-    #[allow(dead_code)]
-    #[serde(default)]
-    api_key: Option<Inline<0>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    apikey: Option<Inline<1>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    key: Option<Inline<2>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    token: Option<Inline<3>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    access_token: Option<Inline<4>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    secret: Option<Inline<5>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    password: Option<Inline<6>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    authorization: Option<Inline<7>>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    bearer: Option<Inline<8>>,
 }
 
-fn problem<E: de::Error>(kind: DiagnosticKind) -> E {
+fn problem<E: de::Error>(kind: Rule) -> E {
     Problem::from(kind).into_de_error()
 }
 
@@ -96,7 +69,7 @@ impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
         if !is_valid_name(&name) {
-            return Err(problem(DiagnosticKind::InvalidName));
+            return Err(problem(Rule::InvalidName));
         }
         Ok(Name(name))
     }
@@ -116,7 +89,7 @@ impl<'de> Deserialize<'de> for Text {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
                 if s.is_empty() {
-                    return Err(problem(DiagnosticKind::EmptyString));
+                    return Err(problem(Rule::EmptyString));
                 }
                 Ok(Text(s.to_owned()))
             }
@@ -165,16 +138,16 @@ impl<'de, T: TryFrom<u64> + 'static> Deserialize<'de> for Positive<T> {
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Positive<T>, E> {
                 if n == 0 {
-                    return Err(problem(DiagnosticKind::NotPositive { value: n.to_string() }));
+                    return Err(problem(Rule::NotPositive { value: n.to_string() }));
                 }
                 T::try_from(n)
                     .map(Positive)
-                    .map_err(|_| problem(DiagnosticKind::OutOfRange { value: n.to_string(), range: "1 to 4294967295" }))
+                    .map_err(|_| problem(Rule::OutOfRange { value: n.to_string(), range: "1 to 4294967295" }))
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Positive<T>, E> {
                 match u64::try_from(n) {
                     Ok(n) => self.visit_u64(n),
-                    Err(_) => Err(problem(DiagnosticKind::NotPositive { value: n.to_string() })),
+                    Err(_) => Err(problem(Rule::NotPositive { value: n.to_string() })),
                 }
             }
         }
@@ -209,7 +182,7 @@ impl<'de> Deserialize<'de> for Seconds {
                 if v > 0.0 && v <= 3600.0 {
                     return Ok(Seconds(v));
                 }
-                Err(problem(DiagnosticKind::OutOfRange { value: written, range: "more than 0, at most 3600" }))
+                Err(problem(Rule::OutOfRange { value: written, range: "more than 0, at most 3600" }))
             }
         }
         d.deserialize_any(V)
@@ -231,11 +204,11 @@ impl<'de> Deserialize<'de> for Retries {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Retries, E> {
                 match v {
                     0..=10 => Ok(Retries(v as u32)),
-                    _ => Err(problem(DiagnosticKind::OutOfRange { value: v.to_string(), range: "0 to 10" })),
+                    _ => Err(problem(Rule::OutOfRange { value: v.to_string(), range: "0 to 10" })),
                 }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Retries, E> {
-                Err(problem(DiagnosticKind::OutOfRange { value: v.to_string(), range: "0 to 10" }))
+                Err(problem(Rule::OutOfRange { value: v.to_string(), range: "0 to 10" }))
             }
         }
         d.deserialize_any(V)
@@ -256,11 +229,11 @@ impl<'de> Deserialize<'de> for EnvName {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<EnvName, E> {
                 if looks_like_key(s) {
-                    Err(problem(DiagnosticKind::KeyInEnvName))
+                    Err(problem(Rule::KeyInEnvName))
                 } else if is_env_var_name(s) {
                     Ok(EnvName(s.to_owned()))
                 } else {
-                    Err(problem(DiagnosticKind::NotAnEnvVarName))
+                    Err(problem(Rule::NotAnEnvVarName))
                 }
             }
         }
@@ -282,23 +255,12 @@ impl<'de> Deserialize<'de> for Url {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Url, E> {
                 if s.is_empty() {
-                    return Err(problem(DiagnosticKind::EmptyString));
+                    return Err(problem(Rule::EmptyString));
                 }
                 check_url(s).map_err(problem)?;
                 Ok(Url(s.to_owned()))
             }
         }
         d.deserialize_str(V)
-    }
-}
-
-/// A secret written inline under `SECRET_KEYS[I]`: always refused, its value skipped unread.
-#[derive(Debug)]
-pub(super) struct Inline<const I: usize>;
-
-impl<'de, const I: usize> Deserialize<'de> for Inline<I> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(d)?;
-        Err(problem(DiagnosticKind::InlineSecret { key: SECRET_KEYS[I].to_owned() }))
     }
 }

@@ -9,6 +9,7 @@
 
 mod files;
 mod model;
+mod rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::{NonZeroU32, NonZeroU64};
@@ -16,12 +17,13 @@ use std::time::Duration;
 
 pub use model::{AgentChain, AgentName, EnvVarName, GatewayConfig, Provider, ProviderName, RateLimit};
 
-use crate::snapshot::redact::holds_secret;
+use crate::secret::{classify_key, holds_secret, KeyClass};
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
-use crate::validate::{DiagnosticKind, Diagnostics, Problem, Problems, Schema, SerdeSchema};
+use crate::validate::{DiagnosticKind, Diagnostics, Problem, Problems, Schema, Segment, SerdeSchema};
 use crate::YamlPath;
 use files::Files;
+use rule::Rule;
 
 /// The rate limits file's stem.
 pub const RATE_LIMITS: &str = "rate_limits";
@@ -30,10 +32,6 @@ pub const AGENT_CHAINS: &str = "agent_chains";
 /// The providers file's stem.
 pub const PROVIDERS: &str = "providers";
 const STEMS: [&str; 3] = [AGENT_CHAINS, PROVIDERS, RATE_LIMITS];
-
-/// Keys under which people paste secrets; reported as inline secrets, never echoed.
-const SECRET_KEYS: &[&str] =
-    &["api_key", "apikey", "key", "token", "access_token", "secret", "password", "authorization", "bearer"];
 
 /// Default request timeout when `timeout_seconds` is absent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,7 +75,7 @@ impl Schema for GatewaySchema {
     type Config = GatewayConfig;
 
     fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<GatewayConfig, Diagnostics> {
-        let files = self.serde().validate(sources, env)?;
+        let files = self.serde().validate(sources, env).map_err(refuse_inline_secrets)?;
         Ok(config(files))
     }
 
@@ -90,6 +88,26 @@ impl Schema for GatewaySchema {
             config.rate_limits.len()
         )
     }
+}
+
+/// Turns each unknown key of a provider that names a secret (the keys whose values the diff and
+/// audit log redact, in any case and spelling: `api_key`, `API_KEY`, `apiKey`, `token`,
+/// `client_secret`; never a field of a provider, so never offered as a known key) into an inline secret (at the same place: the value was never read,
+/// and is not repeated).
+fn refuse_inline_secrets(diagnostics: Diagnostics) -> Diagnostics {
+    let mut list = diagnostics.into_vec();
+    for d in &mut list {
+        if d.file != format!("{PROVIDERS}.yaml") || d.kind.code() != "unknown-key" {
+            continue;
+        }
+        let Some(path) = d.path.as_deref().map(YamlPath::parse) else { continue };
+        if let [Segment::Key(_), Segment::Key(key)] = path.segments() {
+            if classify_key(key) == KeyClass::Secret {
+                d.kind = DiagnosticKind::Custom(Box::new(Rule::InlineSecret { key: key.clone() }.into()));
+            }
+        }
+    }
+    Diagnostics::new(list)
 }
 
 /// The connect timeout a provider gets: as written, or the default capped at its timeout.
@@ -112,19 +130,19 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
         let path = at(PROVIDERS, &name.0);
         if let Some(var) = &p.api_key_env {
             if p.enabled.0 && cx.is_clean(&path.key("enabled")) && !cx.env().is_set(&var.0) {
-                cx.report_at(path.key("api_key_env"), DiagnosticKind::MissingEnvVar { var: var.0.clone() }.into());
+                cx.report_at(path.key("api_key_env"), Rule::MissingEnvVar { var: var.0.clone() }.into());
             }
         }
         let (timeout, connect) = timeouts(p);
         let timeout_clean = cx.is_clean(&path.key("timeout_seconds"));
         if let (Some(written), true) = (p.connect_timeout_seconds, connect > timeout && timeout_clean) {
-            let kind = DiagnosticKind::OutOfRange { value: written.0.to_string(), range: "at most timeout_seconds" };
+            let kind = Rule::OutOfRange { value: written.0.to_string(), range: "at most timeout_seconds" };
             cx.report_at(path.key("connect_timeout_seconds"), kind.into());
         }
     }
     for name in files.rate_limits.keys() {
         if providers_clean && !files.providers.contains_key(name) {
-            let kind = DiagnosticKind::LimitsForUnknownProvider { name: name.0.clone() };
+            let kind = Rule::LimitsForUnknownProvider { name: name.0.clone() };
             cx.report_at(at(RATE_LIMITS, &name.0), kind.into());
         }
     }
@@ -140,15 +158,13 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
         for (p, provider) in std::iter::once((path.key("primary"), &chain.primary)).chain(fallbacks) {
             let name = provider.0.as_str();
             if !seen.insert(name) {
-                cx.report_at(p.clone(), DiagnosticKind::RepeatedInChain { name: name.to_owned() }.into());
+                cx.report_at(p.clone(), Rule::RepeatedInChain { name: name.to_owned() }.into());
             }
             let enabled_clean = cx.is_clean(&at(PROVIDERS, name).key("enabled"));
             let kind = match files.providers.get(&files::Name(name.to_owned())) {
-                None if providers_clean => {
-                    DiagnosticKind::UnknownProvider { name: name.to_owned(), known: known.clone() }
-                }
+                None if providers_clean => Rule::UnknownProvider { name: name.to_owned(), known: known.clone() },
                 Some(defined) if !defined.enabled.0 && enabled_clean => {
-                    DiagnosticKind::DisabledProvider { name: name.to_owned() }
+                    Rule::DisabledProvider { name: name.to_owned() }
                 }
                 _ => continue,
             };
@@ -208,15 +224,15 @@ fn config(files: Files) -> GatewayConfig {
 /// Refused rather than redacted: a key in a plain config file defeats the `api_key_env`
 /// indirection (it lands in the store's files, in `GET /config`, in every copy of the directory),
 /// and redacting a URL everywhere it may travel is a long tail that one miss undoes.
-fn check_url(url: &str) -> Result<(), DiagnosticKind> {
-    let invalid = |reason| DiagnosticKind::InvalidUrl { reason };
+fn check_url(url: &str) -> Result<(), Rule> {
+    let invalid = |reason| Rule::InvalidUrl { reason };
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or(invalid("must start with http:// or https://"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') || holds_secret(url) {
-        return Err(DiagnosticKind::CredentialInUrl);
+        return Err(Rule::CredentialInUrl);
     }
     if url.chars().any(char::is_whitespace) {
         return Err(invalid("must not contain spaces"));

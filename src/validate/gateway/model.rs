@@ -58,14 +58,6 @@ pub(crate) fn is_valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
-/// Whether `s` is a conventional environment variable name.
-pub(crate) fn is_env_var_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && !s.as_bytes()[0].is_ascii_digit()
-        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-}
-
 /// One provider's rate limits (`rate_limits.yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimit {

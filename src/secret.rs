@@ -1,5 +1,6 @@
-//! Redaction: decides which keys and values are secret-looking and what is shown in their place.
-//! Pure string functions; the diff and the audit log show values only through [`shown`].
+//! Secrets: the one place that knows which keys and values are secret-looking, and what is shown
+//! in their place. Shared below the pipeline's stages: validation refuses what the snapshot's diff
+//! and audit log would redact (one list, not two). Pure string functions; never touches a file.
 
 /// What is shown instead of a secret.
 pub const REDACTED: &str = "<redacted>";
@@ -100,8 +101,9 @@ pub fn classify_key(key: &str) -> KeyClass {
     }
 }
 
-/// Whether `s` looks like an environment variable name (`GROQ_API_KEY`).
-fn is_env_var_name(s: &str) -> bool {
+/// Whether `s` looks like an environment variable name (`GROQ_API_KEY`): capitals, digits and
+/// `_`, not starting with a digit, at most 128 bytes.
+pub(crate) fn is_env_var_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
@@ -123,6 +125,7 @@ pub fn looks_like_key(value: &str) -> bool {
 
 /// Whether `value` holds anything [`redact_value`] would hide: a webhook URL, a key, URL
 /// credentials or a secret query parameter. Validation refuses such a URL.
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))] // used by the gateway's rules only
 pub fn holds_secret(value: &str) -> bool {
     redact_value(value) != value
 }
