@@ -23,64 +23,89 @@ pub(super) struct Files {
     pub rate_limits: BTreeMap<Name, Limits>,
 }
 
-/// `rate_limits.yaml`: one provider's limits.
-#[derive(Debug, serde::Deserialize)]
+/// One provider's rate limits.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping")]
 pub(super) struct Limits {
+    /// Requests per minute.
     pub rpm: Positive<u32>,
+    /// Requests allowed at once after a quiet period.
     pub burst: Positive<u32>,
+    /// Tokens per minute.
     pub tokens_per_minute: Positive<u64>,
 }
 
-/// `agent_chains.yaml`: one agent's chain.
-#[derive(Debug, serde::Deserialize)]
+/// One agent's chain: the provider tried first, then the fallbacks in order. Every provider named
+/// must be defined and enabled in providers.yaml, and appear once per chain.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping")]
 pub(super) struct Chain {
+    /// The provider tried first.
     pub primary: Text,
+    /// The providers tried next, in order (default: none).
     #[serde(default)]
     pub fallbacks: Vec<Text>,
 }
 
-/// `providers.yaml`: one provider.
-#[derive(Debug, serde::Deserialize)]
+/// One provider the gateway can call. A provider without `api_key_env` is keyless (a local
+/// server); never write a key in the file.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping")]
 pub(super) struct ProviderDoc {
+    /// Whether the gateway may call this provider (default: true). An enabled provider whose
+    /// `api_key_env` variable is unset is rejected.
     #[serde(default)]
     pub enabled: Flag,
+    /// The NAME of the environment variable that holds the API key (never the key itself).
     pub api_key_env: Option<EnvName>,
+    /// The model to request.
     pub model: Text,
+    /// The API's base URL, `http://` or `https://`, without credentials.
     pub base_url: Url,
+    /// Seconds a request may take (default: 30).
     pub timeout_seconds: Option<Seconds>,
+    /// Seconds connecting may take (default: 10, at most `timeout_seconds`).
     pub connect_timeout_seconds: Option<Seconds>,
+    /// Retries after a failed request (default: 2).
     pub max_retries: Option<Retries>,
     // Keys under which people paste secrets: refused, their values never read into anything.
-    // Never read: a config holding one is rejected.
+    // Never read: a config holding one is rejected. Left out of the JSON Schema, whose
+    // `additionalProperties: false` refuses them there too.
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     api_key: Option<Inline<0>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     apikey: Option<Inline<1>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     key: Option<Inline<2>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     token: Option<Inline<3>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     access_token: Option<Inline<4>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     secret: Option<Inline<5>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     password: Option<Inline<6>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     authorization: Option<Inline<7>>,
     #[allow(dead_code)]
     #[serde(default)]
+    #[schemars(skip)]
     bearer: Option<Inline<8>>,
 }
 
