@@ -170,7 +170,7 @@ fn schema_and_validation_agree_on_the_shipped_files_and_broken_edits() {
         assert!(from.is_empty() || edited != shipped(file), "`{from}` is not in {file}.yaml");
         let by_schema = checkers.iter().find(|(s, _)| *s == file).unwrap().1.check(&edited);
         let sources = Sources::from_files(FILES.iter().map(|&stem| {
-            SourceFile::new(&format!("{stem}.yaml"), if stem == file { edited.clone() } else { shipped(stem) })
+            SourceFile::new(format!("{stem}.yaml"), if stem == file { edited.clone() } else { shipped(stem) })
         }));
         let by_hotconf = validate_config(sources, &MapEnv::new()).map(drop).map_err(|d| d.to_string());
         let case = format!("{file}.yaml: `{from}` -> `{to}`");
