@@ -61,6 +61,8 @@ pub mod components;
 mod live;
 pub mod publish;
 pub mod reload;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod secret;
 pub mod snapshot;
 pub mod source;

@@ -33,7 +33,7 @@ fn invalid_config_exits_1_with_every_diagnostic() {
     assert_eq!(
         lines,
         [
-            "providers.yaml:21:3: groq.api_key_env: environment variable GROQ_API_KEY is not set or empty",
+            "providers.yaml:22:3: groq.api_key_env: environment variable GROQ_API_KEY is not set or empty",
             "rate_limits.yaml:1:1: local: missing required key `burst`",
             "rate_limits.yaml:2:3: local.rpm: must be a positive integer, got 0",
             "rate_limits.yaml:3:3: local.burts: unknown key `burts`",

@@ -18,6 +18,7 @@ mod reload;
 mod run;
 mod run_defects;
 mod run_recovery;
+mod schema;
 mod secrets;
 mod service;
 mod snapshot_store;

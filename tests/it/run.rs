@@ -260,7 +260,7 @@ fn refuses_to_start_on_an_invalid_config() {
         (
             &json!("rate_limits.yaml"),
             &json!("local.rpm"),
-            &json!(5),
+            &json!(6),
             &json!(3),
             &json!("must be a positive integer, got 0")
         ),
@@ -272,7 +272,7 @@ fn refuses_to_start_on_an_invalid_config() {
     let out = crate::support::hotconf(&["run", "--config", c, "--snapshots", st, "--admin-addr", "off"], &[]);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("rate_limits.yaml:5:3: local.rpm: must be a positive integer, got 0"), "{stderr}");
+    assert!(stderr.contains("rate_limits.yaml:6:3: local.rpm: must be a positive integer, got 0"), "{stderr}");
     assert!(stderr.contains("refusing to start"), "{stderr}");
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }

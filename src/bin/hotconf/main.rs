@@ -10,6 +10,7 @@ mod jsonlog;
 mod logfmt;
 mod rollback;
 mod run;
+mod schema;
 mod store;
 mod validate;
 mod wait;
@@ -179,6 +180,17 @@ enum Command {
         #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
         admin_token_env: String,
     },
+    /// Print the JSON Schema (draft 2020-12) of a config file, for editors: FILE is
+    /// `rate_limits`, `agent_chains` or `providers` (`.yaml` optional); without FILE, all three in
+    /// one object keyed by file name.
+    Schema {
+        /// The config file.
+        file: Option<String>,
+        /// Write each file's schema as DIR/<stem>.schema.json instead of printing (how the
+        /// repository's schemas/ is regenerated).
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
 }
 
 /// `--no-env` and `--env-file` of `diff`, which only a candidate directory uses.
@@ -248,6 +260,7 @@ fn main() -> ExitCode {
             };
             rollback::run(version, &config, &snapshots, mode)
         }
+        Command::Schema { file, write } => schema::run(file.as_deref(), write.as_deref()),
     };
     exit.into()
 }

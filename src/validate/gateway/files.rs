@@ -25,35 +25,50 @@ pub(super) struct Files {
     pub rate_limits: BTreeMap<Name, Limits>,
 }
 
-/// `rate_limits.yaml`: one provider's limits.
-#[derive(Debug, serde::Deserialize)]
+/// One provider's rate limits.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping")]
 pub(super) struct Limits {
+    /// Requests per minute.
     pub rpm: Positive<u32>,
+    /// Requests allowed at once after a quiet period.
     pub burst: Positive<u32>,
+    /// Tokens per minute.
     pub tokens_per_minute: Positive<u64>,
 }
 
-/// `agent_chains.yaml`: one agent's chain.
-#[derive(Debug, serde::Deserialize)]
+/// One agent's chain: the provider tried first, then the fallbacks in order. Every provider named
+/// must be defined and enabled in providers.yaml, and appear once per chain.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping")]
 pub(super) struct Chain {
+    /// The provider tried first.
     pub primary: Text,
+    /// The providers tried next, in order (default: none).
     #[serde(default)]
     pub fallbacks: Vec<Text>,
 }
 
-/// `providers.yaml`: one provider.
-#[derive(Debug, serde::Deserialize)]
+/// One provider the gateway can call. A provider without `api_key_env` is keyless (a local
+/// server); never write a key in the file.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping")]
 pub(super) struct ProviderDoc {
+    /// Whether the gateway may call this provider (default: true). An enabled provider whose
+    /// `api_key_env` variable is unset is rejected.
     #[serde(default)]
     pub enabled: Flag,
+    /// The NAME of the environment variable that holds the API key (never the key itself).
     pub api_key_env: Option<EnvName>,
+    /// The model to request.
     pub model: Text,
+    /// The API's base URL, `http://` or `https://`, without credentials.
     pub base_url: Url,
+    /// Seconds a request may take (default: 30).
     pub timeout_seconds: Option<Seconds>,
+    /// Seconds connecting may take (default: 10, at most `timeout_seconds`).
     pub connect_timeout_seconds: Option<Seconds>,
+    /// Retries after a failed request (default: 2).
     pub max_retries: Option<Retries>,
 }
 

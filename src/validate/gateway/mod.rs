@@ -10,6 +10,7 @@
 mod files;
 mod model;
 mod rule;
+mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::{NonZeroU32, NonZeroU64};
@@ -63,6 +64,15 @@ impl GatewaySchema {
     /// The file names this schema reads.
     pub fn file_names() -> Vec<String> {
         STEMS.iter().map(|s| format!("{s}.yaml")).collect()
+    }
+
+    /// Each file's JSON Schema (draft 2020-12), keyed by file name (`rate_limits.yaml`, …),
+    /// generated from the types that validate it: for editors, which check and complete as one
+    /// types (`hotconf schema` prints them). A schema checks one file on its own: the cross-file
+    /// rules (a chain naming an unknown provider) and the checks needing
+    /// the environment are validation's alone.
+    pub fn json_schemas() -> BTreeMap<String, serde_json::Value> {
+        schema::documents()
     }
 
     /// The library's serde path over the three files, with the gateway's rules.
