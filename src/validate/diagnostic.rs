@@ -72,7 +72,18 @@ pub enum DiagnosticKind {
     DuplicateKey {
         /// The key.
         key: String,
+        /// Where the key first appears (1-based line and column), when found; the diagnostic
+        /// points at the second.
+        first: Option<(u32, u32)>,
     },
+    /// A flow collection (`[` or `{`) that is never closed; the diagnostic points where it opens.
+    UnclosedFlow {
+        /// The bracket that opens it.
+        open: char,
+    },
+    /// A merge key (`<<: *defaults`), which hotconf refuses: its result is easy to misread and
+    /// YAML 1.2 dropped it.
+    MergeKey,
     /// Nesting deeper than the parser allows (a deep or malicious document).
     TooDeep,
     /// Aliases expand to more nodes than the parser allows (an "alias bomb").
@@ -143,7 +154,10 @@ pub enum DiagnosticKind {
     UnknownProvider {
         /// The provider.
         name: String,
-        /// The providers that exist: the first ten by name, then `…` when there are more.
+        /// The defined provider closest to `name`, when one is close enough to be a typo.
+        suggestion: Option<String>,
+        /// Without a suggestion, the providers that exist: the first ten by name, then `…` when
+        /// there are more.
         known: Vec<String>,
     },
     /// A chain names a provider that is disabled.
@@ -189,6 +203,8 @@ impl DiagnosticKind {
             MultipleDocuments => "multiple-documents",
             Syntax { .. } => "syntax",
             DuplicateKey { .. } => "duplicate-key",
+            UnclosedFlow { .. } => "unclosed-flow",
+            MergeKey => "merge-key",
             TooDeep => "too-deep",
             AliasExpansion => "alias-expansion",
             TooManyNodes => "too-many-nodes",
@@ -213,6 +229,27 @@ impl DiagnosticKind {
         }
     }
 
+    /// Whether the diagnostic is about a value (its column points at the value) rather than
+    /// about a key or a file (its column points at the key).
+    pub fn points_at_value(&self) -> bool {
+        !matches!(
+            self.code(),
+            "unknown-key"
+                | "missing-key"
+                | "duplicate-key"
+                | "inline-secret"
+                | "limits-for-unknown-provider"
+                | "more-problems"
+                | "missing-file"
+                | "unexpected-file"
+        )
+    }
+
+    /// Whether the source line it points at may hold a secret, so a renderer must not show it.
+    pub fn may_show_secret(&self) -> bool {
+        matches!(self.code(), "inline-secret" | "credential-in-url" | "key-in-env-name" | "not-an-env-var-name")
+    }
+
     /// What the person should do, when there is something specific to say.
     pub fn help(&self) -> Option<String> {
         use DiagnosticKind::*;
@@ -226,7 +263,15 @@ impl DiagnosticKind {
             NotUtf8 => "save the file as UTF-8".into(),
             EmptyFile => "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into(),
             MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
-            DuplicateKey { .. } => "remove one of the two entries".into(),
+            DuplicateKey { first: Some((line, _)), .. } => {
+                format!("keep one of the two: delete this entry or the one on line {line}")
+            }
+            DuplicateKey { first: None, .. } => "keep one of the two entries and delete the other".into(),
+            UnclosedFlow { open } => format!(
+                "close it with `{}`, or write the items as a block list (`- item` lines)",
+                if *open == '[' { ']' } else { '}' }
+            ),
+            MergeKey => "write the keys out in this mapping (hotconf does not support `<<` merges)".into(),
             TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
             TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),
             UnknownKey { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
@@ -248,7 +293,11 @@ impl DiagnosticKind {
                 "`api_key_env` holds the NAME of an environment variable (capitals, digits, `_`, e.g. GROQ_API_KEY), never the key itself".into()
             }
             MissingEnvVar { var } => format!("set {var} in the service's environment, or set `enabled: false`"),
-            UnknownProvider { known, .. } => format!("define it in providers.yaml; known providers: {}", known.join(", ")),
+            UnknownProvider { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
+            UnknownProvider { known, .. } if known.is_empty() => "define it in providers.yaml first".into(),
+            UnknownProvider { known, .. } => {
+                format!("use a provider defined in providers.yaml ({}), or define this one there", known.join(", "))
+            }
             DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
             RepeatedInChain { .. } => "list each provider once per chain".into(),
             LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
@@ -276,7 +325,9 @@ impl fmt::Display for DiagnosticKind {
             EmptyFile => f.write_str("file is empty"),
             MultipleDocuments => f.write_str("file holds more than one YAML document"),
             Syntax { message } => write!(f, "YAML syntax error: {message}"),
-            DuplicateKey { key } => write!(f, "duplicate key `{key}`"),
+            DuplicateKey { key, .. } => write!(f, "duplicate key `{key}`"),
+            UnclosedFlow { open } => write!(f, "this `{open}` is never closed"),
+            MergeKey => f.write_str("merge keys (`<<`) are not supported"),
             TooDeep => write!(f, "nesting is too deep (more than {} levels)", super::prescan::MAX_DEPTH),
             AliasExpansion => write!(
                 f,

@@ -392,7 +392,7 @@ fn kind_of(found: &Found) -> DiagnosticKind {
     let message = de::message(&found.kind);
     let problem = match &found.kind {
         DeKind::MissingField(key) => return DiagnosticKind::MissingKey { key },
-        DeKind::DuplicateField(key) => return DiagnosticKind::DuplicateKey { key: (*key).to_owned() },
+        DeKind::DuplicateField(key) => return DiagnosticKind::DuplicateKey { key: (*key).to_owned(), first: None },
         DeKind::UnknownField { field, expected } => {
             let help = match did_you_mean(field, expected.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
