@@ -984,7 +984,6 @@ mod tests {
                     "greting: unknown key `greting`",
                     "limits.burts: unknown key `burts`",
                     "limits.rpm: expected u32, found a string",
-                    "limits: missing required key `burst`",
                     "mode: unknown variant `slow`, expected one of `fast`, `safe`",
                     "tags[1]: invalid value number `300`: expected u8",
                     "tags[2]: invalid value number `-1`: expected u8",

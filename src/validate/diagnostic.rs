@@ -237,6 +237,7 @@ impl DiagnosticKind {
             "unknown-key"
                 | "missing-key"
                 | "duplicate-key"
+                | "merge-key"
                 | "inline-secret"
                 | "limits-for-unknown-provider"
                 | "more-problems"
@@ -267,10 +268,8 @@ impl DiagnosticKind {
                 format!("keep one of the two: delete this entry or the one on line {line}")
             }
             DuplicateKey { first: None, .. } => "keep one of the two entries and delete the other".into(),
-            UnclosedFlow { open } => format!(
-                "close it with `{}`, or write the items as a block list (`- item` lines)",
-                if *open == '[' { ']' } else { '}' }
-            ),
+            UnclosedFlow { open: '[' } => "close it with `]`, or write the items as a block list (`- item` lines)".into(),
+            UnclosedFlow { .. } => "close it with `}`, or write the entries as a block mapping (`key: value` lines)".into(),
             MergeKey => "write the keys out in this mapping (hotconf does not support `<<` merges)".into(),
             TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
             TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),

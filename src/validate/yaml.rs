@@ -458,12 +458,12 @@ fn locate_in(lines: &[Line<'_>], path: &YamlPath, want_value: bool) -> Option<(u
     for (depth, segment) in path.segments().iter().enumerate() {
         let Some(first) = block.first() else {
             // A flow collection on the line of the node found last.
-            let (line, at) = value?;
+            let Some((line, at)) = value else { return found };
             let text = &line.content[at..];
             if !text.starts_with(['[', '{']) {
                 return found;
             }
-            let offset = flow_offset(text, &path.segments()[depth..], want_value)?;
+            let Some(offset) = flow_offset(text, &path.segments()[depth..], want_value) else { return found };
             return Some((line.number, line.indent as u32 + column_at(line.content, at + offset)));
         };
         let indent = first.indent;
@@ -568,13 +568,51 @@ mod tests {
     #[test]
     fn duplicate_keys_after_multibyte_characters_are_located_without_panicking() {
         let cases: &[(&str, Option<(u32, u32)>)] =
-            &[("ééé: {x: 1, x: 2}\n", Some((1, 6))), ("a:\n  é: 1\n  é: 2\n", Some((3, 3)))];
+            &[("ééé: {x: 1, x: 2}\n", Some((1, 13))), ("a:\n  é: 1\n  é: 2\n", Some((3, 3)))];
         for (text, position) in cases {
             let file = SourceFile::new("f.yaml", *text);
             let d = parse_file(&file, 1 << 20).unwrap_err();
             assert_eq!(d.kind.code(), "duplicate-key", "{text}");
             assert_eq!(d.line.zip(d.column), *position, "{text}");
         }
+    }
+
+    #[test]
+    fn locates_values_and_flow_collections() {
+        let text = "a:\n  rpm: 30 # c\n  fallbacks: [x, \"y z\", w]\n  nested: {k: [1, {m: 2}], j: v}\nlist:\n  - [p, q]\n";
+        type Case<'a> = (&'a [&'a str], bool, Option<(u32, u32)>);
+        let cases: &[Case<'_>] = &[
+            (&["a", "rpm"], false, Some((2, 3))),
+            (&["a", "rpm"], true, Some((2, 8))),
+            (&["a", "fallbacks", "0"], false, Some((3, 15))),
+            (&["a", "fallbacks", "1"], false, Some((3, 18))),
+            (&["a", "fallbacks", "2"], true, Some((3, 25))),
+            (&["a", "fallbacks", "9"], false, Some((3, 3))),
+            (&["a", "nested", "k", "1", "m"], true, Some((4, 23))),
+            (&["a", "nested", "j"], false, Some((4, 28))),
+            (&["a", "nested", "j"], true, Some((4, 31))),
+            (&["a", "absent"], true, Some((1, 1))),
+        ];
+        for (segments, value, expected) in cases {
+            let found = if *value { locate_value(text, &path(segments)) } else { locate(text, &path(segments)) };
+            assert_eq!(found, *expected, "{segments:?} value={value}");
+        }
+    }
+
+    #[test]
+    fn unclosed_flow_is_reported_where_it_opens_and_merge_keys_are_refused() {
+        let cases: &[(&str, &str, (u32, u32))] = &[
+            ("a: 1\nb: [x, y\nc: 2\n", "unclosed-flow", (2, 4)),
+            ("a:\n  b: {x: [1, 2]\n", "unclosed-flow", (2, 6)),
+            ("base: &b\n  x: 1\nc:\n  <<: *b\n", "merge-key", (4, 3)),
+            ("a: 1\na: 2\n", "duplicate-key", (2, 1)),
+        ];
+        for (text, code, position) in cases {
+            let d = parse_file(&SourceFile::new("f.yaml", *text), 1 << 20).unwrap_err();
+            assert_eq!((d.kind.code(), d.line.zip(d.column)), (*code, Some(*position)), "{text}");
+        }
+        let d = parse_file(&SourceFile::new("f.yaml", "a: 1\nb: 2\na: 3\n"), 1 << 20).unwrap_err();
+        assert_eq!(d.kind, DiagnosticKind::DuplicateKey { key: "a".into(), first: Some((1, 1)) });
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn one(d: &Diagnostic, dir: Option<&Path>, text: Option<&str>, renderer: &Render
         let mut s = Snippet::source(&parts.source).line_start(parts.line_start as usize).origin(&origin).fold(true);
         s = s.annotation(Level::Error.span(parts.span.clone()).label(&path_label));
         if let Some(first) = &parts.first {
-            s = s.annotation(Level::Info.span(first.clone()).label("first written here"));
+            s = s.annotation(Level::Error.span(first.clone()).label("first written here"));
         }
         m = m.snippet(s);
     }
