@@ -579,7 +579,8 @@ mod tests {
 
     #[test]
     fn locates_values_and_flow_collections() {
-        let text = "a:\n  rpm: 30 # c\n  fallbacks: [x, \"y z\", w]\n  nested: {k: [1, {m: 2}], j: v}\nlist:\n  - [p, q]\n";
+        let text =
+            "a:\n  rpm: 30 # c\n  fallbacks: [x, \"y z\", w]\n  nested: {k: [1, {m: 2}], j: v}\nlist:\n  - [p, q]\n";
         type Case<'a> = (&'a [&'a str], bool, Option<(u32, u32)>);
         let cases: &[Case<'_>] = &[
             (&["a", "rpm"], false, Some((2, 3))),
