@@ -257,10 +257,12 @@ impl DiagnosticKind {
         Some(match self {
             Custom(problem) => return problem.help().map(str::to_owned),
             MissingFile => "create the file; hotconf needs all config files to validate them together".into(),
-            UnexpectedFile { expected } => format!("hotconf reads {}; move or rename this file", expected.join(", ")),
-            ConflictingFiles { .. } => "keep one of the two files".into(),
-            TooLarge { .. } => "config files this large are refused before parsing; split or trim the file".into(),
-            NotRegularFile { .. } => "hotconf reads only regular files (or symlinks to them), never a pipe, socket, device or directory; replace it with a regular file or remove it".into(),
+            UnexpectedFile { expected } => {
+                format!("move it out of the config directory, or rename it to one of {}", expected.join(", "))
+            }
+            ConflictingFiles { .. } => "keep one of the two files and delete the other".into(),
+            TooLarge { .. } => "trim the file under the limit: remove entries it does not need".into(),
+            NotRegularFile { .. } => "replace it with a regular file (or a symlink to one), or remove it".into(),
             NotUtf8 => "save the file as UTF-8".into(),
             EmptyFile => "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into(),
             MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
@@ -271,11 +273,12 @@ impl DiagnosticKind {
             UnclosedFlow { open: '[' } => "close it with `]`, or write the items as a block list (`- item` lines)".into(),
             UnclosedFlow { .. } => "close it with `}`, or write the entries as a block mapping (`key: value` lines)".into(),
             MergeKey => "write the keys out in this mapping (hotconf does not support `<<` merges)".into(),
-            TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
-            TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),
+            TooDeep => "flatten the document: real configs nest a few levels".into(),
+            AliasExpansion => "write the values out instead of repeating aliases, and never use an alias inside the node it names".into(),
+            TooManyNodes => "trim the file: remove entries it does not need".into(),
             UnknownKey { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
             UnknownKey { suggestion: None, .. } => "remove it, or check the config reference in README.md".into(),
-            MissingKey { key } => format!("add `{key}`"),
+            MissingKey { key } => format!("add `{key}: …` to this mapping"),
             NotPositive { .. } => "use a whole number of 1 or more".into(),
             InvalidName => "use letters, digits, `_`, `-` or `.`".into(),
             InvalidUrl { .. } => "write it as http://host[:port][/path] or https://…".into(),
@@ -297,17 +300,40 @@ impl DiagnosticKind {
             UnknownProvider { known, .. } => {
                 format!("use a provider defined in providers.yaml ({}), or define this one there", known.join(", "))
             }
-            DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
-            RepeatedInChain { .. } => "list each provider once per chain".into(),
+            DisabledProvider { .. } => "set `enabled: true` for it in providers.yaml, or remove it from the chain".into(),
+            RepeatedInChain { .. } => "remove this entry; the chain already tries it earlier".into(),
             LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
             MoreProblems { .. } => "fix the problems listed first; each file lists its first 100".into(),
             Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
             Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
-            WrongType { expected, .. } => format!("write {expected} here"),
-            OutOfRange { range, .. } => format!("allowed values: {range}"),
+            WrongType { expected, found } => return wrong_type_help(expected, found),
+            OutOfRange { range, .. } if range.starts_with(|c: char| c.is_ascii_digit()) => {
+                format!("use a value from {range}")
+            }
+            OutOfRange { range, .. } => format!("use a value {range}"),
             EmptyString => "give a value, or remove the key to use its default".into(),
         })
     }
+}
+
+/// What to do about a value of the wrong type, when there is more to say than the message's
+/// "expected …, found …".
+pub(crate) fn wrong_type_help(expected: &str, found: &str) -> Option<String> {
+    let numeric = ["integer", "number", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64"];
+    let help = if found == "a string" && numeric.iter().any(|n| expected.contains(n)) {
+        "write the number without quotes"
+    } else if found == "a string" && (expected.contains("true or false") || expected.contains("bool")) {
+        "write `true` or `false`, without quotes"
+    } else if expected == "a mapping" {
+        "write `key: value` lines indented under the key"
+    } else if expected == "a list" {
+        "write `- item` lines indented under the key, or `[a, b]`"
+    } else if expected == "a string" {
+        "write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)"
+    } else {
+        return None;
+    };
+    Some(help.to_owned())
 }
 
 impl fmt::Display for DiagnosticKind {
@@ -337,7 +363,7 @@ impl fmt::Display for DiagnosticKind {
             UnknownKey { key, .. } => write!(f, "unknown key `{key}`"),
             MissingKey { key } => write!(f, "missing required key `{key}`"),
             NotPositive { value } => write!(f, "must be a positive integer, got {value}"),
-            OutOfRange { value, range } => write!(f, "{value} is out of range ({range})"),
+            OutOfRange { value, .. } => write!(f, "{value} is out of range"),
             InvalidName => f.write_str("invalid name"),
             EmptyString => f.write_str("must not be empty"),
             InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
@@ -426,7 +452,7 @@ impl Problem {
     /// struct App { pairs: Even }
     /// let sources = Sources::from_files([SourceFile::new("app.yaml", "pairs: 3\n")]);
     /// let errors = validate_with(&SerdeSchema::<App>::file("app.yaml"), sources, &MapEnv::new()).unwrap_err();
-    /// assert_eq!(errors.to_string(), "app.yaml:1:1: pairs: 3 is odd\n  help: use an even number");
+    /// assert_eq!(errors.to_string(), "app.yaml:1:8: pairs: 3 is odd\n  help: use an even number");
     /// assert_eq!(errors.as_slice()[0].kind.code(), "odd");
     /// ```
     pub fn into_de_error<E: serde::de::Error>(self) -> E {

@@ -152,6 +152,8 @@ impl<'a> ParsedFile<'a> {
 /// [`MAX_NODES`](super::prescan::MAX_NODES) nodes in all (all found by a linear pre-scan before the
 /// parser runs), syntax errors, duplicate keys, empty files (nothing but comments or
 /// whitespace), several documents.
+// The error is one diagnostic, made once per refused file: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
     let name = file.name();
     let bytes = match file.body() {

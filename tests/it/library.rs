@@ -59,11 +59,11 @@ fn one_file_reports_every_problem_at_once() {
         (
             "greeting: hi\nworkers: -1\nmode: carefull\ntimeout_ms: soon\nroutes:\n  - prefix: /a\n    targte: b\n  - prefix: 3\n    target: c\nweights:\n  a: heavy\n",
             &[
-                "app.yaml:2:10: workers: invalid value number `-1`: expected a nonzero u32 | help: write a nonzero u32 here",
+                "app.yaml:2:10: workers: invalid value number `-1`: expected a nonzero u32 | help: use a whole number of 1 or more",
                 "app.yaml:3:7: mode: unknown variant `carefull`, expected one of `fast`, `careful` | help: did you mean `careful`?",
-                "app.yaml:4:13: timeout_ms: expected u64, found a string | help: write u64 here",
+                "app.yaml:4:13: timeout_ms: expected u64, found a string | help: write the number without quotes",
                 "app.yaml:7:5: routes[0].targte: unknown key `targte` | help: did you mean `target`?",
-                "app.yaml:11:6: weights.a: expected f64, found a string | help: write f64 here",
+                "app.yaml:11:6: weights.a: expected f64, found a string | help: write the number without quotes",
             ],
         ),
         (
@@ -151,14 +151,14 @@ fn a_directory_is_a_mapping_from_file_stem_to_document() {
         (
             &[("server.yaml", "port: 99999\ntoken_env: TOKEN\n"), ("routes.yaml", "a: [1]\nb: c\n")],
             &[
-                "routes.yaml:1:4: a: expected a string, found a list | help: write a string here",
-                "server.yaml:1:7: port: invalid value number `99999`: expected u16 | help: write u16 here",
+                "routes.yaml:1:4: a: expected a string, found a list | help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)",
+                "server.yaml:1:7: port: invalid value number `99999`: expected u16 | help: use a whole number from 0 to 65535",
             ],
         ),
         // A file that does not parse is reported once, and the others are still judged.
         (
             &[("server.yaml", "port: [\n"), ("routes.yaml", "a: 1\nb: [x]\n")],
-            &["routes.yaml:2:4: b: expected a string, found a list | help: write a string here"],
+            &["routes.yaml:2:4: b: expected a string, found a list | help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)"],
         ),
         // The user's rules, located in the right file.
         (
@@ -245,7 +245,7 @@ fn an_invalid_start_lists_every_problem() {
     assert_eq!(
         error.to_string(),
         "the initial config is invalid:\n\
-         small.yaml:1:10: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here\n\
+         small.yaml:1:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more\n\
          small.yaml:2:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
     );
 }

@@ -63,7 +63,7 @@ fn validate_refuses_a_fifo_promptly_and_names_it() {
     let stdout = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(FIFO_MESSAGE), "{stdout}");
-    assert!(stdout.contains("help: hotconf reads only regular files"), "{stdout}");
+    assert!(stdout.contains("help: replace it with a regular file"), "{stdout}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 
     let (out, _) = hotconf_bounded(&["validate", "--config", dir, "--format", "json"]);
