@@ -69,7 +69,7 @@ fn one_file_reports_every_problem_at_once() {
         (
             "workers: 2\nextra: 1\n",
             &[
-                "app.yaml: missing required key `greeting` | help: add `greeting`",
+                "app.yaml: missing required key `greeting` | help: add `greeting: …` to this mapping",
                 "app.yaml:2:1: extra: unknown key `extra` | help: remove it; the keys here are `greeting`, `workers`, `mode`, `timeout_ms`, `routes`, `weights`",
             ],
         ),
@@ -146,7 +146,7 @@ fn a_directory_is_a_mapping_from_file_stem_to_document() {
         ),
         (
             &[server, routes, ("routes.yml", "a: b\n")],
-            &["routes.yml: conflicts with routes.yaml | help: keep one of the two files"],
+            &["routes.yml: conflicts with routes.yaml | help: keep one of the two files and delete the other"],
         ),
         (
             &[("server.yaml", "port: 99999\ntoken_env: TOKEN\n"), ("routes.yaml", "a: [1]\nb: c\n")],
