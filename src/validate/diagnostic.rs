@@ -324,6 +324,8 @@ pub(crate) fn wrong_type_help(expected: &str, found: &str) -> Option<String> {
         "write the number without quotes"
     } else if found == "a string" && (expected.contains("true or false") || expected.contains("bool")) {
         "write `true` or `false`, without quotes"
+    } else if ["integer", "u8", "u16", "u32", "u64", "i32", "i64"].iter().any(|n| expected.contains(n)) {
+        "write a whole number, such as `30`"
     } else if expected == "a mapping" {
         "write `key: value` lines indented under the key"
     } else if expected == "a list" {
