@@ -191,4 +191,10 @@ fn no_secret_on_screen_even_in_colour() {
         assert_no_canary(&stdout);
         assert_no_canary(&stderr);
     }
+    // A key pasted under `api_key_env` in a list (a wrong type, shown with its line): masked.
+    let work = broken(&[("providers.yaml", "  api_key_env: GROQ_API_KEY", &format!("  api_key_env: [{CANARY}]"))]);
+    let (code, _, stderr) = validate(work.path(), &[], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("api_key_env: ***"), "{stderr}");
+    assert_no_canary(&stderr);
 }

@@ -179,9 +179,15 @@ fn token_len(rest: &str) -> usize {
 fn mask(line: &str) -> String {
     let lower = line.to_ascii_lowercase();
     let (key, value) = lower.split_once(':').unwrap_or(("", &lower));
+    // A variable's name (`api_key_env: GROQ_API_KEY`) is shown; anything else under such a key is not.
+    let names_a_variable = key.trim().ends_with("_env") && {
+        let v = line.split_once(':').map_or("", |(_, v)| v).trim();
+        v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+            && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    };
     let secret_key =
         ["key", "token", "secret", "password", "passwd", "credential", "auth"].iter().any(|w| key.contains(w))
-            && !key.trim().ends_with("_env");
+            && !names_a_variable;
     let secret_value = value.contains("://") && value.split("://").nth(1).is_some_and(|v| v.contains('@'))
         || ["key=", "token=", "secret=", "password=", "sig="].iter().any(|w| value.contains(w));
     if !(secret_key || secret_value) {
@@ -202,6 +208,8 @@ mod tests {
         let cases = [
             ("  api_key: sk-live-123", "  api_key: ***"),
             ("  api_key_env: GROQ_API_KEY", "  api_key_env: GROQ_API_KEY"),
+            ("  api_key_env: [sk-live-123]", "  api_key_env: ***"),
+            ("  token_env: 12345", "  token_env: ***"),
             ("  base_url: https://u:p@host/v1", "  base_url: ***"),
             ("  base_url: https://host/v1?key=abc", "  base_url: ***"),
             ("  rpm: 30", "  rpm: 30"),
