@@ -498,6 +498,10 @@ fn locate_in(lines: &[Line<'_>], path: &YamlPath, want_value: bool) -> Option<(u
                 } else {
                     found = Some((item.number, item.indent as u32 + 1));
                     value = Some((item, 0));
+                    if item.content.starts_with(['[', '{']) && child.len() == 1 {
+                        // A flow collection as the item (`- [a, b]`): looked into on its line.
+                        child.clear();
+                    }
                 }
                 std::borrow::Cow::Owned(child)
             }
@@ -595,6 +599,7 @@ mod tests {
             (&["a", "nested", "j"], false, Some((4, 28))),
             (&["a", "nested", "j"], true, Some((4, 31))),
             (&["a", "absent"], true, Some((1, 1))),
+            (&["list", "0", "1"], false, Some((6, 9))),
         ];
         for (segments, value, expected) in cases {
             let found = if *value { locate_value(text, &path(segments)) } else { locate(text, &path(segments)) };
