@@ -26,7 +26,7 @@
 //! match live.events().recv_timeout(std::time::Duration::from_secs(10))? {
 //!     hotconf::ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
 //!         diagnostics.to_string(),
-//!         "app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here"
+//!         "app.yaml:2:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more"
 //!     ),
 //!     other => panic!("{other:?}"),
 //! }

@@ -179,22 +179,31 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = 
         .map(|(_, c)| c)
 }
 
+/// Edit distance counting a swap of two neighbours as one edit (`rmp` is one from `rpm`): the
+/// optimal string alignment distance.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    if a.chars().count() > 64 || b.len() > 64 {
+    if a.len() > 64 || b.len() > 64 {
         return usize::MAX;
     }
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
-            prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[derive(Default)]
@@ -318,7 +327,7 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
                     value: None,
                     partial: Some(value),
                     changed,
-                    found: session.found,
+                    found: one_per_mistake(session.found),
                     more: session.more,
                 };
             }
@@ -336,7 +345,23 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
     }
     let session = cx.into_inner();
     let changed = session.changed();
-    Outcome { value: None, partial: None, changed, found: session.found, more: session.more }
+    Outcome { value: None, partial: None, changed, found: one_per_mistake(session.found), more: session.more }
+}
+
+/// Drops a "missing `rpm`" whose mapping holds an unknown key close to it (`rmp`): one mistake,
+/// one problem, the unknown key's "did you mean `rpm`?".
+fn one_per_mistake(found: Vec<Found>) -> Vec<Found> {
+    let misspelt = |path: &YamlPath, field: &str| {
+        found.iter().any(|f| match (&f.kind, f.path.split_last()) {
+            (DeKind::UnknownField { field: typo, .. }, Some((parent, _))) => {
+                parent == *path && did_you_mean(typo, [field]).is_some()
+            }
+            _ => false,
+        })
+    };
+    let keep: Vec<bool> =
+        found.iter().map(|f| !matches!(f.kind, DeKind::MissingField(field) if misspelt(&f.path, field))).collect();
+    found.into_iter().zip(keep).filter_map(|(f, k)| k.then_some(f)).collect()
 }
 
 /// Locates a fresh error at `path`.
@@ -959,7 +984,6 @@ mod tests {
                     "greting: unknown key `greting`",
                     "limits.burts: unknown key `burts`",
                     "limits.rpm: expected u32, found a string",
-                    "limits: missing required key `burst`",
                     "mode: unknown variant `slow`, expected one of `fast`, `safe`",
                     "tags[1]: invalid value number `300`: expected u8",
                     "tags[2]: invalid value number `-1`: expected u8",

@@ -67,7 +67,18 @@ pub enum DiagnosticKind {
     DuplicateKey {
         /// The key.
         key: String,
+        /// Where the key first appears (1-based line and column), when found; the diagnostic
+        /// points at the second.
+        first: Option<(u32, u32)>,
     },
+    /// A flow collection (`[` or `{`) that is never closed; the diagnostic points where it opens.
+    UnclosedFlow {
+        /// The bracket that opens it.
+        open: char,
+    },
+    /// A merge key (`<<: *defaults`), which hotconf refuses: its result is easy to misread and
+    /// YAML 1.2 dropped it.
+    MergeKey,
     /// Nesting deeper than the parser allows (a deep or malicious document).
     TooDeep,
     /// Aliases expand to more nodes than the parser allows (an "alias bomb").
@@ -107,6 +118,8 @@ impl DiagnosticKind {
             MultipleDocuments => "multiple-documents",
             Syntax { .. } => "syntax",
             DuplicateKey { .. } => "duplicate-key",
+            UnclosedFlow { .. } => "unclosed-flow",
+            MergeKey => "merge-key",
             TooDeep => "too-deep",
             AliasExpansion => "alias-expansion",
             TooManyNodes => "too-many-nodes",
@@ -115,27 +128,91 @@ impl DiagnosticKind {
         }
     }
 
+    /// Whether the diagnostic is about a value (its column points at the value) rather than
+    /// about a key or a file (its column points at the key).
+    pub fn points_at_value(&self) -> bool {
+        !matches!(
+            self.code(),
+            "unknown-key"
+                | "missing-key"
+                | "duplicate-key"
+                | "merge-key"
+                | "inline-secret"
+                | "limits-for-unknown-provider"
+                | "more-problems"
+                | "missing-file"
+                | "unexpected-file"
+        )
+    }
+
+    /// Whether the source line it points at may hold a secret, so a renderer must not show it.
+    pub fn may_show_secret(&self) -> bool {
+        matches!(self.code(), "inline-secret" | "credential-in-url" | "key-in-env-name" | "not-an-env-var-name")
+    }
+
     /// What the person should do, when there is something specific to say.
     pub fn help(&self) -> Option<String> {
         use DiagnosticKind::*;
         Some(match self {
             Custom(problem) => return problem.help().map(str::to_owned),
             MissingFile => "create the file; hotconf needs all config files to validate them together".into(),
-            ConflictingFiles { .. } => "keep one of the two files".into(),
-            TooLarge { .. } => "config files this large are refused before parsing; split or trim the file".into(),
-            NotRegularFile { .. } => "hotconf reads only regular files (or symlinks to them), never a pipe, socket, device or directory; replace it with a regular file or remove it".into(),
+            ConflictingFiles { .. } => "keep one of the two files and delete the other".into(),
+            TooLarge { .. } => "trim the file under the limit: remove entries it does not need".into(),
+            NotRegularFile { .. } => "replace it with a regular file (or a symlink to one), or remove it".into(),
             NotUtf8 => "save the file as UTF-8".into(),
-            EmptyFile => "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into(),
+            EmptyFile => {
+                "an empty file is refused so a truncated write is never applied; write `{}` for an empty map".into()
+            }
             MultipleDocuments => "remove the `---` separator: each file holds one YAML document".into(),
-            DuplicateKey { .. } => "remove one of the two entries".into(),
-            TooDeep | AliasExpansion => "simplify the document: deep nesting and alias expansion are capped".into(),
-            TooManyNodes => "config files this large are refused before parsing; split or trim the file".into(),
-            MissingKey { key } => format!("add `{key}`"),
+            DuplicateKey { first: Some((line, _)), .. } => {
+                format!("keep one of the two: delete this entry or the one on line {line}")
+            }
+            DuplicateKey { first: None, .. } => "keep one of the two entries and delete the other".into(),
+            UnclosedFlow { open: '[' } => {
+                "close it with `]`, or write the items as a block list (`- item` lines)".into()
+            }
+            UnclosedFlow { .. } => {
+                "close it with `}`, or write the entries as a block mapping (`key: value` lines)".into()
+            }
+            MergeKey => "write the keys out in this mapping (hotconf does not support `<<` merges)".into(),
+            TooDeep => "flatten the document: real configs nest a few levels".into(),
+            AliasExpansion => {
+                "write the values out instead of repeating aliases, and never use an alias inside the node it names"
+                    .into()
+            }
+            TooManyNodes => "trim the file: remove entries it does not need".into(),
+            MissingKey { key } => format!("add `{key}: …` to this mapping"),
             MoreProblems { .. } => "fix the problems listed first; each file lists its first 100".into(),
-            Unreadable { .. } => "check the file's permissions and the mount; the running config is kept meanwhile".into(),
-            Syntax { .. } => "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into(),
+            Unreadable { .. } => {
+                "check the file's permissions and the mount; the running config is kept meanwhile".into()
+            }
+            Syntax { .. } => {
+                "fix the YAML at the line shown: check indentation, `:` after keys, brackets and quotes".into()
+            }
         })
     }
+}
+
+/// What to do about a value of the wrong type, when there is more to say than the message's
+/// "expected …, found …".
+pub(crate) fn wrong_type_help(expected: &str, found: &str) -> Option<String> {
+    let numeric = ["integer", "number", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64"];
+    let help = if found == "a string" && numeric.iter().any(|n| expected.contains(n)) {
+        "write the number without quotes"
+    } else if found == "a string" && (expected.contains("true or false") || expected.contains("bool")) {
+        "write `true` or `false`, without quotes"
+    } else if ["integer", "u8", "u16", "u32", "u64", "i32", "i64"].iter().any(|n| expected.contains(n)) {
+        "write a whole number, such as `30`"
+    } else if expected == "a mapping" {
+        "write `key: value` lines indented under the key"
+    } else if expected == "a list" {
+        "write `- item` lines indented under the key, or `[a, b]`"
+    } else if expected == "a string" {
+        "write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)"
+    } else {
+        return None;
+    };
+    Some(help.to_owned())
 }
 
 impl fmt::Display for DiagnosticKind {
@@ -151,7 +228,9 @@ impl fmt::Display for DiagnosticKind {
             EmptyFile => f.write_str("file is empty"),
             MultipleDocuments => f.write_str("file holds more than one YAML document"),
             Syntax { message } => write!(f, "YAML syntax error: {message}"),
-            DuplicateKey { key } => write!(f, "duplicate key `{key}`"),
+            DuplicateKey { key, .. } => write!(f, "duplicate key `{key}`"),
+            UnclosedFlow { open } => write!(f, "this `{open}` is never closed"),
+            MergeKey => f.write_str("merge keys (`<<`) are not supported"),
             TooDeep => write!(f, "nesting is too deep (more than {} levels)", super::prescan::MAX_DEPTH),
             AliasExpansion => write!(
                 f,
@@ -235,7 +314,7 @@ impl Problem {
     /// struct App { pairs: Even }
     /// let sources = Sources::from_files([SourceFile::new("app.yaml", "pairs: 3\n")]);
     /// let errors = validate_with(&SerdeSchema::<App>::file("app.yaml"), sources, &MapEnv::new()).unwrap_err();
-    /// assert_eq!(errors.to_string(), "app.yaml:1:1: pairs: 3 is odd\n  help: use an even number");
+    /// assert_eq!(errors.to_string(), "app.yaml:1:8: pairs: 3 is odd\n  help: use an even number");
     /// assert_eq!(errors.as_slice()[0].kind.code(), "odd");
     /// ```
     pub fn into_de_error<E: serde::de::Error>(self) -> E {

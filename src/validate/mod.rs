@@ -95,7 +95,7 @@ pub fn validate_with<S: Schema>(
 ///     SourceFile::new("agent_chains.yaml", "mary:\n  primary: local\n"),
 /// ]);
 /// let errors = validate_config(sources, &MapEnv::new()).unwrap_err();
-/// assert_eq!(errors.to_string(), "rate_limits.yaml:2:3: local.rpm: must be a positive integer, got 0\n  help: use a whole number of 1 or more");
+/// assert_eq!(errors.to_string(), "rate_limits.yaml:2:8: local.rpm: must be a positive integer, got 0\n  help: use a whole number of 1 or more");
 /// ```
 pub fn validate_config(
     sources: Sources,

@@ -59,6 +59,15 @@ pub fn prescan(text: &str) -> Result<(), Refusal> {
     Scanner::new(text.as_bytes()).run()
 }
 
+/// Where the first flow collection (`[` or `{`) that is never closed opens (1-based line and
+/// column), if one is: the place to report a parser error about it, which the parser only notices
+/// at the end of the file.
+pub fn unclosed_flow(text: &str) -> Option<(u32, u32)> {
+    let mut scanner = Scanner::new(text.as_bytes());
+    scanner.run().ok()?;
+    scanner.unclosed
+}
+
 /// Where an anchored node ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Extent {
@@ -103,6 +112,10 @@ struct Scanner<'a> {
     /// An anchor waiting for its node: a scalar, alias or flow collection on its line, or a block
     /// node when the next token is on a later line.
     pending: Option<Pending>,
+    /// Where each open flow collection started (line, column), innermost last.
+    flow_opens: Vec<(u32, u32)>,
+    /// The outermost flow collection still open at a document's end.
+    unclosed: Option<(u32, u32)>,
 }
 
 impl<'a> Scanner<'a> {
@@ -124,6 +137,8 @@ impl<'a> Scanner<'a> {
             anchors: std::collections::HashMap::new(),
             open: Vec::new(),
             pending: None,
+            flow_opens: Vec::new(),
+            unclosed: None,
         }
     }
 
@@ -245,10 +260,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn run(mut self) -> Result<(), Refusal> {
+    /// Records the outermost flow collection still open, if any, and forgets them all.
+    fn note_unclosed(&mut self) {
+        if self.unclosed.is_none() {
+            self.unclosed = self.flow_opens.first().copied();
+        }
+        self.flow_opens.clear();
+    }
+
+    fn run(&mut self) -> Result<(), Refusal> {
         loop {
             self.skip_to_token();
             if self.eof() {
+                self.note_unclosed();
                 return Ok(());
             }
             // A key more than a line (or 1024 bytes) back can no longer be a simple key.
@@ -283,6 +307,7 @@ impl<'a> Scanner<'a> {
                 && self.is_blankz(3)
             {
                 // A document boundary: everything block-level is closed.
+                self.note_unclosed();
                 self.indents.clear();
                 self.flow = 0;
                 while !self.open.is_empty() {
@@ -308,6 +333,7 @@ impl<'a> Scanner<'a> {
                         self.open.push(OpenAnchor { name, start: self.nodes, extent: Extent::Flow(level) });
                     }
                     self.nodes += 1;
+                    self.flow_opens.push(self.position());
                     self.flow += 1;
                     self.check_depth()?;
                     self.key_allowed = true;
@@ -315,6 +341,7 @@ impl<'a> Scanner<'a> {
                 }
                 b']' | b'}' => {
                     self.flow = self.flow.saturating_sub(1);
+                    self.flow_opens.pop();
                     while matches!(self.open.last(), Some(OpenAnchor { extent: Extent::Flow(l), .. }) if *l >= self.flow)
                     {
                         self.close_top();

@@ -127,8 +127,8 @@ enum Layout {
 /// let sources = Sources::from_files([SourceFile::new("app.yaml", "greeting: hi\nworkers: 0\nworkrs: 2\n")]);
 /// let errors = validate_with(&SerdeSchema::<App>::file("app.yaml"), sources, &MapEnv::new()).unwrap_err();
 /// assert_eq!(errors.to_string(), "\
-/// app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32
-///   help: write a nonzero u32 here
+/// app.yaml:2:10: workers: invalid value number `0`: expected a nonzero u32
+///   help: use a whole number of 1 or more
 /// app.yaml:3:1: workrs: unknown key `workrs`
 ///   help: did you mean `workers`?");
 /// ```
@@ -395,7 +395,7 @@ fn kind_of(found: &Found) -> DiagnosticKind {
     let message = de::message(&found.kind);
     let problem = match &found.kind {
         DeKind::MissingField(key) => return DiagnosticKind::MissingKey { key },
-        DeKind::DuplicateField(key) => return DiagnosticKind::DuplicateKey { key: (*key).to_owned() },
+        DeKind::DuplicateField(key) => return DiagnosticKind::DuplicateKey { key: (*key).to_owned(), first: None },
         DeKind::UnknownField { field, expected } => {
             let help = match did_you_mean(field, expected.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
@@ -411,17 +411,39 @@ fn kind_of(found: &Found) -> DiagnosticKind {
             };
             Problem::new("unknown-variant", message).with_help(help)
         }
-        DeKind::InvalidType { expected, .. } => {
-            Problem::new("wrong-type", message).with_help(format!("write {} here", de::yaml_words(expected)))
+        DeKind::InvalidType { expected, unexpected } => {
+            let found = unexpected.as_str();
+            let problem = Problem::new("wrong-type", message);
+            match crate::validate::diagnostic::wrong_type_help(de::yaml_words(expected), found) {
+                Some(help) => problem.with_help(help),
+                None => problem,
+            }
         }
         DeKind::InvalidValue { expected, .. } => {
-            Problem::new("invalid-value", message).with_help(format!("write {expected} here"))
+            let problem = Problem::new("invalid-value", message);
+            match number_help(expected) {
+                Some(help) => problem.with_help(help),
+                None => problem,
+            }
         }
-        DeKind::InvalidLength { expected, .. } => {
-            Problem::new("wrong-length", message).with_help(format!("write {expected} here"))
-        }
+        DeKind::InvalidLength { .. } => Problem::new("wrong-length", message).with_help("add or remove items"),
         DeKind::Custom(_) => Problem::new("invalid", message),
         DeKind::Problem(problem) => problem.clone(),
     };
     DiagnosticKind::Custom(Box::new(problem))
+}
+
+/// What to write instead of a number serde refused, by the type it expected.
+fn number_help(expected: &str) -> Option<String> {
+    if expected.contains("nonzero") {
+        return Some("use a whole number of 1 or more".to_owned());
+    }
+    let max = match expected {
+        "u8" => "255",
+        "u16" => "65535",
+        "u32" => "4294967295",
+        "u64" => "18446744073709551615",
+        _ => return None,
+    };
+    Some(format!("use a whole number from 0 to {max}"))
 }

@@ -83,6 +83,12 @@ impl YamlPath {
         path
     }
 
+    /// The path of the parent and the last segment, unless this is the root.
+    pub fn split_last(&self) -> Option<(YamlPath, &Segment)> {
+        let (last, rest) = self.0.split_last()?;
+        Some((YamlPath(rest.to_vec()), last))
+    }
+
     /// This path without its first segment, and that segment (a file's stem, for a directory
     /// read as one mapping from stem to document).
     pub fn split_first(&self) -> Option<(&Segment, YamlPath)> {
@@ -126,7 +132,8 @@ impl<'a> ParsedFile<'a> {
     /// A diagnostic at `path` in this file, with line:column when the path can be found.
     pub fn diagnostic(&self, path: &YamlPath, kind: DiagnosticKind) -> Diagnostic {
         let lines = self.lines.get_or_init(|| significant_lines(self.text));
-        let d = Diagnostic::file(self.name, kind).at_position(locate_in(lines, path));
+        let position = locate_in(lines, path, kind.points_at_value());
+        let d = Diagnostic::file(self.name, kind).at_position(position);
         if path.segments().is_empty() {
             d
         } else {
@@ -143,6 +150,8 @@ impl<'a> ParsedFile<'a> {
 /// [`MAX_NODES`](super::prescan::MAX_NODES) nodes in all (all found by a linear pre-scan before the
 /// parser runs), syntax errors, duplicate keys, empty files (nothing but comments or
 /// whitespace), several documents.
+// The error is one diagnostic, made once per refused file: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
     let name = file.name();
     let bytes = match file.body() {
@@ -190,7 +199,11 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
     if value.is_null() {
         return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
     }
-    Ok(ParsedFile::new(name, text, value))
+    let parsed = ParsedFile::new(name, text, value);
+    if let Some(path) = merge_key(&parsed.value, &YamlPath::root()) {
+        return Err(parsed.diagnostic(&path, DiagnosticKind::MergeKey));
+    }
+    Ok(parsed)
 }
 
 fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
@@ -201,7 +214,7 @@ fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
     let duplicate = message.split_once("duplicate entry ").map(|(_, rest)| rest);
     let kind = if let Some(rest) = duplicate {
         let key = rest.strip_prefix("with key ").unwrap_or(rest);
-        DiagnosticKind::DuplicateKey { key: key.trim_matches('"').to_owned() }
+        DiagnosticKind::DuplicateKey { key: key.trim_matches('"').to_owned(), first: None }
     } else if message.contains("recursion limit exceeded") {
         DiagnosticKind::TooDeep
     } else if message.contains("repetition limit exceeded") {
@@ -209,18 +222,34 @@ fn yaml_error(file: &str, text: &str, error: &yaml_serde::Error) -> Diagnostic {
     } else {
         DiagnosticKind::Syntax { message }
     };
+    let mut kind = kind;
     let mut position = error.location().map(|l| (l.line() as u32, l.column() as u32));
-    if let (DiagnosticKind::DuplicateKey { key }, Some((line, column))) = (&kind, position) {
-        // The parser marks the mapping; point at the second occurrence of the key instead.
-        position = second_key_line(text, line, (column as usize).saturating_sub(1), key).or(position);
+    if let (DiagnosticKind::DuplicateKey { key, first }, Some((line, column))) = (&mut kind, position) {
+        // The parser marks the mapping; point at the second occurrence of the key, and name the first.
+        let found = key_lines(text, line, (column as usize).saturating_sub(1), key);
+        *first = found.first().copied();
+        position = found.get(1).copied().or(position);
+    }
+    if let DiagnosticKind::Syntax { .. } = kind {
+        // The parser notices an unclosed `[` or `{` only where the text ends: report where it opens.
+        if let Some((line, column)) = super::prescan::unclosed_flow(text) {
+            let open = text
+                .lines()
+                .nth(line as usize - 1)
+                .and_then(|l| l.chars().nth(column as usize - 1))
+                .filter(|c| *c == '[' || *c == '{')
+                .unwrap_or('[');
+            return Diagnostic::file(file, DiagnosticKind::UnclosedFlow { open }).at_position(Some((line, column)));
+        }
     }
     Diagnostic::file(file, kind).at_position(position)
 }
 
-/// The line and column of the second `key:` at `indent` (a column in characters, as the parser
-/// counts) in the mapping that starts at `line`.
-fn second_key_line(text: &str, line: u32, indent: usize, key: &str) -> Option<(u32, u32)> {
-    text.lines()
+/// The lines and columns of the first two `key:` at `indent` (a column in characters, as the
+/// parser counts) in the mapping that starts at `line`, or in the flow mapping on that line.
+fn key_lines(text: &str, line: u32, indent: usize, key: &str) -> Vec<(u32, u32)> {
+    let block: Vec<(u32, u32)> = text
+        .lines()
         .enumerate()
         .skip((line as usize).saturating_sub(1))
         .filter_map(|(i, l)| {
@@ -228,8 +257,47 @@ fn second_key_line(text: &str, line: u32, indent: usize, key: &str) -> Option<(u
             head.bytes().all(|b| b == b' ' || b == b'-').then_some((i, rest))
         })
         .filter(|(_, rest)| key_of(rest.trim_start_matches("- ")) == Some(key))
-        .nth(1)
-        .map(|(i, _)| (i as u32 + 1, indent as u32 + 1))
+        .take(2)
+        .map(|(i, rest)| (i as u32 + 1, (indent + rest.len() - rest.trim_start_matches("- ").len()) as u32 + 1))
+        .collect();
+    if block.len() == 2 {
+        return block;
+    }
+    // A flow mapping on one line: `{x: 1, x: 2}`.
+    let Some(l) = text.lines().nth((line as usize).saturating_sub(1)) else { return block };
+    let Some((start, _)) = l.char_indices().nth(indent) else { return block };
+    if !l[start..].starts_with('{') {
+        return block;
+    }
+    let items = flow_items(&l[start..]).unwrap_or_default();
+    items
+        .iter()
+        .filter(|(a, b)| {
+            let entry = &l[start + a..start + b];
+            entry[..flow_colon(entry).unwrap_or(entry.len())].trim().trim_matches(|c| c == '"' || c == '\'') == key
+        })
+        .take(2)
+        .map(|(a, _)| (line, column_at(l, start + a)))
+        .collect()
+}
+
+/// The path of the first merge key (`<<`) in `value`, if any.
+fn merge_key(value: &Value, path: &YamlPath) -> Option<YamlPath> {
+    match value {
+        Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+            let key = match k {
+                Value::String(s) => s.as_str(),
+                _ => "",
+            };
+            if key == "<<" {
+                return Some(path.key(key));
+            }
+            merge_key(v, &path.key(key))
+        }),
+        Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| merge_key(v, &path.index(i))),
+        Value::Tagged(tagged) => merge_key(&tagged.value, path),
+        _ => None,
+    }
 }
 
 /// The line of the `---` that starts a second document, if any.
@@ -257,12 +325,114 @@ struct Line<'a> {
     content: &'a str,
 }
 
-/// Finds the 1-based line and column of `path` in block-style YAML `text`. Returns the deepest
-/// position found, so a path into a flow collection resolves to the line holding it; `None` when
-/// not even the first segment is found.
+/// Finds the 1-based line and column of `path`'s key (or sequence item) in YAML `text`: block
+/// style, and flow collections written on one line (`fallbacks: [a, b]`, `{rpm: 1}`). Returns the
+/// deepest position found; `None` when not even the first segment is found.
 #[cfg(test)]
 pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
-    locate_in(&significant_lines(text), path)
+    locate_in(&significant_lines(text), path, false)
+}
+
+/// Like [`locate`], but a path to `key: value` resolves to where the value starts, when it is on
+/// the key's line: where a diagnostic about the value points.
+#[cfg(test)]
+pub fn locate_value(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
+    locate_in(&significant_lines(text), path, true)
+}
+
+/// The 1-based column of byte `offset` in `line`, in characters.
+fn column_at(line: &str, offset: usize) -> u32 {
+    line[..offset.min(line.len())].chars().count() as u32 + 1
+}
+
+/// The byte offset, in `content` (a `key: value` line from its key), of the value, when one is
+/// written on the line.
+fn value_offset(content: &str) -> Option<usize> {
+    let quote = content.chars().next().filter(|c| *c == '"' || *c == '\'');
+    let key_end = match quote {
+        Some(q) => content[1..].find(q)? + 2,
+        None => content.find(": ").or_else(|| content.strip_suffix(':').map(str::len))?,
+    };
+    let after = content[key_end..].strip_prefix(':')?;
+    let value = after.trim_start_matches([' ', '\t']);
+    (!value.is_empty() && !value.starts_with('#')).then(|| content.len() - value.len())
+}
+
+/// The byte offset in `s` (text starting with a flow collection, `[…]` or `{…}`, on one line) of
+/// the node at `segments`: a sequence item, a mapping key or (`want_value`) the key's value.
+fn flow_offset(s: &str, segments: &[Segment], want_value: bool) -> Option<usize> {
+    let Some((segment, rest)) = segments.split_first() else { return Some(0) };
+    let items = flow_items(s)?;
+    let (start, end) = match (s.as_bytes()[0], segment) {
+        (b'[', Segment::Index(n)) => *items.get(*n)?,
+        (b'{', Segment::Key(key)) => {
+            let (start, end) = *items.iter().find(|(a, b)| {
+                let entry = &s[*a..*b];
+                let k = entry[..flow_colon(entry).unwrap_or(entry.len())].trim();
+                k.trim_matches(|c| c == '"' || c == '\'') == key
+            })?;
+            if rest.is_empty() && !want_value {
+                return Some(start);
+            }
+            let colon = start + flow_colon(&s[start..end])?;
+            let value = s[colon + 1..end].trim_start();
+            (end - value.len(), end)
+        }
+        _ => return None,
+    };
+    if rest.is_empty() {
+        return Some(start);
+    }
+    let inner = &s[start..end];
+    if !inner.starts_with(['[', '{']) {
+        return Some(start);
+    }
+    Some(start + flow_offset(inner, rest, want_value).unwrap_or(0))
+}
+
+/// The `:` that ends a flow mapping entry's key, outside quotes.
+fn flow_colon(entry: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in entry.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, ':') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The items of the flow collection `s` starts with, as byte ranges (trimmed), up to its closing
+/// bracket or the end of the line.
+fn flow_items(s: &str) -> Option<Vec<(usize, usize)>> {
+    let mut items = Vec::new();
+    let (mut depth, mut quote, mut start) = (0usize, None, 1usize);
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => depth += 1,
+            (None, ']' | '}' | ',') if depth == 1 => {
+                let item = s[start..i].trim();
+                if !item.is_empty() {
+                    let a = start + (s[start..i].len() - s[start..i].trim_start().len());
+                    items.push((a, a + item.len()));
+                }
+                start = i + 1;
+                if c != ',' {
+                    return Some(items);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            (None, '#') if depth > 0 && s[..i].ends_with(' ') => break,
+            _ => {}
+        }
+    }
+    Some(items)
 }
 
 fn significant_lines(text: &str) -> Vec<Line<'_>> {
@@ -281,11 +451,23 @@ fn significant_lines(text: &str) -> Vec<Line<'_>> {
 
 /// [`locate`] over lines split once. Each step narrows to the block under the segment found, by
 /// index into `lines`, without copying it.
-fn locate_in(lines: &[Line<'_>], path: &YamlPath) -> Option<(u32, u32)> {
+fn locate_in(lines: &[Line<'_>], path: &YamlPath, want_value: bool) -> Option<(u32, u32)> {
     let mut block: std::borrow::Cow<'_, [Line<'_>]> = std::borrow::Cow::Borrowed(lines);
     let mut found = None;
-    for segment in path.segments() {
-        let Some(first) = block.first() else { break };
+    // The line of the last node found, and the byte offset in it of its value, if written there.
+    let mut value: Option<(Line<'_>, usize)> = None;
+    let mut matched = 0;
+    for (depth, segment) in path.segments().iter().enumerate() {
+        let Some(first) = block.first() else {
+            // A flow collection on the line of the node found last.
+            let Some((line, at)) = value else { return found };
+            let text = &line.content[at..];
+            if !text.starts_with(['[', '{']) {
+                return found;
+            }
+            let Some(offset) = flow_offset(text, &path.segments()[depth..], want_value) else { return found };
+            return Some((line.number, line.indent as u32 + column_at(line.content, at + offset)));
+        };
         let indent = first.indent;
         let child = match segment {
             Segment::Key(key) => {
@@ -294,6 +476,7 @@ fn locate_in(lines: &[Line<'_>], path: &YamlPath) -> Option<(u32, u32)> {
                     break;
                 };
                 found = Some((block[i].number, block[i].indent as u32 + 1));
+                value = value_offset(block[i].content).map(|at| (block[i], at));
                 let end = block_end(&block, i, indent);
                 std::borrow::Cow::Owned(block[i + 1..end].to_vec())
             }
@@ -311,15 +494,27 @@ fn locate_in(lines: &[Line<'_>], path: &YamlPath) -> Option<(u32, u32)> {
                 child.extend_from_slice(&block[i + 1..end]);
                 if item.content.trim().is_empty() {
                     child.remove(0);
+                    value = None;
                 } else {
                     found = Some((item.number, item.indent as u32 + 1));
+                    value = Some((item, 0));
+                    if item.content.starts_with(['[', '{']) && child.len() == 1 {
+                        // A flow collection as the item (`- [a, b]`): looked into on its line.
+                        child.clear();
+                    }
                 }
                 std::borrow::Cow::Owned(child)
             }
         };
         block = child;
+        matched += 1;
     }
-    found
+    match (want_value, value, path.segments().last()) {
+        (true, Some((line, at)), Some(Segment::Key(_))) if matched == path.segments().len() => {
+            Some((line.number, line.indent as u32 + column_at(line.content, at)))
+        }
+        _ => found,
+    }
 }
 
 /// The end (exclusive) of the block that starts after line `i` at `indent`: the next line at a
@@ -379,13 +574,53 @@ mod tests {
     #[test]
     fn duplicate_keys_after_multibyte_characters_are_located_without_panicking() {
         let cases: &[(&str, Option<(u32, u32)>)] =
-            &[("ééé: {x: 1, x: 2}\n", Some((1, 6))), ("a:\n  é: 1\n  é: 2\n", Some((3, 3)))];
+            &[("ééé: {x: 1, x: 2}\n", Some((1, 13))), ("a:\n  é: 1\n  é: 2\n", Some((3, 3)))];
         for (text, position) in cases {
             let file = SourceFile::new("f.yaml", *text);
             let d = parse_file(&file, 1 << 20).unwrap_err();
             assert_eq!(d.kind.code(), "duplicate-key", "{text}");
             assert_eq!(d.line.zip(d.column), *position, "{text}");
         }
+    }
+
+    #[test]
+    fn locates_values_and_flow_collections() {
+        let text =
+            "a:\n  rpm: 30 # c\n  fallbacks: [x, \"y z\", w]\n  nested: {k: [1, {m: 2}], j: v}\nlist:\n  - [p, q]\n";
+        type Case<'a> = (&'a [&'a str], bool, Option<(u32, u32)>);
+        let cases: &[Case<'_>] = &[
+            (&["a", "rpm"], false, Some((2, 3))),
+            (&["a", "rpm"], true, Some((2, 8))),
+            (&["a", "fallbacks", "0"], false, Some((3, 15))),
+            (&["a", "fallbacks", "1"], false, Some((3, 18))),
+            (&["a", "fallbacks", "2"], true, Some((3, 25))),
+            (&["a", "fallbacks", "9"], false, Some((3, 3))),
+            (&["a", "nested", "k", "1", "m"], true, Some((4, 23))),
+            (&["a", "nested", "j"], false, Some((4, 28))),
+            (&["a", "nested", "j"], true, Some((4, 31))),
+            (&["a", "absent"], true, Some((1, 1))),
+            (&["list", "0", "1"], false, Some((6, 9))),
+        ];
+        for (segments, value, expected) in cases {
+            let found = if *value { locate_value(text, &path(segments)) } else { locate(text, &path(segments)) };
+            assert_eq!(found, *expected, "{segments:?} value={value}");
+        }
+    }
+
+    #[test]
+    fn unclosed_flow_is_reported_where_it_opens_and_merge_keys_are_refused() {
+        let cases: &[(&str, &str, (u32, u32))] = &[
+            ("a: 1\nb: [x, y\nc: 2\n", "unclosed-flow", (2, 4)),
+            ("a:\n  b: {x: [1, 2]\n", "unclosed-flow", (2, 6)),
+            ("base: &b\n  x: 1\nc:\n  <<: *b\n", "merge-key", (4, 3)),
+            ("a: 1\na: 2\n", "duplicate-key", (2, 1)),
+        ];
+        for (text, code, position) in cases {
+            let d = parse_file(&SourceFile::new("f.yaml", *text), 1 << 20).unwrap_err();
+            assert_eq!((d.kind.code(), d.line.zip(d.column)), (*code, Some(*position)), "{text}");
+        }
+        let d = parse_file(&SourceFile::new("f.yaml", "a: 1\nb: 2\na: 3\n"), 1 << 20).unwrap_err();
+        assert_eq!(d.kind, DiagnosticKind::DuplicateKey { key: "a".into(), first: Some((1, 1)) });
     }
 
     #[test]

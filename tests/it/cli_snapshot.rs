@@ -128,7 +128,11 @@ fn diff_between_versions_and_against_a_directory() {
     std::fs::write(&path, "local:\n  rpm: 0\n").unwrap();
     let (code, stdout, stderr) = f.run(&["diff", "3", "--against", candidate.path().to_str().unwrap()]);
     assert_eq!((code, stdout.as_str()), (Some(1), ""));
-    assert!(stderr.contains("rate_limits.yaml:2:3: local.rpm: must be a positive integer, got 0"), "{stderr}");
+    assert!(
+        stderr.contains("error[not-positive]: must be a positive integer, got 0\n --> ")
+            && stderr.contains("/rate_limits.yaml:2:8\n"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = f.run(&["diff", "1", "9"]);
     assert_eq!(code, Some(1));
@@ -217,7 +221,7 @@ fn rollback_refusals_write_nothing() {
     assert_refused(
         &f,
         &["rollback", "4", "--config", f.config()],
-        "groq.api_key_env: environment variable GROQ_API_KEY is not set or empty",
+        "error[missing-env-var]: environment variable GROQ_API_KEY is not set or empty\n  --> providers.yaml:22:16",
     );
 }
 

@@ -29,15 +29,19 @@ fn invalid_config_exits_1_with_every_diagnostic() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
     let stdout = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("  help")).collect();
+    // One problem per mistake (`burts` is not also a missing `burst`), each at its value.
+    let dir_name = dir.path().display().to_string();
+    let headers: Vec<&str> = stdout.lines().filter(|l| l.starts_with("error") || l.contains(" --> ")).collect();
     assert_eq!(
-        lines,
+        headers,
         [
-            "providers.yaml:22:3: groq.api_key_env: environment variable GROQ_API_KEY is not set or empty",
-            "rate_limits.yaml:1:1: local: missing required key `burst`",
-            "rate_limits.yaml:2:3: local.rpm: must be a positive integer, got 0",
-            "rate_limits.yaml:3:3: local.burts: unknown key `burts`",
-            &format!("error: {} is invalid: 4 problems", dir.path().display()),
+            "error[missing-env-var]: environment variable GROQ_API_KEY is not set or empty".to_owned(),
+            format!("  --> {dir_name}/providers.yaml:22:16"),
+            "error[not-positive]: must be a positive integer, got 0".to_owned(),
+            format!(" --> {dir_name}/rate_limits.yaml:2:8"),
+            "error[unknown-key]: unknown key `burts`".to_owned(),
+            format!(" --> {dir_name}/rate_limits.yaml:3:3"),
+            format!("error: {dir_name} is invalid: 3 problems"),
         ]
     );
     assert_no_canary(&stdout);
@@ -46,10 +50,10 @@ fn invalid_config_exits_1_with_every_diagnostic() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let objects: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(objects.len(), 4);
-    assert_eq!(objects[2]["path"], "local.rpm");
-    assert_eq!(objects[2]["line"], 2);
-    assert_eq!(objects[2]["code"], "not-positive");
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[1]["path"], "local.rpm");
+    assert_eq!((&objects[1]["line"], &objects[1]["column"]), (&serde_json::json!(2), &serde_json::json!(8)));
+    assert_eq!(objects[1]["code"], "not-positive");
 }
 
 #[test]

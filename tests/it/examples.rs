@@ -42,8 +42,8 @@ fn one_file_example_applies_an_edit_and_rejects_a_broken_one() {
     match next_event(&events) {
         ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
             diagnostics.to_string(),
-            "app.yaml:1:1: greeting: expected a string, found a list\n  help: write a string here\n\
-             app.yaml:2:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here\n\
+            "app.yaml:1:11: greeting: expected a string, found a list\n  help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)\n\
+             app.yaml:2:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more\n\
              app.yaml:3:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
         ),
         other => panic!("expected rejected, got {other:?}"),

@@ -59,23 +59,22 @@ fn one_file_reports_every_problem_at_once() {
         (
             "greeting: hi\nworkers: -1\nmode: carefull\ntimeout_ms: soon\nroutes:\n  - prefix: /a\n    targte: b\n  - prefix: 3\n    target: c\nweights:\n  a: heavy\n",
             &[
-                "app.yaml:2:1: workers: invalid value number `-1`: expected a nonzero u32 | help: write a nonzero u32 here",
-                "app.yaml:3:1: mode: unknown variant `carefull`, expected one of `fast`, `careful` | help: did you mean `careful`?",
-                "app.yaml:4:1: timeout_ms: expected u64, found a string | help: write u64 here",
-                "app.yaml:6:5: routes[0]: missing required key `target` | help: add `target`",
+                "app.yaml:2:10: workers: invalid value number `-1`: expected a nonzero u32 | help: use a whole number of 1 or more",
+                "app.yaml:3:7: mode: unknown variant `carefull`, expected one of `fast`, `careful` | help: did you mean `careful`?",
+                "app.yaml:4:13: timeout_ms: expected u64, found a string | help: write the number without quotes",
                 "app.yaml:7:5: routes[0].targte: unknown key `targte` | help: did you mean `target`?",
-                "app.yaml:11:3: weights.a: expected f64, found a string | help: write f64 here",
+                "app.yaml:11:6: weights.a: expected f64, found a string | help: write the number without quotes",
             ],
         ),
         (
             "workers: 2\nextra: 1\n",
             &[
-                "app.yaml: missing required key `greeting` | help: add `greeting`",
+                "app.yaml: missing required key `greeting` | help: add `greeting: …` to this mapping",
                 "app.yaml:2:1: extra: unknown key `extra` | help: remove it; the keys here are `greeting`, `workers`, `mode`, `timeout_ms`, `routes`, `weights`",
             ],
         ),
         // Refused before serde, as for the gateway.
-        ("greeting: hi\ngreeting: ho\nworkers: 1\n", &["app.yaml:2:1: duplicate key `greeting` | help: remove one of the two entries"]),
+        ("greeting: hi\ngreeting: ho\nworkers: 1\n", &["app.yaml:2:1: duplicate key `greeting` | help: keep one of the two: delete this entry or the one on line 1"]),
         ("greeting: hi\n---\nworkers: 1\n", &["app.yaml:2:1: file holds more than one YAML document | help: remove the `---` separator: each file holds one YAML document"]),
     ];
     for (text, expected) in cases {
@@ -95,7 +94,7 @@ fn a_secret_in_a_wrong_type_is_never_repeated() {
     );
     let text = got.unwrap_err().join("\n");
     assert!(!text.contains("CANARY"), "{text}");
-    assert!(text.contains("app.yaml:2:1: workers: expected a nonzero u32, found a string"), "{text}");
+    assert!(text.contains("app.yaml:2:10: workers: expected a nonzero u32, found a string"), "{text}");
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,26 +146,26 @@ fn a_directory_is_a_mapping_from_file_stem_to_document() {
         ),
         (
             &[server, routes, ("routes.yml", "a: b\n")],
-            &["routes.yml: conflicts with routes.yaml | help: keep one of the two files"],
+            &["routes.yml: conflicts with routes.yaml | help: keep one of the two files and delete the other"],
         ),
         (
             &[("server.yaml", "port: 99999\ntoken_env: TOKEN\n"), ("routes.yaml", "a: [1]\nb: c\n")],
             &[
-                "routes.yaml:1:1: a: expected a string, found a list | help: write a string here",
-                "server.yaml:1:1: port: invalid value number `99999`: expected u16 | help: write u16 here",
+                "routes.yaml:1:4: a: expected a string, found a list | help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)",
+                "server.yaml:1:7: port: invalid value number `99999`: expected u16 | help: use a whole number from 0 to 65535",
             ],
         ),
         // A file that does not parse is reported once, and the others are still judged.
         (
             &[("server.yaml", "port: [\n"), ("routes.yaml", "a: 1\nb: [x]\n")],
-            &["routes.yaml:2:1: b: expected a string, found a list | help: write a string here"],
+            &["routes.yaml:2:4: b: expected a string, found a list | help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)"],
         ),
         // The user's rules, located in the right file.
         (
             &[("server.yaml", "port: 1\ntoken_env: NOPE\n"), ("routes.yaml", "a: http://a\nb: ''\n")],
             &[
-                "routes.yaml:2:1: b: empty upstream",
-                "server.yaml:2:1: token_env: NOPE is not set | help: set it in the service's environment",
+                "routes.yaml:2:4: b: empty upstream",
+                "server.yaml:2:12: token_env: NOPE is not set | help: set it in the service's environment",
             ],
         ),
     ];
@@ -246,7 +245,7 @@ fn an_invalid_start_lists_every_problem() {
     assert_eq!(
         error.to_string(),
         "the initial config is invalid:\n\
-         small.yaml:1:1: workers: invalid value number `0`: expected a nonzero u32\n  help: write a nonzero u32 here\n\
+         small.yaml:1:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more\n\
          small.yaml:2:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
     );
 }
@@ -261,7 +260,7 @@ fn a_rule_reporting_many_problems_lists_a_hundred_and_counts_the_rest() {
     });
     let got = check(schema, &[("many.yaml", &text)]).unwrap_err();
     assert_eq!(got.len(), 101, "{got:#?}");
-    assert_eq!(got[0], "many.yaml:1:1: w0: every key is wrong here");
+    assert_eq!(got[0], "many.yaml:1:5: w0: every key is wrong here");
     assert_eq!(
         got[100],
         "many.yaml: and 150 more problems in this file, not listed | help: fix the problems listed first; each file lists its first 100"

@@ -5,6 +5,7 @@ mod cli_ci;
 mod cli_snapshot;
 mod cli_validate;
 mod components;
+mod diagnostics;
 mod examples;
 mod faultfs_fs;
 mod faultfs_hung_read;

@@ -90,7 +90,7 @@ fn invalid_changes_are_rejected_and_the_old_config_kept() {
             "enabled: true\n  api_key_env: GROQ_API_KEY",
             "missing-env-var",
         ),
-        ("rate_limits.yaml", "local:\n  rpm: 600", "local:\n  rpm: [600", "syntax"),
+        ("rate_limits.yaml", "local:\n  rpm: 600", "local:\n  rpm: [600", "unclosed-flow"),
     ];
     for (file, from, to, code) in cases {
         let before = std::fs::read_to_string(config.path().join(file)).unwrap();
@@ -261,7 +261,7 @@ fn refuses_to_start_on_an_invalid_config() {
             &json!("rate_limits.yaml"),
             &json!("local.rpm"),
             &json!(6),
-            &json!(3),
+            &json!(8),
             &json!("must be a positive integer, got 0")
         ),
         "{d}"
@@ -272,7 +272,11 @@ fn refuses_to_start_on_an_invalid_config() {
     let out = crate::support::hotconf(&["run", "--config", c, "--snapshots", st, "--admin-addr", "off"], &[]);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("rate_limits.yaml:6:3: local.rpm: must be a positive integer, got 0"), "{stderr}");
+    assert!(
+        stderr.contains("error[not-positive]: must be a positive integer, got 0\n --> ")
+            && stderr.contains("/rate_limits.yaml:6:8\n"),
+        "{stderr}"
+    );
     assert!(stderr.contains("refusing to start"), "{stderr}");
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -121,7 +121,7 @@ fn a_credential_in_base_url_is_refused_and_never_shown() {
         let stdout = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(1), "{stdout}");
         assert!(
-            stdout.contains("providers.yaml:24:3: groq.base_url: credentials in a URL are not allowed"),
+            stdout.contains("providers.yaml:24:13: groq.base_url: credentials in a URL are not allowed"),
             "{stdout}"
         );
         assert!(stdout.contains("`api_key_env`"), "{stdout}");
@@ -142,7 +142,7 @@ fn a_credential_in_base_url_is_refused_and_never_shown() {
     set_providers(config.path(), good, &format!("base_url: https://api.groq.com/openai/v1?api_key={CANARY}"));
     let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["code"] == "credential-in-url");
     assert_eq!((rejected["file"].as_str(), rejected["path"].as_str()), (Some("providers.yaml"), Some("groq.base_url")));
-    assert_eq!((rejected["line"].as_u64(), rejected["column"].as_u64()), (Some(24), Some(3)));
+    assert_eq!((rejected["line"].as_u64(), rejected["column"].as_u64()), (Some(24), Some(13)));
     assert_eq!(s.get_json("/config")["config"]["providers"]["groq"]["base_url"], "https://api.groq.com/openai/v1");
     assert_answers_clean(&s);
     let (code, stdout, stderr) = s.stop_with_stderr();

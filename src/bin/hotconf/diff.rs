@@ -95,7 +95,7 @@ fn validated(dir: &Path, env: &dyn EnvLookup, format: CheckFormat) -> Result<Sou
             if format == CheckFormat::Github {
                 crate::validate::print_github(dir, diagnostics.as_slice());
             } else {
-                eprintln!("{diagnostics}");
+                crate::render::eprint(&diagnostics, Some(dir), &crate::render::texts(&sources));
             }
             eprintln!("error: {}", crate::validate::invalid_summary(&label, diagnostics.problems()));
             Err(Exit::Invalid)
@@ -109,7 +109,7 @@ pub fn validated_sources(sources: &Sources, label: &str) -> Result<(), Exit> {
     match validate_with(&GatewaySchema::default(), sources.clone(), &ProcessEnv) {
         Ok(_) => Ok(()),
         Err(diagnostics) => {
-            eprintln!("{diagnostics}");
+            crate::render::eprint(&diagnostics, None, &crate::render::texts(sources));
             eprintln!("error: {}", crate::validate::invalid_summary(label, diagnostics.problems()));
             Err(Exit::Invalid)
         }

@@ -137,7 +137,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
             let summary = crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.problems());
             match log_format {
                 LogFormat::Text => {
-                    eprintln!("{diagnostics}");
+                    let texts = crate::render::texts_from_dir(&args.config, &diagnostics);
+                    crate::render::eprint(&diagnostics, Some(&args.config), &texts);
                     eprintln!("error: refusing to start: {summary}");
                 }
                 LogFormat::Json => {

@@ -31,6 +31,7 @@ pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
         }
     };
     let file_count = sources.files().len();
+    let texts = if format == CheckFormat::Text { crate::render::texts(&sources) } else { Default::default() };
     let schema = GatewaySchema::default();
     let result = validate_with(&schema, sources, env.lookup());
     env.note_skipped();
@@ -53,7 +54,7 @@ pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
             let label = dir.display().to_string();
             match format {
                 CheckFormat::Text => {
-                    eprintln!("{diagnostics}");
+                    crate::render::eprint(&diagnostics, Some(dir), &texts);
                     eprintln!("error: {}", invalid_summary(&label, diagnostics.problems()));
                 }
                 CheckFormat::Json => {

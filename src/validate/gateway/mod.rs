@@ -172,7 +172,17 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
             }
             let enabled_clean = cx.is_clean(&at(PROVIDERS, name).key("enabled"));
             let kind = match files.providers.get(&files::Name(name.to_owned())) {
-                None if providers_clean => Rule::UnknownProvider { name: name.to_owned(), known: known.clone() },
+                None if providers_clean => {
+                    let close = crate::validate::de::did_you_mean(name, files.providers.keys().map(|n| n.0.as_str()));
+                    match close {
+                        Some(s) => Rule::UnknownProvider {
+                            name: name.to_owned(),
+                            suggestion: Some(s.to_owned()),
+                            known: Vec::new(),
+                        },
+                        None => Rule::UnknownProvider { name: name.to_owned(), suggestion: None, known: known.clone() },
+                    }
+                }
                 Some(defined) if !defined.enabled.0 && enabled_clean => {
                     Rule::DisabledProvider { name: name.to_owned() }
                 }

@@ -29,9 +29,10 @@ pub(super) enum Rule {
     NotAnEnvVarName,
     /// An enabled provider's API key variable is unset or empty.
     MissingEnvVar { var: String },
-    /// A chain names a provider that `providers.yaml` does not define; `known`: the first ten
-    /// providers by name, then `…` when there are more.
-    UnknownProvider { name: String, known: Vec<String> },
+    /// A chain names a provider that `providers.yaml` does not define; `suggestion`: the defined
+    /// provider closest to it, when one is close enough to be a typo; otherwise `known`: the first
+    /// ten providers by name, then `…` when there are more.
+    UnknownProvider { name: String, suggestion: Option<String>, known: Vec<String> },
     /// A chain names a provider that is disabled.
     DisabledProvider { name: String },
     /// A provider appears twice in one chain.
@@ -65,7 +66,10 @@ impl Rule {
         use Rule::*;
         match self {
             NotPositive { .. } => "use a whole number of 1 or more".into(),
-            OutOfRange { range, .. } => format!("allowed values: {range}"),
+            OutOfRange { range, .. } if range.starts_with(|c: char| c.is_ascii_digit()) => {
+                format!("use a value from {range}")
+            }
+            OutOfRange { range, .. } => format!("use a value {range}"),
             InvalidName => "use letters, digits, `_`, `-` or `.`".into(),
             EmptyString => "give a value, or remove the key to use its default".into(),
             InvalidUrl { .. } => "write it as http://host[:port][/path] or https://…".into(),
@@ -82,9 +86,13 @@ impl Rule {
                 "`api_key_env` holds the NAME of an environment variable (capitals, digits, `_`, e.g. GROQ_API_KEY), never the key itself".into()
             }
             MissingEnvVar { var } => format!("set {var} in the service's environment, or set `enabled: false`"),
-            UnknownProvider { known, .. } => format!("define it in providers.yaml; known providers: {}", known.join(", ")),
-            DisabledProvider { .. } => "enable the provider, or remove it from the chain".into(),
-            RepeatedInChain { .. } => "list each provider once per chain".into(),
+            UnknownProvider { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
+            UnknownProvider { known, .. } if known.is_empty() => "define it in providers.yaml first".into(),
+            UnknownProvider { known, .. } => {
+                format!("use a provider defined in providers.yaml ({}), or define this one there", known.join(", "))
+            }
+            DisabledProvider { .. } => "set `enabled: true` for it in providers.yaml, or remove it from the chain".into(),
+            RepeatedInChain { .. } => "remove this entry; the chain already tries it earlier".into(),
             LimitsForUnknownProvider { .. } => "define the provider in providers.yaml, or remove its limits".into(),
         }
     }
@@ -95,7 +103,7 @@ impl fmt::Display for Rule {
         use Rule::*;
         match self {
             NotPositive { value } => write!(f, "must be a positive integer, got {value}"),
-            OutOfRange { value, range } => write!(f, "{value} is out of range ({range})"),
+            OutOfRange { value, .. } => write!(f, "{value} is out of range"),
             InvalidName => f.write_str("invalid name"),
             EmptyString => f.write_str("must not be empty"),
             InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),

@@ -1,0 +1,228 @@
+//! Diagnostics as a person reads them on stderr, rustc-style (annotate-snippets, what rustc
+//! uses): `error[code]: message`, ` --> config/rate_limits.yaml:5:10` (the config directory as
+//! given on the command line joined with the file name, so terminals and editors can jump), the
+//! source line with a caret under the problem, and the help beneath. Coloured when stderr is a
+//! terminal; plain when piped, with `NO_COLOR`, or `TERM=dumb` (`CLICOLOR_FORCE` forces colour).
+//!
+//! Secrets: a line is shown only for diagnostics that are not about a secret, and the value on a
+//! line whose key or value looks like a credential is masked whatever the diagnostic.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use annotate_snippets::{Level, Renderer, Snippet};
+use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, Sources};
+
+/// The text of each UTF-8 file of `sources`, by name, for the snippets.
+pub fn texts(sources: &Sources) -> HashMap<String, String> {
+    sources
+        .files()
+        .iter()
+        .filter_map(|f| Some((f.name().to_owned(), String::from_utf8(f.bytes()?.to_vec()).ok()?)))
+        .collect()
+}
+
+/// The text of each file named in `diagnostics`, read from `dir` (regular files under 1 MiB only:
+/// never a FIFO, which could block), for when the sources are not at hand.
+pub fn texts_from_dir(dir: &Path, diagnostics: &Diagnostics) -> HashMap<String, String> {
+    let mut texts = HashMap::new();
+    for d in diagnostics.as_slice() {
+        if d.line.is_none() || texts.contains_key(&d.file) {
+            continue;
+        }
+        let path = dir.join(&d.file);
+        let regular = std::fs::symlink_metadata(&path)
+            .ok()
+            .and_then(|m| if m.file_type().is_symlink() { std::fs::metadata(&path).ok() } else { Some(m) })
+            .is_some_and(|m| m.is_file() && m.len() <= 1 << 20);
+        if let Some(text) = regular.then(|| std::fs::read_to_string(&path).ok()).flatten() {
+            texts.insert(d.file.clone(), text);
+        }
+    }
+    texts
+}
+
+/// Whether stderr gets colour.
+pub fn stderr_colour() -> bool {
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
+/// Every diagnostic, rendered, each followed by a blank line. `dir` is the config directory as
+/// given on the command line (`None`: files of a stored version, named bare).
+pub fn render(diagnostics: &Diagnostics, dir: Option<&Path>, texts: &HashMap<String, String>, colour: bool) -> String {
+    let renderer = if colour { Renderer::styled() } else { Renderer::plain() };
+    let mut out = String::new();
+    for d in diagnostics.as_slice() {
+        let _ = writeln!(out, "{}\n", one(d, dir, texts.get(&d.file).map(String::as_str), &renderer));
+    }
+    out
+}
+
+/// Prints [`render`] of `diagnostics` to stderr.
+pub fn eprint(diagnostics: &Diagnostics, dir: Option<&Path>, texts: &HashMap<String, String>) {
+    eprint!("{}", render(diagnostics, dir, texts, stderr_colour()));
+}
+
+fn one(d: &Diagnostic, dir: Option<&Path>, text: Option<&str>, renderer: &Renderer) -> String {
+    let origin = match dir {
+        Some(dir) => dir.join(&d.file).display().to_string(),
+        None => d.file.clone(),
+    };
+    let message = d.kind.to_string();
+    let help = d.kind.help();
+    let code = d.kind.code().to_owned();
+    let path_label = d.path.clone().unwrap_or_default();
+    let snippet = match (d.line, d.column, text) {
+        (Some(line), Some(column), Some(text)) if !d.kind.may_show_secret() => {
+            snippet_parts(text, line, column, &d.kind)
+        }
+        _ => None,
+    };
+    let title = match (&snippet, d.line, d.column) {
+        (Some(_), ..) => message.clone(),
+        (None, Some(l), Some(c)) => format!("{origin}:{l}:{c}: {}{message}", prefix(&path_label)),
+        (None, Some(l), None) => format!("{origin}:{l}: {}{message}", prefix(&path_label)),
+        (None, ..) => format!("{origin}: {}{message}", prefix(&path_label)),
+    };
+    let mut m = Level::Error.title(&title).id(&code);
+    if let Some(parts) = &snippet {
+        let mut s = Snippet::source(&parts.source).line_start(parts.line_start as usize).origin(&origin).fold(true);
+        s = s.annotation(Level::Error.span(parts.span.clone()).label(&path_label));
+        if let Some(first) = &parts.first {
+            s = s.annotation(Level::Error.span(first.clone()).label("first written here"));
+        }
+        m = m.snippet(s);
+    }
+    if let Some(help) = &help {
+        m = m.footer(Level::Help.title(help));
+    }
+    let rendered = renderer.render(m).to_string();
+    rendered
+}
+
+fn prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+/// The source shown: from the first line annotated to the last, masked, and the spans in it.
+struct Parts {
+    source: String,
+    line_start: u32,
+    span: std::ops::Range<usize>,
+    first: Option<std::ops::Range<usize>>,
+}
+
+fn snippet_parts(text: &str, line: u32, column: u32, kind: &DiagnosticKind) -> Option<Parts> {
+    let first = match kind {
+        DiagnosticKind::DuplicateKey { first: Some(first), .. } if first.0 <= line => Some(*first),
+        _ => None,
+    };
+    let line_start = first.map_or(line, |f| f.0);
+    let lines: Vec<String> =
+        text.lines().skip(line_start as usize - 1).take((line - line_start + 1) as usize).map(mask).collect();
+    if lines.len() != (line - line_start + 1) as usize {
+        return None;
+    }
+    let source = lines.join("\n");
+    // Byte offset in `source` of a 1-based line and column.
+    let offset = |l: u32, c: u32| -> Option<usize> {
+        let before: usize = lines[..(l - line_start) as usize].iter().map(|x| x.len() + 1).sum();
+        let this = &lines[(l - line_start) as usize];
+        let within = this.char_indices().nth(c as usize - 1).map(|(i, _)| i).unwrap_or(this.len());
+        Some(before + within)
+    };
+    let span_at = |l: u32, c: u32| -> Option<std::ops::Range<usize>> {
+        let start = offset(l, c)?;
+        let rest = &source[start..];
+        let len = match kind {
+            DiagnosticKind::UnclosedFlow { .. } => rest.chars().next().map_or(0, char::len_utf8),
+            _ => token_len(rest),
+        };
+        Some(start..start + len.max(usize::from(!rest.is_empty())))
+    };
+    Some(Parts {
+        span: span_at(line, column)?,
+        first: match first {
+            Some((l, c)) => Some(span_at(l, c)?),
+            None => None,
+        },
+        source,
+        line_start,
+    })
+}
+
+/// The length of the token `rest` starts with: a quoted string, a flow collection's item, a key
+/// (up to `:`), or a value (up to a comment or the line's end).
+fn token_len(rest: &str) -> usize {
+    let line = rest.lines().next().unwrap_or("");
+    if let Some(q) = line.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        return line[1..].find(q).map_or(line.len(), |i| i + 2);
+    }
+    let mut end = line.len();
+    for pat in [": ", " #", ",", "]", "}"] {
+        if let Some(i) = line.find(pat) {
+            end = end.min(i);
+        }
+    }
+    if line[..end].ends_with(':') {
+        end -= 1;
+    }
+    line[..end].trim_end().len()
+}
+
+/// `line` with its value replaced by `***` when its key or value looks like a credential.
+fn mask(line: &str) -> String {
+    let lower = line.to_ascii_lowercase();
+    let (key, value) = lower.split_once(':').unwrap_or(("", &lower));
+    // A variable's name (`api_key_env: GROQ_API_KEY`) is shown; anything else under such a key is not.
+    let names_a_variable = key.trim().ends_with("_env") && {
+        let v = line.split_once(':').map_or("", |(_, v)| v).trim();
+        v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+            && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let secret_key =
+        ["key", "token", "secret", "password", "passwd", "credential", "auth"].iter().any(|w| key.contains(w))
+            && !names_a_variable;
+    let secret_value = value.contains("://") && value.split("://").nth(1).is_some_and(|v| v.contains('@'))
+        || ["key=", "token=", "secret=", "password=", "sig="].iter().any(|w| value.contains(w));
+    if !(secret_key || secret_value) {
+        return line.to_owned();
+    }
+    match line.split_once(':') {
+        Some((k, v)) if !v.trim().is_empty() => format!("{k}: ***"),
+        _ => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_credentials() {
+        let cases = [
+            ("  api_key: sk-live-123", "  api_key: ***"),
+            ("  api_key_env: GROQ_API_KEY", "  api_key_env: GROQ_API_KEY"),
+            ("  api_key_env: [sk-live-123]", "  api_key_env: ***"),
+            ("  token_env: 12345", "  token_env: ***"),
+            ("  base_url: https://u:p@host/v1", "  base_url: ***"),
+            ("  base_url: https://host/v1?key=abc", "  base_url: ***"),
+            ("  rpm: 30", "  rpm: 30"),
+        ];
+        for (line, masked) in cases {
+            assert_eq!(mask(line), masked, "{line}");
+        }
+    }
+
+    #[test]
+    fn token_lengths() {
+        for (rest, len) in [("30 # note", 2), ("groq, gemini]", 4), ("rmp: 5", 3), ("\"a b\": 1", 5), ("x", 1)] {
+            assert_eq!(token_len(rest), len, "{rest}");
+        }
+    }
+}
