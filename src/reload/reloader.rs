@@ -280,6 +280,7 @@ impl ReloaderHandle {
             failing: None,
             retry: None,
             attempt: 1,
+            judged: None,
         };
         let (tx, rx) = bounded(16);
         let (alive, exited) = bounded::<()>(0);
@@ -377,6 +378,8 @@ struct Reloader<S: Schema, K> {
     retry: Option<Retry>,
     /// The number of the attempt in progress at its content (1, or more for a retry).
     attempt: u32,
+    /// The content the attempt in progress judges, once known: shown in `/status` beside its outcome.
+    judged: Option<blake3::Hash>,
 }
 
 /// What a retry tries again.
@@ -513,6 +516,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn attempt(&mut self, sources: &Sources, trigger: Trigger, changed: Option<Vec<String>>) -> AttemptOutcome {
         let started = Instant::now();
         let hash = sources.bundle_hash();
+        self.judged = Some(hash);
         let files = changed.unwrap_or_else(|| sources.names().map(str::to_owned).collect());
         if hash == self.running.hash && self.pinned.is_none() {
             return self.unchanged(trigger, started);
@@ -662,6 +666,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         };
         let sources = stored;
         let hash = sources.bundle_hash();
+        self.judged = Some(hash);
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
         match self.validator.validate(sources, self.config.reload_timeout) {
             Ok(Ok(valid)) => self.apply(valid, Origin::Rollback { of: version }, Trigger::Rollback, files, started),
@@ -762,7 +767,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     /// after the metrics, the audit record and the alert: whoever sees the new status sees those too.
     fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
         let mut status = Status::clone(&self.status.load());
-        status.last_attempt = Some(LastAttempt::new(trigger, outcome.clone(), started.elapsed()));
+        let judged = self.judged.take().map(|h| h.to_hex().to_string());
+        status.last_attempt = Some(LastAttempt::new(trigger, outcome.clone(), started.elapsed(), judged));
         self.reporting.metrics.workers_stuck(self.validator.stuck());
         status.workers_stuck = self.validator.stuck();
         status.running_version = self.running.version;

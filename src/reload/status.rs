@@ -74,16 +74,24 @@ pub struct LastAttempt {
     pub trigger: Trigger,
     /// How long it took, in milliseconds, rounded to the microsecond (`5.839`).
     pub duration_ms: f64,
+    /// The bundle hash of the content it judged, when it got that far (a failed read of the
+    /// directory has none): what a client compares to know whether *its* content was rejected.
+    pub bundle_hash: Option<String>,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: AttemptOutcome,
 }
 
 impl LastAttempt {
-    pub(super) fn new(trigger: Trigger, outcome: AttemptOutcome, duration: Duration) -> Self {
+    pub(super) fn new(
+        trigger: Trigger,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        bundle_hash: Option<String>,
+    ) -> Self {
         let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         let at_unix = since_epoch.as_micros() as f64 / 1e6;
-        Self { at_unix, trigger, duration_ms: duration.as_micros() as f64 / 1e3, outcome }
+        Self { at_unix, trigger, duration_ms: duration.as_micros() as f64 / 1e3, bundle_hash, outcome }
     }
 }
 

@@ -474,6 +474,13 @@ fn rollback_wait_until_the_service_runs_the_content() {
         )),
         "{stderr}"
     );
+    // `/status` names the content it rejected: what `--wait` compares, not the time of the attempt.
+    let (_, body) = crate::service::http(s.admin, "GET", "/status", Some("t0ken"));
+    let attempt = &serde_json::from_str::<serde_json::Value>(&body).unwrap()["last_attempt"];
+    assert_eq!(
+        (attempt["result"].as_str(), attempt["bundle_hash"].as_str()),
+        (Some("rejected"), Some(m.bundle_hash.as_str()))
+    );
     assert_no_canary(&s.raw.lock().unwrap());
 }
 

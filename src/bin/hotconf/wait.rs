@@ -68,7 +68,13 @@ impl WaitFor {
                         return Exit::Ok;
                     }
                     let attempt = &json["last_attempt"];
-                    if attempt["result"] == "rejected" && baseline.is_newer(attempt["at_unix"].as_f64()) {
+                    // Rejected: the attempt judged this very content (the service says which); a
+                    // service that does not say is judged by the time of its attempt.
+                    let ours = match attempt["bundle_hash"].as_str() {
+                        Some(judged) => judged == bundle_hash,
+                        None => baseline.is_newer(attempt["at_unix"].as_f64()),
+                    };
+                    if attempt["result"] == "rejected" && ours {
                         report_rejection(version, running, attempt);
                         return Exit::Invalid;
                     }
