@@ -1,14 +1,13 @@
 //! `hotconf run` end to end, through the real binary: the seed's acceptance cases, seen through
 //! the admin endpoint and the JSON log.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::service::{http, write_atomic, Service, DEADLINE};
+use crate::service::{fake_slack, http, write_atomic, Service, DEADLINE};
 use crate::support::{assert_no_canary, config_copy, CANARY};
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -146,27 +145,7 @@ fn env_and_temp_files_are_ignored_and_a_burst_is_one_reload() {
 
 #[test]
 fn slack_alert_on_failure_and_resolve_on_recovery_without_leaking_the_webhook() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, posts) = crossbeam_channel::unbounded::<String>();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0;
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                line.clear();
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            let _ = tx.send(String::from_utf8(body).unwrap());
-        }
-    });
+    let (port, posts) = fake_slack();
     let webhook = format!("http://127.0.0.1:{port}/services/T000/B000/{CANARY}");
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();

@@ -3,13 +3,9 @@
 //! (audit log, manifests, state files; `files/` holds the operator's bytes as they wrote them),
 //! not in any admin answer, not in the Slack alert.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 
-use crossbeam_channel::Receiver;
-
-use crate::service::{write_atomic, Service, DEADLINE};
+use crate::service::{fake_slack, write_atomic, Service, DEADLINE};
 use crate::support::{assert_no_canary, config_copy, files_under, hotconf, CANARY};
 
 /// An AWS access key id (the `AKIA…` format): upper case, so a valid variable *name*.
@@ -34,31 +30,6 @@ fn assert_answers_clean(s: &Service) {
         let (_, body) = s.http("GET", path);
         assert_clean(path, &body);
     }
-}
-
-/// A loopback HTTP listener standing in for Slack: answers 200 and hands over each body.
-fn fake_slack() -> (u16, Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, posts) = crossbeam_channel::unbounded::<String>();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut len, mut line) = (0, String::new());
-            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                line.clear();
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            let _ = tx.send(String::from_utf8(body).unwrap());
-        }
-    });
-    (port, posts)
 }
 
 fn set_providers(config: &Path, from: &str, to: &str) {

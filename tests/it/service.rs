@@ -2,7 +2,7 @@
 //! HTTP client for its admin endpoint. Every wait has a deadline; nothing sleeps and hopes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -264,4 +264,29 @@ impl Drop for TextService {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback HTTP listener standing in for Slack: answers 200 and hands over each body.
+pub fn fake_slack() -> (u16, Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, posts) = crossbeam_channel::unbounded::<String>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut len, mut line) = (0, String::new());
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                line.clear();
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = tx.send(String::from_utf8(body).unwrap());
+        }
+    });
+    (port, posts)
 }
