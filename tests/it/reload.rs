@@ -253,6 +253,19 @@ impl Harness {
         value.unwrap_or_else(|| panic!("no {series} in\n{text}")).parse().unwrap()
     }
 
+    /// Starts a store outage: no write can take the store's lock while its lock file is a
+    /// directory (root ignores modes).
+    fn break_store(&self) {
+        let lock = self.store.dir().join(".lock");
+        std::fs::remove_file(&lock).unwrap();
+        std::fs::create_dir(&lock).unwrap();
+    }
+
+    /// Ends the outage `break_store` started.
+    fn mend_store(&self) {
+        std::fs::remove_dir(self.store.dir().join(".lock")).unwrap();
+    }
+
     /// The stored versions' numbers.
     fn versions(&self) -> Vec<u64> {
         self.store.list().unwrap().iter().map(|m| m.version).collect()
@@ -636,10 +649,7 @@ fn a_manual_reload_of_a_missing_directory_fails_and_is_retried_until_the_directo
 fn a_store_outage_is_retried_with_capped_backoff_until_the_pending_change_applies() {
     let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
     let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
-    // The store cannot take its lock while its lock file is a directory (root ignores modes).
-    let lock = h.store.dir().join(".lock");
-    std::fs::remove_file(&lock).unwrap();
-    std::fs::create_dir(&lock).unwrap();
+    h.break_store();
 
     let status = h.change("v: 2");
     let error = failed_error(&status).to_owned();
@@ -650,7 +660,7 @@ fn a_store_outage_is_retried_with_capped_backoff_until_the_pending_change_applie
     assert_eq!((status.running_version, status.failing), (1, true));
     assert_eq!(h.live_version(), 1);
 
-    std::fs::remove_dir(&lock).unwrap();
+    h.mend_store();
     wait_until(|| h.reloader.status().running_version == 2);
     let status = h.reloader.status();
     assert_eq!(*outcome(&status), applied(2));
@@ -663,9 +673,7 @@ fn a_store_outage_is_retried_with_capped_backoff_until_the_pending_change_applie
 fn a_newer_change_set_replaces_a_pending_retry_and_a_revert_ends_it() {
     let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
     let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
-    let lock = h.store.dir().join(".lock");
-    std::fs::remove_file(&lock).unwrap();
-    std::fs::create_dir(&lock).unwrap();
+    h.break_store();
     failed_error(&h.change("v: 2"));
     // (A retry of v: 2 may end first: each change waits only for the next attempt to end.)
     h.send_change("v: 3");
@@ -673,7 +681,7 @@ fn a_newer_change_set_replaces_a_pending_retry_and_a_revert_ends_it() {
     h.send_change("v: 1");
     wait_until(|| *outcome(&h.reloader.status()) == AttemptOutcome::Unchanged { version: 1 });
     let failed = h.metric("hotconf_config_reloads_total{result=\"failed\"}");
-    std::fs::remove_dir(&lock).unwrap();
+    h.mend_store();
     // A later change applies as version 2: neither v: 2 nor v: 3 was retried in between.
     assert_eq!(*outcome(&h.change("v: 4")), applied(2));
     assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), failed);
@@ -732,15 +740,13 @@ fn a_change_set_that_failed_for_a_transient_reason_is_retried_without_another_ed
 fn a_pin_that_fails_leaves_the_pending_change_to_its_retries() {
     let retry = RetryBackoff { initial: Duration::from_millis(10), max: Duration::from_millis(40) };
     let h = Harness::start_with("v: 1", Options::default(), |c| c.with_retry_backoff(retry));
-    let lock = h.store.dir().join(".lock");
-    std::fs::remove_file(&lock).unwrap();
-    std::fs::create_dir(&lock).unwrap();
+    h.break_store();
     failed_error(&h.change("v: 2"));
 
     // The pin cannot be stored either: it fails, and the edit it did not replace stays pending.
     let answer = h.reloader.pin(1, DEADLINE).expect("the pin answers");
     assert!(matches!(&answer, AttemptOutcome::Failed { error } if error.starts_with("snapshot store: ")), "{answer:?}");
-    std::fs::remove_dir(&lock).unwrap();
+    h.mend_store();
     wait_until(|| h.reloader.status().running_version == 2);
     assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 2");
     assert_eq!(h.reloader.status().pinned, None);
