@@ -23,21 +23,20 @@ pub fn texts(sources: &Sources) -> HashMap<String, String> {
         .collect()
 }
 
-/// The text of each file named in `diagnostics`, read from `dir` (regular files under 1 MiB only:
-/// never a FIFO, which could block), for when the sources are not at hand.
+/// The text of each file named in `diagnostics`, read from `dir` through the library's one
+/// non-blocking reader (a FIFO is refused, never waited on; 1 MiB at most), for when the sources
+/// are not at hand.
 pub fn texts_from_dir(dir: &Path, diagnostics: &Diagnostics) -> HashMap<String, String> {
+    use hotconf::source::read::{read_file, FileRead};
     let mut texts = HashMap::new();
     for d in diagnostics.as_slice() {
         if d.line.is_none() || texts.contains_key(&d.file) {
             continue;
         }
-        let path = dir.join(&d.file);
-        let regular = std::fs::symlink_metadata(&path)
-            .ok()
-            .and_then(|m| if m.file_type().is_symlink() { std::fs::metadata(&path).ok() } else { Some(m) })
-            .is_some_and(|m| m.is_file() && m.len() <= 1 << 20);
-        if let Some(text) = regular.then(|| std::fs::read_to_string(&path).ok()).flatten() {
-            texts.insert(d.file.clone(), text);
+        if let Ok(FileRead::Bytes { bytes, .. }) = read_file(&dir.join(&d.file), 1 << 20) {
+            if let Ok(text) = String::from_utf8(bytes) {
+                texts.insert(d.file.clone(), text);
+            }
         }
     }
     texts
