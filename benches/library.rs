@@ -95,7 +95,7 @@ fn main() {
     // 3. Crates a library user compiles: `cargo tree -e normal --no-default-features`, distinct
     //    packages (the crate itself included).
     let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["tree", "-e", "normal", "--no-default-features", "--prefix", "none", "--offline"])
+        .args(["tree", "-p", "hotconf", "-e", "normal", "--prefix", "none", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output();
     match out {

@@ -51,19 +51,17 @@
 //!       ──▶ components (the gateway's rate limiters, orchestrator and provider factory)
 //! ```
 //!
-//! The gateway schema shipped in [`gateway`] is one implementation of [`Schema`]; a service with
-//! its own files implements the trait for them and reuses everything else.
+//! The reference LLM gateway (crate `hotconf-gateway`) is one implementation of [`Schema`]; a
+//! service with its own files implements the trait for them and reuses everything else.
 #![deny(missing_docs)]
 
 pub mod alert;
-#[cfg(feature = "gateway")]
-pub mod components;
 mod live;
 pub mod publish;
 pub mod reload;
 #[cfg(feature = "schema")]
 pub mod schema;
-mod secret;
+pub mod secret;
 pub mod snapshot;
 pub mod source;
 pub mod validate;
@@ -78,12 +76,8 @@ pub use crossbeam_channel as channel;
 pub use live::{Hotconf, Live, DEFAULT_ACK_TIMEOUT, EVENT_CAPACITY, MEMORY_RETENTION};
 pub use reload::{AttemptOutcome, ReloadEvent, StartError, Status};
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
-pub use source::{ReadError, SourceFile, Sources, SourcesLimits};
-#[cfg(feature = "gateway")]
-pub use validate::gateway;
-#[cfg(feature = "gateway")]
-pub use validate::validate_config;
-pub use validate::YamlPath;
+pub use source::{ReadError, SourceFile, Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
+pub use validate::{did_you_mean, Segment, YamlPath};
 pub use validate::{validate_with, Schema, Validated};
 pub use validate::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 pub use validate::{Problems, SerdeSchema};

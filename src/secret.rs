@@ -103,7 +103,7 @@ pub fn classify_key(key: &str) -> KeyClass {
 
 /// Whether `s` looks like an environment variable name (`GROQ_API_KEY`): capitals, digits and
 /// `_`, not starting with a digit, at most 128 bytes.
-pub(crate) fn is_env_var_name(s: &str) -> bool {
+pub fn is_env_var_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
@@ -125,7 +125,6 @@ pub fn looks_like_key(value: &str) -> bool {
 
 /// Whether `value` holds anything [`redact_value`] would hide: a webhook URL, a key, URL
 /// credentials or a secret query parameter. Validation refuses such a URL.
-#[cfg_attr(not(feature = "gateway"), allow(dead_code))] // used by the gateway's rules only
 pub fn holds_secret(value: &str) -> bool {
     redact_value(value) != value
 }

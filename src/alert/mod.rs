@@ -2,9 +2,6 @@
 //! once per failing content, with a timeout and bounded retries. Never blocks a reload, and never
 //! logs or reports the webhook URL.
 
-#[cfg(feature = "slack")]
-mod slack;
-
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,8 +10,6 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde_json::json;
 
 use crate::reload::metrics::Metrics;
-#[cfg(feature = "slack")]
-pub use slack::SlackWebhook;
 
 /// Delivers one alert body somewhere.
 pub trait Transport: Send + 'static {

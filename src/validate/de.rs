@@ -168,7 +168,7 @@ pub(crate) fn quoted(names: &[&str]) -> String {
 }
 
 /// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = word.chars().count();
     let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
     candidates

@@ -2,10 +2,8 @@
 //! [`Schema`], or into every [`Diagnostic`] found. Never touches the filesystem: it judges the
 //! bytes it is handed and reads the environment only through an [`EnvLookup`].
 
-pub(crate) mod de;
+mod de;
 mod diagnostic;
-#[cfg(feature = "gateway")]
-pub mod gateway;
 pub mod prescan;
 mod typed;
 mod yaml;
@@ -14,6 +12,7 @@ use std::fmt::Debug;
 
 use crate::source::env::EnvLookup;
 use crate::source::Sources;
+pub use de::did_you_mean;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 pub use typed::{Check, Problems, SerdeSchema, MAX_DIAGNOSTICS_PER_FILE};
 pub use yaml::{Segment, YamlPath};
@@ -21,7 +20,7 @@ pub use yaml::{Segment, YamlPath};
 /// A set of config files and the rules that make them one typed config.
 ///
 /// The reload machinery (polling, snapshots, publication) is generic over this trait; the LLM
-/// gateway's three files are the shipped implementation, `gateway::GatewaySchema` (feature `gateway`).
+/// gateway's three files are one implementation (`hotconf_gateway::GatewaySchema`).
 pub trait Schema: Send + Sync + 'static {
     /// The typed config a valid set of files becomes. Immutable once built.
     type Config: Debug + Send + Sync + 'static;
@@ -81,25 +80,4 @@ pub fn validate_with<S: Schema>(
     let config = schema.validate(&sources, env)?;
     let hash = sources.bundle_hash();
     Ok(Validated { config, sources, hash })
-}
-
-#[cfg(feature = "gateway")]
-/// Validates the LLM gateway's files (`rate_limits.yaml`, `agent_chains.yaml`, `providers.yaml`)
-/// together, with the default limits.
-///
-/// ```
-/// use hotconf::{validate_config, MapEnv, SourceFile, Sources};
-/// let sources = Sources::from_files([
-///     SourceFile::new("providers.yaml", "local:\n  model: llama3\n  base_url: http://127.0.0.1:11434\n"),
-///     SourceFile::new("rate_limits.yaml", "local:\n  rpm: 0\n  burst: 5\n  tokens_per_minute: 1000\n"),
-///     SourceFile::new("agent_chains.yaml", "mary:\n  primary: local\n"),
-/// ]);
-/// let errors = validate_config(sources, &MapEnv::new()).unwrap_err();
-/// assert_eq!(errors.to_string(), "rate_limits.yaml:2:8: local.rpm: must be a positive integer, got 0\n  help: use a whole number of 1 or more");
-/// ```
-pub fn validate_config(
-    sources: Sources,
-    env: &dyn EnvLookup,
-) -> Result<Validated<gateway::GatewayConfig>, Diagnostics> {
-    validate_with(&gateway::GatewaySchema::default(), sources, env)
 }

@@ -12,7 +12,7 @@ use faultfs::{Fault, FaultFs, Op};
 use hotconf::snapshot::{Commit, Entry, Origin, SnapshotStore, StoreConfig};
 use hotconf::{SourceFile, Sources};
 
-use crate::faultfs_fs::mount;
+use crate::support::mount;
 
 fn bundle(n: u32) -> Sources {
     Sources::from_files([

@@ -1,0 +1,196 @@
+//! The admin endpoint of `hotconf run`: health, metrics, status, the effective config, manual
+//! reload and rollback, and a window onto the live components (route and acquire).
+
+mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotconf::reload::metrics::Metrics;
+use hotconf::reload::{AttemptOutcome, ReloaderHandle};
+use hotconf_gateway::components::{Decision, Gateway};
+use serde_json::json;
+
+use http::{query_param, Request, Response};
+pub use http::{Bound, Limits, Server, HEAD_TIMEOUT, MAX_CONNECTIONS};
+use hyper::Method;
+
+/// The default admin address: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9477";
+
+/// What the handlers read.
+pub struct Admin {
+    pub gateway: Gateway,
+    pub metrics: Arc<Metrics>,
+    pub reloader: Arc<ReloaderHandle>,
+    /// When set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// How long `POST /reload` and `POST /rollback/N` wait for the outcome.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Binds the admin address; nothing is served until [`start`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
+    Bound::bind(addr)
+}
+
+/// Serves the admin endpoint on an address bound by [`bind`].
+pub fn start(bound: Bound, limits: Limits, admin: Admin) -> std::io::Result<Server> {
+    bound.serve(limits, move |request| admin.handle(request))
+}
+
+/// The admin routes, by path; each serves the methods its [`Route::allow`] names.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Healthz,
+    Metrics,
+    Status,
+    Config,
+    Reload,
+    Rollback(&'a str),
+    Agent(&'a str),
+    Acquire(&'a str),
+}
+
+impl<'a> Route<'a> {
+    /// The route of a percent-decoded path, or `None` (404).
+    fn of(segments: &'a [String]) -> Option<Self> {
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        Some(match segments.as_slice() {
+            ["healthz"] => Route::Healthz,
+            ["metrics"] => Route::Metrics,
+            ["status"] => Route::Status,
+            ["config"] => Route::Config,
+            ["reload"] => Route::Reload,
+            ["rollback", n] => Route::Rollback(n),
+            ["route", agent] => Route::Agent(agent),
+            ["acquire", provider] => Route::Acquire(provider),
+            _ => return None,
+        })
+    }
+
+    /// The methods served, as the `Allow` header lists them.
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Reload | Route::Rollback(_) | Route::Acquire(_) => "POST",
+            _ => "GET, HEAD",
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        match self.allow() {
+            "POST" => method == Method::POST,
+            _ => method == Method::GET || method == Method::HEAD,
+        }
+    }
+}
+
+impl Admin {
+    fn handle(&self, r: &Request) -> Response {
+        let route = Route::of(&r.segments);
+        if route != Some(Route::Healthz) && !self.authorized(r) {
+            return Response::error(401, "missing or wrong bearer token");
+        }
+        let Some(route) = route else { return Response::error(404, "not found") };
+        if !route.allows(&r.method) {
+            return Response::method_not_allowed(route.allow());
+        }
+        match route {
+            Route::Healthz => Response::text(200, "ok\n"),
+            Route::Metrics => Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: self.metrics.render(),
+                headers: Vec::new(),
+            },
+            Route::Status => Response::json(200, &json!(*self.reloader.status())),
+            Route::Config => match self.gateway.view() {
+                Some(view) => {
+                    Response::json(200, &json!({ "version": view.version(), "config": **view.publication.config() }))
+                }
+                None => Response::error(503, "no config applied yet"),
+            },
+            Route::Reload => outcome(self.reloader.reload(COMMAND_TIMEOUT)),
+            Route::Rollback(n) => match n.parse::<u64>() {
+                Ok(version) => outcome(self.reloader.pin(version, COMMAND_TIMEOUT)),
+                Err(_) => Response::error(400, "the version must be a whole number"),
+            },
+            Route::Agent(agent) => {
+                let Some(view) = self.gateway.view() else { return Response::error(503, "no config applied yet") };
+                match view.routes.route(agent) {
+                    Some(providers) => Response::json(
+                        200,
+                        &json!({ "agent": agent, "version": view.version(), "providers": providers }),
+                    ),
+                    None => Response::error(404, "unknown agent"),
+                }
+            }
+            Route::Acquire(provider) => self.acquire(provider, &r.query),
+        }
+    }
+
+    /// `POST /acquire/P?tokens=N`: `200` with what is left, or `429` saying when to retry (a
+    /// `Retry-After` header and `retry_after` seconds), or that it can never succeed (more
+    /// tokens than the provider's per-minute budget).
+    fn acquire(&self, provider: &str, query: &str) -> Response {
+        let tokens = match query_param(query, "tokens").map(|t| t.parse::<u64>()) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return Response::error(400, "tokens must be a whole number"),
+        };
+        let Some(view) = self.gateway.view() else { return Response::error(503, "no config applied yet") };
+        if view.providers.get(provider).is_none() {
+            return Response::error(404, "unknown provider");
+        }
+        let decision = view.acquire(provider, tokens);
+        let mut body = json!({ "provider": provider, "version": view.version(), "tokens": tokens });
+        if let (Some(obj), serde_json::Value::Object(d)) = (body.as_object_mut(), json!(decision)) {
+            obj.extend(d);
+        }
+        let limit = view.limiters.get(provider).map(|(_, limit)| *limit);
+        if let Some(limit) = &limit {
+            body["limits"] = json!(limit);
+        }
+        match decision {
+            Decision::Denied { retry_after: Some(after) } => {
+                body["can_never_succeed"] = json!(false);
+                Response::json(429, &body).with_retry_after(after)
+            }
+            Decision::Denied { retry_after: None } => {
+                let per_minute = limit.map(|l| l.tokens_per_minute.get()).unwrap_or(0);
+                body.as_object_mut().map(|o| o.remove("retry_after"));
+                body["can_never_succeed"] = json!(true);
+                body["error"] = json!(format!(
+                    "the request asks for {tokens} tokens, more than the {per_minute} tokens per minute \
+                     the provider allows: it can never succeed, do not retry"
+                ));
+                Response::json(429, &body)
+            }
+            Decision::Allowed { .. } | Decision::Unlimited => Response::json(200, &body),
+        }
+    }
+
+    fn authorized(&self, r: &Request) -> bool {
+        let Some(token) = &self.token else { return true };
+        let given = r.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+        // Compare in constant time for equal lengths.
+        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+fn outcome(outcome: Option<AttemptOutcome>) -> Response {
+    match outcome {
+        None => Response::error(504, "the reloader did not answer in time"),
+        Some(o) => {
+            let status = match &o {
+                AttemptOutcome::Applied { .. } | AttemptOutcome::Unchanged { .. } => 200,
+                AttemptOutcome::Rejected { .. } => 422,
+                AttemptOutcome::Failed { .. } => 409,
+                AttemptOutcome::NotFound { .. } => 404,
+            };
+            Response::json(status, &json!(o))
+        }
+    }
+}

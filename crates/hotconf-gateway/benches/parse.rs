@@ -1,0 +1,140 @@
+//! `cargo bench --bench parse`: validation time of the worst inputs we can construct at the 1 MiB
+//! size cap, each written as one of the gateway's files next to the shipped other two. Target:
+//! every one refused (or accepted) in under 100 ms, i.e. cost linear in the input's size.
+
+use std::time::{Duration, Instant};
+
+use hotconf::{MapEnv, SourceFile, Sources};
+use hotconf_gateway::validate_config;
+
+const CAP: usize = 1024 * 1024;
+
+/// `unit` repeated to fill the cap (leaving room for `tail`), then `tail`.
+fn fill(head: &str, unit: &str, tail_unit: &str) -> String {
+    let n = (CAP - head.len()) / (unit.len() + tail_unit.len());
+    format!("{head}{}{}", unit.repeat(n), tail_unit.repeat(n))
+}
+
+fn lines(head: &str, line: impl Fn(usize) -> String) -> String {
+    let mut text = head.to_owned();
+    for i in 0.. {
+        let l = line(i);
+        if text.len() + l.len() > CAP {
+            break;
+        }
+        text.push_str(&l);
+    }
+    text
+}
+
+fn count(n: usize, line: impl Fn(usize) -> String) -> String {
+    (0..n).map(line).collect()
+}
+
+fn cases() -> Vec<(&'static str, &'static str, String)> {
+    let rl = "rate_limits.yaml";
+    let ac = "agent_chains.yaml";
+    let block_levels = {
+        let mut text = String::new();
+        for i in 0.. {
+            let l = format!("{}k:\n", " ".repeat(i));
+            if text.len() + l.len() > CAP {
+                break;
+            }
+            text.push_str(&l);
+        }
+        text
+    };
+    let big_anchor = {
+        let anchored = format!("a: &a [{}x]\n", "x,".repeat(200_000));
+        let rest = CAP - anchored.len() - 10;
+        format!("{anchored}b: [{}*a]\n", "*a,".repeat(rest / 3 - 1))
+    };
+    vec![
+        ("flow maps {a: ×N }×N", rl, fill("", "{a: ", "}")),
+        ("flow lists [×N ]×N", rl, fill("", "[", "]")),
+        ("flow maps after a key", rl, fill("local: ", "{a: ", "}")),
+        ("block mappings, one level a line", rl, block_levels),
+        ("compact sequences - - - …", rl, format!("{}x\n", "- ".repeat(CAP / 2 - 2))),
+        ("mixed block then flow", rl, format!("a:\n  b:\n    - c: {}", fill("", "[{x: ", "}]").split_at(CAP - 20).0)),
+        ("unclosed flow [ ×N", rl, "[".repeat(CAP)),
+        (
+            "billion laughs",
+            ac,
+            "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n".to_owned(),
+        ),
+        ("many aliases of a big anchor", ac, big_anchor),
+        ("many aliases of a scalar", ac, format!("a: &a x\nb: [{}*a]\n", "*a, ".repeat(CAP / 4 - 10))),
+        ("long double-quoted scalar", rl, format!("local: \"{}\"\n", "x".repeat(CAP - 20))),
+        ("long plain scalar", rl, format!("local: {}\n", "x".repeat(CAP - 20))),
+        ("long block scalar", rl, format!("local: |\n{}", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n".repeat(CAP / 46))),
+        ("long key", rl, format!("{}: 1\n", "k".repeat(CAP - 10))),
+        ("long unknown key under a provider", rl, format!("local:\n  rpm: 1\n  burst: 1\n  tokens_per_minute: 1\n  {}: 1\n", "k".repeat(CAP - 100))),
+        ("many providers with limits, unknown", rl, lines("", |i| format!("p{i}: {{rpm: 1, burst: 1, tokens_per_minute: 1}}\n"))),
+        ("many block providers, unknown", rl, lines("", |i| format!("p{i}:\n  rpm: 0\n  burst: 1\n  tokens_per_minute: 1\n"))),
+        ("many unknown keys", rl, lines("local:\n  rpm: 1\n  burst: 1\n  tokens_per_minute: 1\n", |i| format!("  k{i}: 1\n"))),
+        ("many duplicate keys", rl, lines("", |_| "local: 1\n".to_owned())),
+        ("many duplicate keys, deep in the file", rl, lines("", |i| format!("k{i}: 1\n"))[..CAP - 20].rsplit_once('\n').unwrap().0.to_owned() + "\nk0: 2\n"),
+        ("many documents", rl, lines("", |_| "---\na: 1\n".to_owned())),
+        ("many empty documents", rl, "---\n".repeat(CAP / 4)),
+        ("long line of commas", rl, format!("a: [{}]\n", ",".repeat(CAP - 10))),
+        ("long flow list", rl, format!("a: [{}x]\n", "x,".repeat(CAP / 2 - 10))),
+        ("many chains of unknown providers", ac, lines("", |i| format!("a{i}: {{primary: p{i}, fallbacks: [q{i}]}}\n"))),
+        ("many chains, one unknown provider each", ac, lines("", |i| format!("a{i}:\n  primary: p{i}\n"))),
+        ("comments only", rl, lines("", |_| "# {[{[{[ comment ]}]}]\n".to_owned())),
+        // The same shapes just under the node cap: parsed, judged and every diagnostic rendered.
+        ("under the node cap: unknown providers", rl, count(6_200, |i| format!("p{i}: {{rpm: 1, burst: 1, tokens_per_minute: 1}}\n"))),
+        ("under the node cap: unknown keys", rl, "local:\n  rpm: 1\n  burst: 1\n  tokens_per_minute: 1\n".to_owned() + &count(24_900, |i| format!("  k{i}: 1\n"))),
+        ("under the node cap: bad values", rl, count(12_400, |i| format!("p{i}:\n  rpm: 0\n"))),
+        ("under the node cap: unknown chain members", ac, count(7_000, |i| format!("a{i}: {{primary: p{i}, fallbacks: [q{i}]}}\n"))),
+        ("under the node cap: long flow list", rl, format!("a: [{}x]\n", "x,".repeat(49_990))),
+        ("under the node cap: aliases of a scalar", ac, format!("a: &a x\nb: [{}*a]\n", "*a, ".repeat(49_990))),
+        ("under the node cap: duplicate key at the end", rl, count(24_900, |i| format!("k{i}: 1\n")) + "k0: 2\n"),
+        ("under the node cap: long scalars", rl, count(24_000, |i| format!("k{i}: {}\n", "x".repeat(30)))),
+    ]
+}
+
+fn main() {
+    let shipped = |name: &str| std::fs::read(format!("config/{name}")).expect("run from the crate root");
+    let mut worst = Duration::ZERO;
+    println!(
+        "{:<42} {:>9} {:>9} {:>9} {:>7}  first diagnostic",
+        "input (1 MiB cap)", "bytes", "ms", "parser ms", "diags"
+    );
+    for (what, file, text) in cases() {
+        assert!(text.len() <= CAP, "{what}: {} bytes", text.len());
+        let mut files: Vec<SourceFile> = ["rate_limits.yaml", "agent_chains.yaml", "providers.yaml"]
+            .iter()
+            .filter(|n| **n != file)
+            .map(|n| SourceFile::new(*n, shipped(n)))
+            .collect();
+        files.push(SourceFile::new(file, text.as_bytes()));
+        let sources = Sources::from_files(files);
+        let started = Instant::now();
+        let outcome = validate_config(sources, &MapEnv::new());
+        let rendered = match &outcome {
+            Ok(_) => ("accepted".to_owned(), 0),
+            Err(d) => (d.as_slice()[0].to_string().lines().next().unwrap_or("").chars().take(90).collect(), d.len()),
+        };
+        // Rendering is part of what a person waits for.
+        let _ = outcome.as_ref().err().map(ToString::to_string);
+        let took = started.elapsed();
+        worst = worst.max(took);
+        // The YAML parser alone on the same text, when the pre-scan lets it run: the floor.
+        let parser = if hotconf::validate::prescan::prescan(&text).is_ok() {
+            let started = Instant::now();
+            let _ = yaml_serde::from_str::<yaml_serde::Value>(&text);
+            format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{what:<42} {:>9} {:>9.1} {parser:>9} {:>7}  {}",
+            text.len(),
+            took.as_secs_f64() * 1000.0,
+            rendered.1,
+            rendered.0
+        );
+    }
+    println!("worst: {:.1} ms (target: < 100 ms)", worst.as_secs_f64() * 1000.0);
+}
