@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use hotconf::watch::{PollCore, Poller, PollerConfig, PollerHandle, RealFs, WatchEvent, DEFAULT_INTERVAL};
+use hotconf::testing::{PollCore, Poller, PollerConfig, PollerHandle, RealFs, WatchEvent, DEFAULT_INTERVAL};
 use hotconf::{Sources, SourcesLimits};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -343,9 +343,9 @@ fn fds_and_rss() -> (usize, u64) {
 fn soak(ticks: u64) {
     let dir = tempfile::tempdir().unwrap();
     copy_shipped(dir.path());
-    let clock = hotconf::watch::FakeClock::new();
+    let clock = hotconf::testing::FakeClock::new();
     let mut core = PollCore::new(&PollerConfig::new(dir.path()));
-    use hotconf::watch::Clock;
+    use hotconf::testing::Clock;
     let run = |core: &mut PollCore, from: u64, to: u64| {
         for i in from..to {
             if i % 5000 == 0 {

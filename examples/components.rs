@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use hotconf::publish::{Component, Publication};
+use hotconf::{Component, Publication};
 use hotconf::{Hotconf, Live, StartError};
 use serde::Deserialize;
 

@@ -37,7 +37,7 @@
 //! Rules serde cannot express go in [`Hotconf::with_check`] ([`Problems`], [`Problem`]); a
 //! directory of files is [`Hotconf::dir`]; numbered snapshots on disk are
 //! [`Hotconf::with_snapshots`]; components that must acknowledge each version are
-//! [`Hotconf::with_component`].
+//! [`Hotconf::with_component`]; metrics, alerts and hooks of your own are [`Hotconf::with_observer`].
 //!
 //! The pipeline underneath, one module a stage:
 //!
@@ -55,32 +55,61 @@
 //! service with its own files implements the trait for them and reuses everything else.
 #![deny(missing_docs)]
 
-pub mod alert;
 mod live;
-pub mod publish;
-pub mod reload;
+mod publish;
+mod reload;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod secret;
-pub mod snapshot;
-pub mod source;
-pub mod validate;
-pub mod watch;
+mod snapshot;
+mod source;
+mod validate;
+mod watch;
 
 /// The blake3 hash of a file or a bundle of files ([`Sources::bundle_hash`], [`Validated::hash`],
-/// [`publish::Publication::hash`]), re-exported so a user never names blake3: `to_hex()` gives its text.
+/// [`Publication::hash`]), re-exported so a user never names blake3: `to_hex()` gives its text.
 pub use blake3::Hash as ContentHash;
-/// The channel crate whose [`Receiver`](channel::Receiver) carries [`Live::events`] and
-/// [`WatchEvent`](watch::WatchEvent)s, re-exported so a user never pins its version by hand.
+/// The channel crate whose [`Receiver`](channel::Receiver) carries [`Live::events`],
+/// re-exported so a user never pins its version by hand.
 pub use crossbeam_channel as channel;
-pub use live::{Hotconf, Live, DEFAULT_ACK_TIMEOUT, EVENT_CAPACITY, MEMORY_RETENTION};
-pub use reload::{AttemptOutcome, ReloadEvent, StartError, Status};
+pub use live::{Hotconf, Live};
+pub use publish::{Component, Publication};
+pub use reload::{
+    Applied, AttemptOutcome, AttemptReport, ComponentStatus, Failure, FailureCause, LastAttempt, Observer, ReloadEvent,
+    ReloadState, Report, StartError, Status, Trigger,
+};
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
-pub use source::{ReadError, SourceFile, Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
+pub use source::read::{read_file, FileKind, FileRead};
+pub use source::{FileBody, ReadError, SourceFile, Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
 pub use validate::{did_you_mean, Segment, YamlPath};
 pub use validate::{validate_with, Schema, Validated};
 pub use validate::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 pub use validate::{Problems, SerdeSchema};
+pub use watch::PollErrorKind;
+
+/// Internals for the benchmarks and for tests that drive polling by hand (feature `testing`): the
+/// poller's sans-IO core ticked with an injected clock, the filesystems it reads, its thread
+/// shell, and the YAML pre-scan. No stability promise, and nothing a service needs.
+#[cfg(feature = "testing")]
+pub mod testing {
+    /// The linear pre-scan that bounds a YAML text before the parser sees it.
+    pub use crate::validate::prescan::prescan;
+    pub use crate::watch::clock::{Clock, FakeClock};
+    pub use crate::watch::poller::{PollCore, Poller, PollerConfig, PollerHandle, DEFAULT_INTERVAL};
+    pub use crate::watch::scan::{FakeFs, FileSystem, RealFs};
+    pub use crate::watch::WatchEvent;
+}
+
+/// The snapshot store on disk, for tools that work on the versions a service keeps (`hotconf
+/// history`, `show`, `diff`, `rollback`) and for CI jobs that snapshot-test a change's audit
+/// record: numbered, hash-verified versions, their semantic diff, the audit log, and the atomic
+/// write-back of a version into a config directory. A running service gets one with
+/// [`Hotconf::with_snapshots`].
+pub mod store {
+    pub use crate::snapshot::{restore_into, semantic_diff};
+    pub use crate::snapshot::{AuditDiagnostic, AuditEvent, Change, ChangeKind, DiffValue, SemanticDiff};
+    pub use crate::snapshot::{Commit, Entry, FileEntry, Manifest, Origin, SnapshotStore, StoreConfig, StoreError};
+}
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.
 ///

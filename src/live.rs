@@ -2,9 +2,13 @@
 //! workers, optional snapshot store, optional components) for a user's own serde type and returns
 //! [`Live`], the handle that reads the live value and owns every thread.
 //!
-//! It wires the existing stages and adds none: [`SerdeSchema`] for validation, a
-//! [`History`] (a [`SnapshotStore`] or memory only), [`ReloaderHandle`] and [`PollerHandle`].
+//! This is the one place the pipeline is assembled: a library user's program and `hotconf run`
+//! both build it here. It wires the stages and adds none: a [`Schema`] (by default a
+//! [`SerdeSchema`]), a `History` (a snapshot store or memory only), the reloader with its
+//! observers, the poller, and one sink that has every component acknowledge a version, then
+//! swaps it in.
 
+use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,14 +18,15 @@ use arc_swap::ArcSwapOption;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use serde::de::DeserializeOwned;
 
-use crate::publish::{ApplyError, Component, ComponentHandle, Publication, Sink};
+use crate::publish::{ApplyError, Component, ComponentHandle, Part, Publication, Sink};
 use crate::reload::{
-    AttemptOutcome, History, ReloadEvent, ReloaderConfig, ReloaderHandle, Reporting, StartError, Status,
+    AttemptOutcome, Failure, FailureCause, History, Observer, ReloadEvent, ReloaderConfig, ReloaderHandle,
+    RetryBackoff, StartError, Status,
 };
 use crate::snapshot::{SnapshotStore, StoreConfig};
 use crate::source::env::{EnvLookup, ProcessEnv};
 use crate::source::SourcesLimits;
-use crate::validate::{Problems, SerdeSchema};
+use crate::validate::{Problems, Schema, SerdeSchema};
 use crate::watch::{Poller, PollerConfig, PollerHandle};
 
 /// How many versions a memory-only [`Live`] keeps for [`Live::pin`].
@@ -33,9 +38,13 @@ pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events a [`Live`] buffers for a receiver that lags; past this, newer events are dropped.
 pub const EVENT_CAPACITY: usize = 256;
 
-/// Builds a hot-reloaded config of type `T`: a one-file or a directory config, with defaults for
-/// everything (poll every 250 ms, two identical ticks, 5 s reload timeout, 1 MiB per file,
-/// memory-only history, the process environment).
+/// Poller messages the reloader may lag behind by before the poller waits for it.
+const WATCH_CAPACITY: usize = 64;
+
+/// Builds a hot-reloaded config of type `T`: a one-file or a directory config read with serde
+/// ([`Hotconf::file`], [`Hotconf::dir`]), or files judged by a [`Schema`] of your own
+/// ([`Hotconf::with_schema`]), with defaults for everything (poll every 250 ms, two identical
+/// ticks, 5 s reload timeout, 1 MiB per file, memory-only history, the process environment).
 ///
 /// ```no_run
 /// #[derive(Debug, serde::Deserialize)]
@@ -43,30 +52,35 @@ pub const EVENT_CAPACITY: usize = 256;
 ///
 /// let live = hotconf::Hotconf::<App>::file("config/app.yaml").start()?;
 /// println!("{} with {} workers", live.get().greeting, live.get().workers);
-/// # Ok::<(), hotconf::reload::StartError>(())
+/// # Ok::<(), hotconf::StartError>(())
 /// ```
 #[must_use = "a builder does nothing until `start`"]
-pub struct Hotconf<T> {
+pub struct Hotconf<T, S = SerdeSchema<T>> {
     dir: PathBuf,
-    schema: SerdeSchema<T>,
+    schema: S,
+    /// Gives the schema the per-file cap (a serde schema takes it; a user's schema has its own).
+    schema_limits: fn(S, SourcesLimits) -> S,
     snapshots: Option<PathBuf>,
+    retention: Option<usize>,
     poller: PollerConfig,
     reloader: ReloaderConfig,
     limits: SourcesLimits,
     env: Arc<dyn EnvLookup>,
     members: Vec<Spawn<T>>,
+    observers: Vec<Box<dyn Observer>>,
     ack_timeout: Duration,
 }
 
 type Spawn<T> = Box<dyn FnOnce() -> std::io::Result<Box<dyn Member<T>>> + Send>;
 
-impl<T> fmt::Debug for Hotconf<T> {
+impl<T, S: fmt::Debug> fmt::Debug for Hotconf<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hotconf")
             .field("dir", &self.dir)
             .field("schema", &self.schema)
             .field("snapshots", &self.snapshots)
             .field("components", &self.members.len())
+            .field("observers", &self.observers.len())
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +98,7 @@ where
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Self::new(dir, SerdeSchema::file(name))
+        Self::assemble(dir, SerdeSchema::file(name), SerdeSchema::with_limits)
     }
 
     /// The config is every YAML file in `dir`, read as one mapping from file stem to document:
@@ -108,61 +122,7 @@ where
     /// # Ok::<(), hotconf::StartError>(())
     /// ```
     pub fn dir(dir: impl Into<PathBuf>) -> Self {
-        Self::new(dir.into(), SerdeSchema::dir())
-    }
-
-    fn new(dir: PathBuf, schema: SerdeSchema<T>) -> Self {
-        Self {
-            poller: PollerConfig::new(dir.clone()),
-            reloader: ReloaderConfig::new(dir.clone()),
-            dir,
-            schema,
-            snapshots: None,
-            limits: SourcesLimits::default(),
-            env: Arc::new(ProcessEnv),
-            members: Vec::new(),
-            ack_timeout: DEFAULT_ACK_TIMEOUT,
-        }
-    }
-
-    /// Keeps every applied version as a numbered snapshot in `dir` (semantic diffs in the audit
-    /// log, `hotconf history`/`rollback` on it, pins that survive restarts). Without it, versions
-    /// live in memory only (the last [`MEMORY_RETENTION`]).
-    pub fn with_snapshots(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.snapshots = Some(dir.into());
-        self
-    }
-
-    /// How often the directory is polled (default 250 ms).
-    pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.poller = self.poller.with_interval(interval);
-        self
-    }
-
-    /// How many identical consecutive polls make a change stable (default 2; more for writers
-    /// that pause mid-write).
-    pub fn with_stable_ticks(mut self, ticks: u32) -> Self {
-        self.poller = self.poller.with_stable_ticks(ticks);
-        self
-    }
-
-    /// The bound on reading plus validating one attempt (default 5 s).
-    pub fn with_reload_timeout(mut self, timeout: Duration) -> Self {
-        self.reloader = self.reloader.with_reload_timeout(timeout);
-        self
-    }
-
-    /// The per-file size cap (default 1 MiB): a larger file is refused unread.
-    pub fn with_max_file_bytes(mut self, max: u64) -> Self {
-        self.limits = SourcesLimits { max_file_bytes: max };
-        self
-    }
-
-    /// Where rules look up environment variables (default: the process environment; a
-    /// [`MapEnv`](crate::MapEnv) in tests).
-    pub fn with_env(mut self, env: impl EnvLookup + 'static) -> Self {
-        self.env = Arc::new(env);
-        self
+        Self::assemble(dir.into(), SerdeSchema::dir(), SerdeSchema::with_limits)
     }
 
     /// The user's own rules, run on every config that deserialized cleanly: each problem is
@@ -180,10 +140,117 @@ where
     ///         }
     ///     })
     ///     .start()?;
-    /// # Ok::<(), hotconf::reload::StartError>(())
+    /// # Ok::<(), hotconf::StartError>(())
     /// ```
     pub fn with_check(mut self, check: impl Fn(&T, &mut Problems<'_>) + Send + Sync + 'static) -> Self {
         self.schema = self.schema.with_check(check);
+        self
+    }
+}
+
+impl<S: Schema> Hotconf<S::Config, S> {
+    /// The config is the files in `dir` that `schema` selects, judged by it: for files whose
+    /// rules a serde type alone cannot state (the reference gateway's schema is one).
+    pub fn with_schema(dir: impl Into<PathBuf>, schema: S) -> Self {
+        Self::assemble(dir.into(), schema, |schema, _| schema)
+    }
+}
+
+impl<T, S> Hotconf<T, S>
+where
+    T: fmt::Debug + Send + Sync + 'static,
+    S: Schema<Config = T>,
+{
+    fn assemble(dir: PathBuf, schema: S, schema_limits: fn(S, SourcesLimits) -> S) -> Self {
+        Self {
+            poller: PollerConfig::new(dir.clone()),
+            reloader: ReloaderConfig::new(dir.clone()),
+            dir,
+            schema,
+            schema_limits,
+            snapshots: None,
+            retention: None,
+            limits: SourcesLimits::default(),
+            env: Arc::new(ProcessEnv),
+            members: Vec::new(),
+            observers: Vec::new(),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+        }
+    }
+
+    /// Keeps every applied version as a numbered snapshot in `dir` (semantic diffs in the audit
+    /// log, `hotconf history`/`rollback` on it, pins that survive restarts). Without it, versions
+    /// live in memory only (the last 10, for [`Live::pin`]).
+    pub fn with_snapshots(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.snapshots = Some(dir.into());
+        self
+    }
+
+    /// How many versions are kept (at least 1; default 50 in a snapshot store, 10 in memory),
+    /// plus the running one.
+    pub fn with_retention(mut self, versions: usize) -> Self {
+        self.retention = Some(versions.max(1));
+        self
+    }
+
+    /// How often the directory is polled (default 250 ms).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.poller = self.poller.with_interval(interval);
+        self
+    }
+
+    /// How many identical consecutive polls make a change stable (default 2, at most 20; more
+    /// for writers that pause mid-write).
+    pub fn with_stable_ticks(mut self, ticks: u32) -> Self {
+        self.poller = self.poller.with_stable_ticks(ticks);
+        self
+    }
+
+    /// The bound on reading plus validating one attempt (default 5 s).
+    pub fn with_reload_timeout(mut self, timeout: Duration) -> Self {
+        self.reloader = self.reloader.with_reload_timeout(timeout);
+        self
+    }
+
+    /// The waits before retrying an attempt that failed for a transient reason (a timeout, the
+    /// store, a component, an unreadable directory): `initial`, doubled after each failure, at
+    /// most `max` (default 1 s and 30 s). Retries go on while that content is pending.
+    pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.reloader = self.reloader.with_retry_backoff(RetryBackoff { initial, max });
+        self
+    }
+
+    /// How many validator workers stuck in abandoned attempts (a read hung in the kernel) may be
+    /// alive at once (default 4, at least 1); past that, attempts fail as transient until one ends.
+    pub fn with_max_stuck_workers(mut self, max: usize) -> Self {
+        self.reloader = self.reloader.with_max_stuck_workers(max);
+        self
+    }
+
+    /// How long dropping the [`Live`] waits for the reloader (it may be mid-attempt, in a store
+    /// write hung in the kernel) before leaving it to end by itself (default 1 s).
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.reloader = self.reloader.with_shutdown_timeout(timeout);
+        self
+    }
+
+    /// How a manual reload reads the directory: `attempts` reads at most (default 3), the first
+    /// retry after `backoff` (default 100 ms), doubling.
+    pub fn with_read_retries(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.reloader = self.reloader.with_read_attempts(attempts).with_read_backoff(backoff);
+        self
+    }
+
+    /// The per-file size cap (default 1 MiB): a larger file is refused unread.
+    pub fn with_max_file_bytes(mut self, max: u64) -> Self {
+        self.limits = SourcesLimits { max_file_bytes: max };
+        self
+    }
+
+    /// Where rules look up environment variables (default: the process environment; a
+    /// [`MapEnv`](crate::MapEnv) in tests).
+    pub fn with_env(mut self, env: impl EnvLookup + 'static) -> Self {
+        self.env = Arc::new(env);
         self
     }
 
@@ -201,6 +268,14 @@ where
         self
     }
 
+    /// Adds an observer: it is fed a [`Report`](crate::Report) of every attempt (and of faults
+    /// polling), after the audit log and before the status, the log lines and the events, in the
+    /// order observers were added. See [`Observer`] for an example.
+    pub fn with_observer(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
     /// The time components have to acknowledge a version (default 2 s).
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
@@ -212,8 +287,15 @@ where
     /// directory cannot be read, the store cannot be opened or a thread cannot start.
     pub fn start(self) -> Result<Live<T>, StartError> {
         let history: History = match &self.snapshots {
-            Some(dir) => SnapshotStore::open(dir, StoreConfig::default())?.into(),
-            None => History::memory(MEMORY_RETENTION),
+            Some(dir) => {
+                let config = StoreConfig::default();
+                let config = match self.retention {
+                    Some(n) => config.with_retention(n),
+                    None => config,
+                };
+                SnapshotStore::open(dir, config)?.into()
+            }
+            None => History::memory(self.retention.unwrap_or(MEMORY_RETENTION)),
         };
         let mut members = Vec::with_capacity(self.members.len());
         for spawn in self.members {
@@ -223,14 +305,14 @@ where
         let sink = LiveSink { current: Arc::clone(&current), members, ack_timeout: self.ack_timeout };
         let (event_tx, events) = bounded(EVENT_CAPACITY);
         let reload_timeout = self.reloader.reload_timeout();
-        let (watch_tx, watch_rx) = bounded(16);
+        let (watch_tx, watch_rx) = bounded(WATCH_CAPACITY);
         let (reloader, baseline) = ReloaderHandle::start(
-            self.schema.with_limits(self.limits),
+            (self.schema_limits)(self.schema, self.limits),
             sink,
             history,
             self.env,
             self.reloader.with_limits(self.limits).with_events(event_tx),
-            Reporting::default(),
+            self.observers,
             watch_rx,
         )?;
         let poller = Poller::spawn(self.poller.with_limits(self.limits).with_baseline(baseline), watch_tx)?;
@@ -246,7 +328,7 @@ where
 }
 
 /// A live, hot-reloaded config: [`Live::get`] is the current version's value. Dropping it stops
-/// polling and joins every thread (the reloader within its bound, as [`ReloaderHandle`] does).
+/// polling and joins every thread (the reloader within its bound: see [`Hotconf::with_shutdown_timeout`]).
 ///
 /// ```
 /// # #[derive(Debug, serde::Deserialize)]
@@ -327,6 +409,12 @@ impl<T> Live<T> {
         self.reloader().pin(version, self.wait).unwrap_or_else(|| self.no_answer())
     }
 
+    /// Asks for a reload as [`Live::reload`] does, without waiting for it (for a signal handler's
+    /// loop, which must stay free). `false` if the reloader's queue is full or it has stopped.
+    pub fn request_reload(&self) -> bool {
+        self.reloader().request_reload()
+    }
+
     /// The config directory polled.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -337,7 +425,8 @@ impl<T> Live<T> {
     }
 
     fn no_answer(&self) -> AttemptOutcome {
-        AttemptOutcome::Failed { error: format!("the reloader did not answer within {:?}", self.wait) }
+        let error = format!("the reloader did not answer within {:?}", self.wait);
+        AttemptOutcome::Failed { failure: Failure::new(FailureCause::NoAnswer, error) }
     }
 }
 
@@ -351,13 +440,13 @@ impl<T> Drop for Live<T> {
 /// A component on its thread, whatever its part type.
 trait Member<T>: Send {
     fn name(&self) -> &'static str;
-    /// Sends the publication; the returned wait gives the acknowledgement (until a deadline).
+    /// Sends the publication; the returned wait gives the part built (until a deadline).
     fn send(&self, publication: Arc<Publication<T>>) -> Result<AckWait, ApplyError>;
     fn mark_applied(&self, version: u64);
     fn applied(&self) -> Option<u64>;
 }
 
-type AckWait = Box<dyn FnOnce(Instant, Duration) -> Result<(), ApplyError> + Send>;
+type AckWait = Box<dyn FnOnce(Instant, Duration) -> Result<Part, ApplyError> + Send>;
 
 impl<T: Send + Sync + 'static, P: Send + Sync + 'static> Member<T> for ComponentHandle<T, P> {
     fn name(&self) -> &'static str {
@@ -370,7 +459,9 @@ impl<T: Send + Sync + 'static, P: Send + Sync + 'static> Member<T> for Component
         let component = self.name();
         Ok(Box::new(move |deadline, budget| {
             match ack.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(crate::publish::Ack { part: Ok(_), .. }) => Ok(()),
+                Ok(crate::publish::Ack { part: Ok(part), .. }) => {
+                    Ok((component, Arc::new(part) as Arc<dyn Any + Send + Sync>))
+                }
                 Ok(crate::publish::Ack { part: Err(message), .. }) => {
                     Err(ApplyError::Panicked { component, version, message })
                 }
@@ -389,7 +480,8 @@ impl<T: Send + Sync + 'static, P: Send + Sync + 'static> Member<T> for Component
     }
 }
 
-/// The sink behind [`Live`]: every component acknowledges, then the value is swapped in.
+/// The one sink: every component acknowledges with its part, then the publication, holding the
+/// parts, is swapped in. `hotconf run` and a library user's program both apply through it.
 struct LiveSink<T> {
     current: Arc<ArcSwapOption<Publication<T>>>,
     members: Vec<Box<dyn Member<T>>>,
@@ -402,8 +494,11 @@ impl<T: Send + Sync + 'static> Sink<T> for LiveSink<T> {
         let deadline = Instant::now() + self.ack_timeout;
         // Send to all first so they build in parallel, then collect every acknowledgement.
         let waits = self.members.iter().map(|m| m.send(Arc::clone(&publication))).collect::<Result<Vec<_>, _>>()?;
-        let acks: Vec<Result<(), ApplyError>> = waits.into_iter().map(|w| w(deadline, self.ack_timeout)).collect();
-        acks.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let acks: Vec<Result<Part, ApplyError>> = waits.into_iter().map(|w| w(deadline, self.ack_timeout)).collect();
+        let parts = acks.into_iter().collect::<Result<Vec<Part>, _>>()?;
+        // Every component built its part: the parts join the publication (once, before anyone
+        // but the components saw it), and the whole goes live in one store.
+        publication.set_parts(parts);
         self.current.store(Some(publication));
         for m in &self.members {
             m.mark_applied(version);
@@ -412,9 +507,6 @@ impl<T: Send + Sync + 'static> Sink<T> for LiveSink<T> {
     }
 
     fn applied_versions(&self) -> Vec<(&'static str, Option<u64>)> {
-        let live = self.current.load().as_ref().map(|p| p.version());
-        let mut versions = vec![("live", live)];
-        versions.extend(self.members.iter().map(|m| (m.name(), m.applied())));
-        versions
+        self.members.iter().map(|m| (m.name(), m.applied())).collect()
     }
 }

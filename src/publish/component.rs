@@ -5,7 +5,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -20,7 +19,7 @@ use super::{panic_message, ApplyError, Publication};
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::sync::Arc;
-/// use hotconf::publish::{Component, Publication};
+/// use hotconf::{Component, Publication};
 ///
 /// #[derive(Debug, serde::Deserialize)]
 /// struct App { workers: u32 }
@@ -63,9 +62,7 @@ pub trait Component<C>: Send + 'static {
 
 /// A component's acknowledgement of one version.
 #[derive(Debug)]
-pub struct Ack<P> {
-    /// The version acknowledged.
-    pub version: u64,
+pub(crate) struct Ack<P> {
     /// The part built, or the panic message.
     pub part: Result<P, String>,
 }
@@ -74,7 +71,7 @@ type Request<C, P> = (Arc<Publication<C>>, Sender<Ack<P>>);
 
 /// Owns a component's thread: dropping the handle disconnects its inbox and joins it.
 #[derive(Debug)]
-pub struct ComponentHandle<C, P> {
+pub(crate) struct ComponentHandle<C, P> {
     name: &'static str,
     inbox: Option<Sender<Request<C, P>>>,
     thread: Option<JoinHandle<()>>,
@@ -91,7 +88,7 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
                 let part = catch_unwind(AssertUnwindSafe(|| component.build(&publication)))
                     .map_err(|p| panic_message(p.as_ref()));
                 // The requester may have given up waiting; that is its business.
-                let _ = reply.send(Ack { version: publication.version(), part });
+                let _ = reply.send(Ack { part });
             }
         })?;
         Ok(Self { name, inbox: Some(tx), thread: Some(thread), applied: Arc::new(AtomicU64::new(0)) })
@@ -111,14 +108,15 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
     }
 
     /// Waits for `ack` of `version` until `deadline`; `budget` is the whole time allowed, for the error.
+    #[cfg(test)]
     pub fn wait(
         &self,
         ack: &Receiver<Ack<P>>,
         version: u64,
-        deadline: Instant,
-        budget: Duration,
+        deadline: std::time::Instant,
+        budget: std::time::Duration,
     ) -> Result<P, ApplyError> {
-        let timeout = deadline.saturating_duration_since(Instant::now());
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
         match ack.recv_timeout(timeout) {
             Ok(Ack { part: Ok(part), .. }) => Ok(part),
             Ok(Ack { part: Err(message), .. }) => Err(ApplyError::Panicked { component: self.name, version, message }),

@@ -3,25 +3,79 @@
 
 mod component;
 
+use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-pub use component::{Ack, Component, ComponentHandle};
+pub use component::Component;
+pub(crate) use component::{Ack, ComponentHandle};
 
-/// One published version of a config: built once, never mutated, shared by `Arc`.
-#[derive(Debug)]
+/// One component's part of a version: its name and what it built.
+pub(crate) type Part = (&'static str, Arc<dyn Any + Send + Sync>);
+
+/// One published version of a config: built once, never mutated, shared by `Arc`. Once every
+/// component acknowledged it, it also holds each component's part for that version
+/// ([`Publication::part`]), so a request reading several parts reads them from one version.
 pub struct Publication<C> {
     version: u64,
     hash: blake3::Hash,
     config: Arc<C>,
     published_at: SystemTime,
+    /// Set once, when the version goes live, before anyone but the components saw it.
+    parts: OnceLock<Box<[Part]>>,
+}
+
+impl<C: fmt::Debug> fmt::Debug for Publication<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<&str> = self.parts.get().map(|p| p.iter().map(|(name, _)| *name).collect()).unwrap_or_default();
+        f.debug_struct("Publication")
+            .field("version", &self.version)
+            .field("hash", &self.hash)
+            .field("config", &self.config)
+            .field("published_at", &self.published_at)
+            .field("parts", &parts)
+            .finish()
+    }
 }
 
 impl<C> Publication<C> {
     /// A publication of `config` as `version`, whose files hash to `hash`.
-    pub fn new(version: u64, hash: blake3::Hash, config: Arc<C>) -> Self {
-        Self { version, hash, config, published_at: SystemTime::now() }
+    pub(crate) fn new(version: u64, hash: blake3::Hash, config: Arc<C>) -> Self {
+        Self { version, hash, config, published_at: SystemTime::now(), parts: OnceLock::new() }
+    }
+
+    /// The part the component named `component` built for this version, if it built one of type
+    /// `P`. `None` while the components are building (they see the publication first) and for a
+    /// name or type that is not a component's.
+    ///
+    /// ```
+    /// # use hotconf::{Component, Publication};
+    /// # #[derive(Debug, serde::Deserialize)]
+    /// # struct App { workers: u32 }
+    /// struct Pool;
+    /// impl Component<App> for Pool {
+    ///     type Part = Vec<u32>;
+    ///     fn name(&self) -> &'static str { "pool" }
+    ///     fn build(&mut self, p: &Publication<App>) -> Vec<u32> { (0..p.config().workers).collect() }
+    /// }
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("app.yaml");
+    /// # std::fs::write(&path, "workers: 3\n")?;
+    /// let live = hotconf::Hotconf::<App>::file(&path).with_component(Pool).start()?;
+    /// let version = live.publication();
+    /// assert_eq!(version.part::<Vec<u32>>("pool"), Some(&vec![0, 1, 2]));
+    /// assert_eq!(version.part::<String>("pool"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn part<P: Any>(&self, component: &str) -> Option<&P> {
+        let parts = self.parts.get()?;
+        parts.iter().find(|(name, _)| *name == component).and_then(|(_, part)| part.downcast_ref())
+    }
+
+    /// Attaches the components' parts; only the first call counts.
+    pub(crate) fn set_parts(&self, parts: Vec<Part>) {
+        let _ = self.parts.set(parts.into_boxed_slice());
     }
 
     /// The snapshot version number.
@@ -49,7 +103,7 @@ impl<C> Publication<C> {
 ///
 /// `apply` is all or nothing: it returns `Ok` once every component has acknowledged the version
 /// and the version is live; on `Err` the previous version stays live, untouched.
-pub trait Sink<C>: Send + 'static {
+pub(crate) trait Sink<C>: Send + 'static {
     /// Applies `publication` to every component.
     fn apply(&mut self, publication: Arc<Publication<C>>) -> Result<(), ApplyError>;
 

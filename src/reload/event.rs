@@ -1,11 +1,11 @@
 //! What the reloader tells a library user after each attempt that changed something.
 
+use super::report::Failure;
 use super::status::Trigger;
 use crate::snapshot::SemanticDiff;
 use crate::validate::Diagnostics;
 
-/// One reload event, sent on the channel given to
-/// [`ReloaderConfig::with_events`](super::ReloaderConfig::with_events) (and by [`Live::events`](crate::Live::events)).
+/// One reload event, as [`Live::events`](crate::Live::events) delivers them.
 ///
 /// Events are sent without blocking the reloader: when the receiver lags more than the channel's
 /// capacity behind, newer events are dropped (the status, [`Live::status`](crate::Live::status), is
@@ -34,8 +34,8 @@ pub enum ReloadEvent {
     Failed {
         /// What started the attempt.
         trigger: Trigger,
-        /// Why, for a person.
-        error: String,
+        /// Why: a typed cause and the words for a person.
+        failure: Failure,
     },
     /// A failure state ended: `version` is live and matches the files.
     Recovered {

@@ -11,13 +11,8 @@ use crate::source::Sources;
 /// pins that survive restarts), or in memory only ([`History::memory`]: the last few versions,
 /// for [`pin`](crate::Live::pin), gone when the process ends).
 ///
-/// ```
-/// use hotconf::reload::History;
-/// let history = History::memory(10);
-/// assert!(history.is_memory());
-/// ```
 #[derive(Debug)]
-pub struct History(Inner);
+pub(crate) struct History(Inner);
 
 #[derive(Debug)]
 enum Inner {
@@ -37,19 +32,6 @@ impl History {
     /// Versions kept in memory only: the newest `retention` (at least 1) are kept for pins.
     pub fn memory(retention: usize) -> Self {
         Self(Inner::Memory(Mutex::new(Memory { retention: retention.max(1), newest: 0, versions: BTreeMap::new() })))
-    }
-
-    /// Whether versions live in memory only.
-    pub fn is_memory(&self) -> bool {
-        matches!(self.0, Inner::Memory(_))
-    }
-
-    /// The snapshot store, when versions are kept on disk.
-    pub fn store(&self) -> Option<&SnapshotStore> {
-        match &self.0 {
-            Inner::Disk(store) => Some(store),
-            Inner::Memory(_) => None,
-        }
     }
 
     /// Stores `sources` as a new version unless they equal the newest; the version that holds

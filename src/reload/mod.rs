@@ -1,17 +1,22 @@
 //! Reload: takes each stable change set, validates it, stores it as a snapshot and publishes it,
-//! or rejects it and keeps the running version. Owns the failure state, metrics and alerts.
-//! Never reads the config directory itself except for a forced reload, and never writes under
-//! the config directory.
+//! or rejects it and keeps the running version. Every consequence of an attempt (status, audit
+//! log, log lines, events, and the observers a user adds: metrics, alerts) is an [`Observer`]
+//! fed one typed [`Report`] from one place. Never reads the config directory itself except for a
+//! manual reload, and never writes under the config directory.
 
 mod event;
 mod history;
-pub mod metrics;
+mod observers;
 mod reloader;
+mod report;
 mod status;
 mod validator;
 
 pub use event::ReloadEvent;
-pub use history::History;
-pub use reloader::{ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, StartError};
+pub(crate) use history::History;
+pub use reloader::StartError;
+pub(crate) use reloader::{ReloaderConfig, ReloaderHandle, RetryBackoff};
+pub use report::{Applied, AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
-pub use validator::ValidateError;
+#[cfg(test)]
+mod tests;

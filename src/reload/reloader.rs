@@ -6,28 +6,29 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::time::SystemTime;
+
 use arc_swap::ArcSwap;
 use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutError, Sender};
 
 use super::event::ReloadEvent;
 use super::history::History;
-use super::metrics;
-use super::status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
-use super::validator::{ReadPlan, Validator};
+use super::observers::{AuditTrail, EventQueue, LogLines, StatusBoard};
+use super::report::{Applied, AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
+use super::status::{AttemptOutcome, ComponentStatus, Status, Trigger};
+use super::validator::{ReadPlan, ValidateError, Validator};
 
-use crate::alert::{Alert, AlerterHandle};
 use crate::error_chain;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
-use crate::snapshot::{semantic_diff, AuditEvent, Origin, Pin, StoreError};
+use crate::snapshot::{semantic_diff, Origin, Pin, SemanticDiff, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
 use crate::validate::{Diagnostics, Schema, Validated};
 use crate::watch::WatchEvent;
-use metrics::{Metrics, ReloadResult};
 
 /// How the reloader behaves.
 #[derive(Debug, Clone)]
-pub struct ReloaderConfig {
+pub(crate) struct ReloaderConfig {
     dir: PathBuf,
     limits: SourcesLimits,
     reload_timeout: Duration,
@@ -42,7 +43,7 @@ pub struct ReloaderConfig {
 /// The wait before each retry of an attempt that failed for a transient reason: `initial`, doubled
 /// after each failure, at most `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryBackoff {
+pub(crate) struct RetryBackoff {
     /// The wait after the first failure.
     pub initial: Duration,
     /// The longest wait.
@@ -53,14 +54,8 @@ impl RetryBackoff {
     /// 1 s, doubling, at most 30 s: 1, 2, 4, 8, 16, 30, 30, … s.
     pub const DEFAULT: RetryBackoff = RetryBackoff { initial: Duration::from_secs(1), max: Duration::from_secs(30) };
 
-    /// The wait after `failures` consecutive failed attempts (at least 1).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hotconf::reload::RetryBackoff;
-    /// let secs: Vec<u64> = (1..=8).map(|n| RetryBackoff::DEFAULT.delay(n).as_secs()).collect();
-    /// assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
-    /// ```
+    /// The wait after `failures` consecutive failed attempts (at least 1): by default 1, 2, 4, 8,
+    /// 16, 30, 30, … s.
     pub fn delay(self, failures: u32) -> Duration {
         let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
@@ -151,11 +146,6 @@ impl ReloaderConfig {
         self
     }
 
-    /// The config directory.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     /// The bound on reading plus validating one attempt.
     pub fn reload_timeout(&self) -> Duration {
         self.reload_timeout
@@ -186,15 +176,6 @@ pub enum StartError {
     Watch(#[from] crate::watch::WatchError),
 }
 
-/// The services a reloader reports to.
-#[derive(Debug, Default)]
-pub struct Reporting {
-    /// Counters and gauges.
-    pub metrics: Arc<Metrics>,
-    /// Chat alerts, when configured.
-    pub alerts: Option<AlerterHandle>,
-}
-
 enum Command {
     Reload(Sender<AttemptOutcome>),
     Pin(u64, Sender<AttemptOutcome>),
@@ -204,7 +185,7 @@ enum Command {
 /// most the shutdown timeout ([`ReloaderConfig::with_shutdown_timeout`]): a thread still
 /// mid-attempt past it (a store write hung in the kernel) is left to end by itself.
 #[derive(Debug)]
-pub struct ReloaderHandle {
+pub(crate) struct ReloaderHandle {
     inbox: Option<Sender<Command>>,
     status: Arc<ArcSwap<Status>>,
     thread: Option<JoinHandle<()>>,
@@ -215,16 +196,18 @@ pub struct ReloaderHandle {
 
 impl ReloaderHandle {
     /// Validates, stores and applies the config in `config.dir()` as the starting version, then
-    /// starts the thread `hotconf-reloader`, which applies each change set from `watch`.
+    /// starts the thread `hotconf-reloader`, which applies each change set from `watch`. Every
+    /// report goes to the audit log, then `observers` in order, then the status, the log and
+    /// the events channel.
     ///
     /// Returns the startup sources too, so the poller can take them as its baseline.
-    pub fn start<S, K>(
+    pub(crate) fn start<S, K>(
         schema: S,
         mut sink: K,
-        store: impl Into<History>,
+        store: History,
         env: Arc<dyn EnvLookup>,
         config: ReloaderConfig,
-        reporting: Reporting,
+        observers: Vec<Box<dyn Observer>>,
         watch: Receiver<WatchEvent>,
     ) -> Result<(Self, Sources), StartError>
     where
@@ -232,17 +215,17 @@ impl ReloaderHandle {
         K: Sink<S::Config>,
     {
         let started = Instant::now();
-        let store: History = store.into();
+        let store = Arc::new(store);
         let sources = Sources::read_dir(&config.dir, config.limits)?;
         // What the directory holds is the poller's baseline, even when a pin runs something else.
         let dir_sources = sources.clone();
         let dir_hash = sources.bundle_hash();
-        let (valid, version, pinned) = match resume_pin(&schema, &store, &*env, dir_hash) {
-            Some((valid, pin)) => (valid, pin.version, Some(pin.of)),
+        let (valid, version, origin, pinned) = match resume_pin(&schema, &store, &*env, dir_hash) {
+            Some((valid, pin)) => (valid, pin.version, Origin::Rollback { of: pin.of }, Some(pin.of)),
             None => {
                 let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
                 let version = store.commit(valid.sources(), Origin::Startup)?.0;
-                (valid, version, None)
+                (valid, version, Origin::Startup, None)
             }
         };
         let (config_value, sources) = valid.into_parts();
@@ -250,20 +233,42 @@ impl ReloaderHandle {
         sink.apply(Arc::new(Publication::new(version, hash, Arc::new(config_value))))?;
         store.set_running(version)?;
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
-        reporting.metrics.register_components(sink.applied_versions().iter().map(|(name, _)| *name));
-        reporting.metrics.running(version, &hash.to_hex(), 0);
-        reporting.metrics.reload(ReloadResult::Success, started.elapsed());
-        tracing::info!(
-            event = "reload.applied",
-            version,
-            origin = "startup",
-            files = %log_list(&files),
-            duration_ms = started.elapsed().as_millis() as u64
-        );
+        let components: Vec<ComponentStatus> = sink.applied_versions().into_iter().map(ComponentStatus::from).collect();
 
-        let mut status = Status::new(version, hash, sink.applied_versions());
-        status.pinned = pinned;
-        let status = Arc::new(ArcSwap::from_pointee(status));
+        let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, Vec::new())));
+        let mut chain: Vec<Box<dyn Observer>> = vec![Box::new(AuditTrail::new(Arc::clone(&store)))];
+        chain.extend(observers);
+        chain.push(Box::new(StatusBoard::new(Arc::clone(&status))));
+        chain.push(Box::new(LogLines));
+        if let Some(events) = config.events.clone() {
+            chain.push(Box::new(EventQueue::new(events)));
+        }
+        let mut observers = Observers::new(chain);
+        observers.feed(&Report::Started(&AttemptReport {
+            trigger: Trigger::Startup,
+            outcome: AttemptOutcome::Applied { version, files: files.clone() },
+            attempt: 1,
+            content: Some(hash),
+            files: files.clone(),
+            candidate_files: files,
+            diagnostics: None,
+            applied: Some(Applied { version, origin, diff: SemanticDiff::default() }),
+            pin: pinned,
+            pin_refused: false,
+            recovered: false,
+            retry_in: None,
+            duration: started.elapsed(),
+            at: SystemTime::now(),
+            state: ReloadState {
+                running_version: version,
+                running_hash: hash,
+                pinned,
+                failing: false,
+                workers_stuck: 0,
+                components,
+            },
+        }));
+
         let validator =
             Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
         let shutdown_timeout = config.shutdown_timeout;
@@ -271,24 +276,21 @@ impl ReloaderHandle {
             sink,
             store,
             config,
-            reporting,
-            status: Arc::clone(&status),
+            observers,
             validator,
             running: Running { version, hash, sources },
             pinned,
             dir_hash,
-            failing: None,
+            failing: false,
             retry: None,
-            attempt: 1,
-            judged: None,
         };
         let (tx, rx) = bounded(16);
         let (alive, exited) = bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("hotconf-reloader".into())
             .spawn(move || {
-                // Dropped last, after the reloader and all it owns (components, validator, alerter):
-                // `Drop` of the handle waits for that too, within its bound.
+                // Dropped last, after the reloader and all it owns (components, validator,
+                // observers): `Drop` of the handle waits for that too, within its bound.
                 let _alive = alive;
                 let mut reloader = reloader;
                 reloader.run(&rx, watch);
@@ -298,19 +300,19 @@ impl ReloaderHandle {
     }
 
     /// The reloader's status, as of its last attempt.
-    pub fn status(&self) -> Arc<Status> {
+    pub(crate) fn status(&self) -> Arc<Status> {
         self.status.load_full()
     }
 
     /// Re-reads the config directory now and applies it if it is valid and new (SIGHUP,
     /// `POST /reload`). Waits up to `timeout` for the outcome.
-    pub fn reload(&self, timeout: Duration) -> Option<AttemptOutcome> {
+    pub(crate) fn reload(&self, timeout: Duration) -> Option<AttemptOutcome> {
         self.ask(Command::Reload, timeout)
     }
 
     /// Asks for a reload as [`ReloaderHandle::reload`] does, without waiting for it (for a signal
     /// loop, which must stay free to see SIGTERM). `false` if the reloader's inbox is full or gone.
-    pub fn request_reload(&self) -> bool {
+    pub(crate) fn request_reload(&self) -> bool {
         let (reply, _) = bounded(1);
         self.inbox.as_ref().is_some_and(|inbox| inbox.try_send(Command::Reload(reply)).is_ok())
     }
@@ -318,7 +320,7 @@ impl ReloaderHandle {
     /// Makes stored version `version` live without writing the config directory (for read-only
     /// mounts); it holds until the files on disk change again, across restarts too (the store
     /// records it with the directory's content hash). Waits up to `timeout`.
-    pub fn pin(&self, version: u64, timeout: Duration) -> Option<AttemptOutcome> {
+    pub(crate) fn pin(&self, version: u64, timeout: Duration) -> Option<AttemptOutcome> {
         self.ask(|reply| Command::Pin(version, reply), timeout)
     }
 
@@ -359,10 +361,9 @@ struct Running {
 
 struct Reloader<S: Schema, K> {
     sink: K,
-    store: History,
+    store: Arc<History>,
     config: ReloaderConfig,
-    reporting: Reporting,
-    status: Arc<ArcSwap<Status>>,
+    observers: Observers,
     validator: Validator<S>,
     running: Running,
     /// The version pinned by `pin`, until the files change (kept in the store across restarts).
@@ -370,16 +371,12 @@ struct Reloader<S: Schema, K> {
     /// The config directory's content as last seen (startup, change set, manual reload): a pin
     /// records it, and a restart keeps the pin only while the directory still holds it.
     dir_hash: blake3::Hash,
-    /// The content hash of the failing attempt, while the last attempt failed.
-    failing: Option<blake3::Hash>,
+    /// Whether the last attempt at the files failed or was rejected, until one applies or reverts.
+    failing: bool,
     /// A change set or manual reload whose attempt failed for a transient reason (timeout, stuck
     /// workers, store, component, unreadable directory), to be tried again: the poller will not
     /// send the same content twice.
     retry: Option<Retry>,
-    /// The number of the attempt in progress at its content (1, or more for a retry).
-    attempt: u32,
-    /// The content the attempt in progress judges, once known: shown in `/status` beside its outcome.
-    judged: Option<blake3::Hash>,
 }
 
 /// What a retry tries again.
@@ -396,6 +393,46 @@ struct Retry {
     pending: Pending,
     /// Attempts made so far.
     attempts: u32,
+}
+
+/// An attempt's verdict before the reloader's state is attached: what `finish` turns into an
+/// [`AttemptReport`].
+struct Verdict {
+    trigger: Trigger,
+    outcome: AttemptOutcome,
+    content: Option<blake3::Hash>,
+    files: Vec<String>,
+    candidate_files: Vec<String>,
+    diagnostics: Option<Diagnostics>,
+    applied: Option<Applied>,
+    pin: Option<u64>,
+    pin_refused: bool,
+    recovered: bool,
+    started: Instant,
+}
+
+impl Verdict {
+    fn new(trigger: Trigger, outcome: AttemptOutcome, started: Instant) -> Self {
+        Self {
+            trigger,
+            outcome,
+            content: None,
+            files: Vec::new(),
+            candidate_files: Vec::new(),
+            diagnostics: None,
+            applied: None,
+            pin: None,
+            pin_refused: false,
+            recovered: false,
+            started,
+        }
+    }
+
+    fn content(mut self, content: blake3::Hash, files: Vec<String>) -> Self {
+        self.content = Some(content);
+        self.files = files;
+        self
+    }
 }
 
 impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
@@ -420,12 +457,11 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         // A pin that takes effect replaces a pending retry; one that does not
                         // (refused, failed) leaves it pending.
                         let pending = self.retry.take();
-                        self.attempt = 1;
-                        let outcome = self.pin(version);
-                        if !matches!(outcome, AttemptOutcome::Applied { .. }) {
+                        let verdict = self.pin(version);
+                        if !verdict.outcome.is_applied() {
                             self.retry = pending;
                         }
-                        let _ = reply.send(outcome);
+                        let _ = reply.send(self.finish(verdict, 1, None));
                     }
                     Err(_) => return,
                 },
@@ -438,13 +474,17 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         let files: Vec<String> = set.changes.iter().map(|c| c.name.clone()).collect();
                         self.attempt_pending(Pending::Change { sources: set.sources, files }, 1);
                     }
-                    Ok(WatchEvent::PollError { kind, .. }) => self.reporting.metrics.poll_error(kind.as_str()),
-                    Ok(_) => {}
+                    Ok(WatchEvent::PollError { kind, path, message }) => {
+                        self.observers.feed(&Report::PollError { kind, path: path.as_deref(), message: &message });
+                    }
+                    Ok(WatchEvent::Recovered { path }) => {
+                        self.observers.feed(&Report::PollRecovered { path: path.as_deref() });
+                    }
                     Err(_) => watch = None,
                 },
                 recv(finished) -> id => {
                     if id.is_ok_and(|id| self.validator.reap(id)) {
-                        self.refresh_workers();
+                        self.observers.feed(&Report::WorkerFinished { workers_stuck: self.validator.stuck() });
                         // A slot is free: a pending retry need not wait out its backoff.
                         if let Some(r) = &mut self.retry {
                             r.at = Instant::now();
@@ -463,43 +503,65 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     /// Attempt number `attempt` at `pending`; a transient failure schedules the next, with capped
     /// backoff, for as long as nothing newer replaces it.
     fn attempt_pending(&mut self, pending: Pending, attempt: u32) -> AttemptOutcome {
-        self.attempt = attempt;
-        let (outcome, trigger) = match &pending {
-            Pending::Change { sources, files } => {
-                (self.attempt(sources, Trigger::Change, Some(files.clone())), Trigger::Change)
-            }
-            Pending::Reload => (self.reload_now(), Trigger::Manual),
+        let verdict = match &pending {
+            Pending::Change { sources, files } => self.attempt(sources, Trigger::Change, Some(files.clone())),
+            Pending::Reload => self.reload_now(),
         };
-        if let AttemptOutcome::Failed { error } = &outcome {
-            let delay = self.config.retry.delay(attempt);
-            let files = match &pending {
-                Pending::Change { files, .. } => log_list(files),
-                Pending::Reload => log_list(&[]),
-            };
-            tracing::warn!(
-                event = "reload.retry",
-                attempt = attempt + 1,
-                delay_ms = delay.as_millis() as u64,
-                trigger = trigger.as_str(),
-                files = %files,
-                error = %error,
-                "the attempt failed for a transient reason; it will be tried again"
-            );
+        let retry_in =
+            matches!(verdict.outcome, AttemptOutcome::Failed { .. }).then(|| self.config.retry.delay(attempt));
+        if let Some(delay) = retry_in {
             self.retry = Some(Retry { at: Instant::now() + delay, pending, attempts: attempt });
         }
-        outcome
+        self.finish(verdict, attempt, retry_in)
+    }
+
+    /// The one place an attempt ends: the reloader's state is attached to the verdict, and the
+    /// report goes to every observer in order (audit, the user's, status, log, events).
+    fn finish(&mut self, verdict: Verdict, attempt: u32, retry_in: Option<Duration>) -> AttemptOutcome {
+        let report = AttemptReport {
+            trigger: verdict.trigger,
+            outcome: verdict.outcome,
+            attempt,
+            content: verdict.content,
+            files: verdict.files,
+            candidate_files: verdict.candidate_files,
+            diagnostics: verdict.diagnostics,
+            applied: verdict.applied,
+            pin: verdict.pin,
+            pin_refused: verdict.pin_refused,
+            recovered: verdict.recovered,
+            retry_in,
+            duration: verdict.started.elapsed(),
+            at: SystemTime::now(),
+            state: self.state(),
+        };
+        self.observers.feed(&Report::Attempt(&report));
+        report.outcome
+    }
+
+    fn state(&self) -> ReloadState {
+        ReloadState {
+            running_version: self.running.version,
+            running_hash: self.running.hash,
+            pinned: self.pinned,
+            failing: self.failing,
+            workers_stuck: self.validator.stuck(),
+            components: self.sink.applied_versions().into_iter().map(ComponentStatus::from).collect(),
+        }
     }
 
     /// A manual reload: reads the directory on a validator worker, then attempts its content.
-    fn reload_now(&mut self) -> AttemptOutcome {
+    fn reload_now(&mut self) -> Verdict {
         let started = Instant::now();
         match self.validator.read(self.read_plan(), self.config.reload_timeout) {
             Ok(Ok(sources)) => {
                 self.dir_hash = sources.bundle_hash();
                 self.attempt(&sources, Trigger::Manual, None)
             }
-            Ok(Err(e)) => self.failed(Trigger::Manual, None, format!("{e}: {}", e.source), started),
-            Err(e) => self.failed(Trigger::Manual, None, e.to_string(), started),
+            Ok(Err(e)) => {
+                self.failed(Trigger::Manual, Failure::new(FailureCause::Read, format!("{e}: {}", e.source)), started)
+            }
+            Err(e) => self.failed(Trigger::Manual, validate_failure(&e), started),
         }
     }
 
@@ -513,48 +575,36 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     }
 
     /// One attempt: validate `sources`, then store and apply them, or reject them.
-    fn attempt(&mut self, sources: &Sources, trigger: Trigger, changed: Option<Vec<String>>) -> AttemptOutcome {
+    fn attempt(&mut self, sources: &Sources, trigger: Trigger, changed: Option<Vec<String>>) -> Verdict {
         let started = Instant::now();
         let hash = sources.bundle_hash();
-        self.judged = Some(hash);
         let files = changed.unwrap_or_else(|| sources.names().map(str::to_owned).collect());
         if hash == self.running.hash && self.pinned.is_none() {
-            return self.unchanged(trigger, started);
+            return self.unchanged(trigger, hash, started);
         }
         let valid = match self.validator.validate(sources.clone(), self.config.reload_timeout) {
             Ok(Ok(valid)) => valid,
             Ok(Err(diagnostics)) => return self.rejected(trigger, sources, files, diagnostics, started),
-            Err(error) => return self.failed(trigger, Some((hash, files)), error.to_string(), started),
+            Err(error) => return self.failed(trigger, validate_failure(&error), started).content(hash, files),
         };
         if valid.hash() == self.running.hash && self.pinned.is_none() {
             // The schema reads only some of the files, and those are unchanged.
-            return self.unchanged(trigger, started);
+            return self.unchanged(trigger, hash, started);
         }
         let origin = match trigger {
             Trigger::Change => Origin::Change,
-            // Rollbacks go through `pin`, which stores them as rollbacks.
-            Trigger::Manual | Trigger::Rollback => Origin::Manual,
+            // Pins go through `pin`, which stores them as such.
+            Trigger::Manual | Trigger::Rollback | Trigger::Startup => Origin::Manual,
         };
         self.apply(valid, origin, trigger, files, started)
     }
 
     /// A revert to the running content: nothing to apply, and any failure is over.
-    fn unchanged(&mut self, trigger: Trigger, started: Instant) -> AttemptOutcome {
-        {
-            let recovered = self.recover();
-            self.reporting.metrics.in_sync();
-            let outcome = AttemptOutcome::Unchanged { version: self.running.version };
-            self.record(trigger, &outcome, started);
-            if recovered {
-                tracing::info!(
-                    event = "reload.recovered",
-                    version = self.running.version,
-                    "reverted to the running config"
-                );
-                self.emit(ReloadEvent::Recovered { version: self.running.version });
-            }
-            outcome
-        }
+    fn unchanged(&mut self, trigger: Trigger, judged: blake3::Hash, started: Instant) -> Verdict {
+        let mut verdict = Verdict::new(trigger, AttemptOutcome::Unchanged { version: self.running.version }, started);
+        verdict.content = Some(judged);
+        verdict.recovered = std::mem::take(&mut self.failing);
+        verdict
     }
 
     fn apply(
@@ -564,45 +614,43 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         trigger: Trigger,
         files: Vec<String>,
         started: Instant,
-    ) -> AttemptOutcome {
+    ) -> Verdict {
         let hash = valid.hash();
         // The store writes the `accepted` audit record itself, and turns a change whose content a
         // `hotconf rollback` announced into a rollback of that version.
         let (version, origin) = match self.store.commit(valid.sources(), origin) {
             Ok(committed) => committed,
             Err(e) => {
-                return self.failed(
-                    trigger,
-                    Some((hash, files)),
-                    format!("snapshot store: {}", error_chain(&e)),
-                    started,
-                )
+                let failure = Failure::new(FailureCause::Store, format!("snapshot store: {}", error_chain(&e)));
+                return self.failed(trigger, failure, started).content(hash, files);
             }
         };
         let (config, sources) = valid.into_parts();
         let publication = Arc::new(Publication::new(version, hash, Arc::new(config)));
         // A panic in the sink itself (not in a component, whose thread catches its own) must not
         // take the reloader thread down: it is one more failed attempt.
-        let applied = catch_unwind(AssertUnwindSafe(|| self.sink.apply(publication)));
-        match applied {
-            Ok(Ok(())) => {}
+        let failure = match catch_unwind(AssertUnwindSafe(|| self.sink.apply(publication))) {
+            Ok(Ok(())) => None,
             Ok(Err(e)) => {
-                if let ApplyError::AckTimeout { component, .. } = &e {
-                    self.reporting.metrics.ack_timeout(component);
-                }
-                return self.failed(trigger, Some((hash, files)), e.to_string(), started);
+                let cause = match e {
+                    ApplyError::AckTimeout { .. } => FailureCause::AckTimeout,
+                    _ => FailureCause::Component,
+                };
+                Some(Failure { component: Some(e.component()), ..Failure::new(cause, e.to_string()) })
             }
-            Err(payload) => {
-                let error = format!("publishing version {version} panicked: {}", panic_message(payload.as_ref()));
-                return self.failed(trigger, Some((hash, files)), error, started);
-            }
+            Err(payload) => Some(Failure::new(
+                FailureCause::Panicked,
+                format!("publishing version {version} panicked: {}", panic_message(payload.as_ref())),
+            )),
+        };
+        if let Some(failure) = failure {
+            return self.failed(trigger, failure, started).content(hash, files);
         }
         if let Err(e) = self.store.set_running(version) {
             tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e));
         }
         let diff = semantic_diff(&self.running.sources, &sources);
-        let duration = started.elapsed();
-        // State first, then the log lines: whoever reacts to a log line sees the new state.
+        // State first, then the report: whoever reacts to it sees the new state.
         self.running = Running { version, hash, sources };
         // A pin holds until the files are applied again (a change or a manual reload).
         let pinned = match (trigger, &origin) {
@@ -610,28 +658,11 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             _ => None,
         };
         self.set_pin(pinned, version);
-        self.reporting.metrics.running(version, &hash.to_hex(), files.len());
-        self.reporting.metrics.reload(ReloadResult::Success, duration);
-        let recovered = self.recover();
-        let outcome = AttemptOutcome::Applied { version, files: files.clone() };
-        self.record(trigger, &outcome, started);
-        tracing::info!(
-            event = "reload.applied",
-            version,
-            origin = %origin,
-            files = %log_list(&files),
-            duration_ms = duration.as_millis() as u64,
-            diff = %diff,
-        );
-        if let Origin::Rollback { of } = origin {
-            tracing::info!(event = "rollback.applied", version, of, pinned = self.pinned.is_some());
-        }
-        self.emit(ReloadEvent::Applied { version, trigger, diff });
-        if recovered {
-            tracing::info!(event = "reload.recovered", version, attempt = self.attempt);
-            self.emit(ReloadEvent::Recovered { version });
-        }
-        outcome
+        let mut verdict = Verdict::new(trigger, AttemptOutcome::Applied { version, files: files.clone() }, started)
+            .content(hash, files);
+        verdict.applied = Some(Applied { version, origin, diff });
+        verdict.recovered = std::mem::take(&mut self.failing);
+        verdict
     }
 
     /// Sets the live pin to `of` (running as `version`), or clears it, in the store too, so a
@@ -648,39 +679,43 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         self.pinned = of;
     }
 
-    fn pin(&mut self, version: u64) -> AttemptOutcome {
+    fn pin(&mut self, version: u64) -> Verdict {
         let started = Instant::now();
-        let stored = match self.store.read(version) {
+        let refused = |outcome, content: Option<blake3::Hash>| {
+            let mut verdict = Verdict::new(Trigger::Rollback, outcome, started);
+            verdict.content = content;
+            verdict.pin = Some(version);
+            verdict.pin_refused = true;
+            verdict
+        };
+        let sources = match self.store.read(version) {
             Ok(stored) => stored,
             Err(e) => {
                 // Refused: the running config and the failure state are untouched.
                 let error = format!("cannot roll back to version {version}: {}", error_chain(&e));
                 let outcome = match e {
-                    StoreError::NotFound { .. } => AttemptOutcome::NotFound { version, error: error.clone() },
-                    _ => AttemptOutcome::Failed { error: error.clone() },
+                    StoreError::NotFound { .. } => AttemptOutcome::NotFound { version, error },
+                    _ => AttemptOutcome::Failed { failure: Failure::new(FailureCause::Store, error) },
                 };
-                self.record(Trigger::Rollback, &outcome, started);
-                tracing::warn!(event = "rollback.refused", version, error = %error);
-                return outcome;
+                return refused(outcome, None);
             }
         };
-        let sources = stored;
         let hash = sources.bundle_hash();
-        self.judged = Some(hash);
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
-        match self.validator.validate(sources, self.config.reload_timeout) {
+        let mut verdict = match self.validator.validate(sources, self.config.reload_timeout) {
             Ok(Ok(valid)) => self.apply(valid, Origin::Rollback { of: version }, Trigger::Rollback, files, started),
             Ok(Err(diagnostics)) => {
                 // Refused: version N no longer validates; the running config and the failure
                 // state are untouched.
-                let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() };
-                self.record(Trigger::Rollback, &outcome, started);
-                log_diagnostics("rollback.refused", &diagnostics);
-                tracing::warn!(event = "rollback.refused", version, problems = diagnostics.problems());
-                outcome
+                let mut verdict =
+                    refused(AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() }, Some(hash));
+                verdict.diagnostics = Some(diagnostics);
+                verdict
             }
-            Err(error) => self.failed(Trigger::Rollback, Some((hash, files)), error.to_string(), started),
-        }
+            Err(error) => self.failed(Trigger::Rollback, validate_failure(&error), started).content(hash, files),
+        };
+        verdict.pin = Some(version);
+        verdict
     }
 
     fn rejected(
@@ -690,105 +725,47 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         files: Vec<String>,
         diagnostics: Diagnostics,
         started: Instant,
-    ) -> AttemptOutcome {
-        let hash = candidate.bundle_hash();
-        self.reporting.metrics.reload(ReloadResult::Rejected, started.elapsed());
-        self.audit(AuditEvent::rejected(candidate, &diagnostics));
-        let errors =
-            diagnostics.as_slice().iter().map(|d| d.to_string().lines().next().unwrap_or("").to_owned()).collect();
-        self.alert_failing(hash, files, errors);
+    ) -> Verdict {
+        self.failing = true;
         let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() };
-        self.record(trigger, &outcome, started);
-        log_diagnostics("reload.rejected", &diagnostics);
-        tracing::warn!(
-            event = "reload.rejected",
-            problems = diagnostics.problems(),
-            running_version = self.running.version,
-            "config rejected; previous config kept"
-        );
-        self.emit(ReloadEvent::Rejected { trigger, diagnostics });
-        outcome
+        let mut verdict = Verdict::new(trigger, outcome, started).content(candidate.bundle_hash(), files);
+        verdict.candidate_files = candidate.names().map(str::to_owned).collect();
+        verdict.diagnostics = Some(diagnostics);
+        verdict
     }
 
-    fn failed(
-        &mut self,
-        trigger: Trigger,
-        content: Option<(blake3::Hash, Vec<String>)>,
-        error: String,
-        started: Instant,
-    ) -> AttemptOutcome {
-        self.reporting.metrics.reload(ReloadResult::Failed, started.elapsed());
-        let bundle_hash = content.as_ref().map(|(h, _)| h.to_hex().to_string());
-        let (hash, files) = content.unwrap_or_else(|| (blake3::hash(error.as_bytes()), Vec::new()));
-        self.audit(AuditEvent::Failed { bundle_hash, files: files.clone(), error: error.clone() });
-        self.alert_failing(hash, files, vec![error.clone()]);
-        let outcome = AttemptOutcome::Failed { error: error.clone() };
-        self.record(trigger, &outcome, started);
-        tracing::error!(event = "reload.failed", error = %error, running_version = self.running.version, "reload failed; previous config kept");
-        self.emit(ReloadEvent::Failed { trigger, error });
-        outcome
-    }
-
-    /// Sends `event` to the library user's channel, if any, without blocking.
-    fn emit(&self, event: ReloadEvent) {
-        if let Some(events) = &self.config.events {
-            let _ = events.try_send(event);
-        }
-    }
-
-    fn audit(&self, event: AuditEvent) {
-        if let Err(e) = self.store.record(event) {
-            tracing::error!(event = "audit.failed", error = %error_chain(&e));
-        }
-    }
-
-    fn alert_failing(&mut self, content: blake3::Hash, files: Vec<String>, errors: Vec<String>) {
-        self.failing = Some(content);
-        if let Some(alerts) = &self.reporting.alerts {
-            if !alerts.send(Alert::Failing { content, files, errors }) {
-                self.reporting.metrics.alert("suppressed");
-            }
-        }
-    }
-
-    /// Ends the failure state, if any, and says so to the alerter. Returns whether there was one.
-    fn recover(&mut self) -> bool {
-        let was_failing = self.failing.take().is_some();
-        if was_failing {
-            if let Some(alerts) = &self.reporting.alerts {
-                alerts.send(Alert::Resolved { version: self.running.version });
-            }
-        }
-        was_failing
-    }
-
-    /// Publishes the status after an attempt: one new `Status`, so a reader never sees the new
-    /// last attempt beside the old running version or failure state. Called last in every path,
-    /// after the metrics, the audit record and the alert: whoever sees the new status sees those too.
-    fn record(&mut self, trigger: Trigger, outcome: &AttemptOutcome, started: Instant) {
-        let mut status = Status::clone(&self.status.load());
-        let judged = self.judged.take().map(|h| h.to_hex().to_string());
-        status.last_attempt = Some(LastAttempt::new(trigger, outcome.clone(), started.elapsed(), judged));
-        self.reporting.metrics.workers_stuck(self.validator.stuck());
-        status.workers_stuck = self.validator.stuck();
-        status.running_version = self.running.version;
-        status.bundle_hash = self.running.hash.to_hex().to_string();
-        status.pinned = self.pinned;
-        status.failing = self.failing.is_some();
-        status.components = self.sink.applied_versions().into_iter().map(ComponentStatus::from).collect();
-        self.status.store(Arc::new(status));
+    fn failed(&mut self, trigger: Trigger, failure: Failure, started: Instant) -> Verdict {
+        self.failing = true;
+        Verdict::new(trigger, AttemptOutcome::Failed { failure }, started)
     }
 }
 
-impl<S: Schema, K> Reloader<S, K> {
-    /// Publishes the count of stuck validator workers (a worker finished): the metric, and a new
-    /// status with the last attempt unchanged.
-    fn refresh_workers(&mut self) {
-        let stuck = self.validator.stuck();
-        self.reporting.metrics.workers_stuck(stuck);
-        let mut status = Status::clone(&self.status.load());
-        status.workers_stuck = stuck;
-        self.status.store(Arc::new(status));
+/// A validator's error as a typed failure.
+fn validate_failure(error: &ValidateError) -> Failure {
+    let cause = match error {
+        ValidateError::Timeout(_) => FailureCause::Timeout,
+        ValidateError::Panicked(_) => FailureCause::Panicked,
+        ValidateError::Stuck { .. } => FailureCause::WorkersStuck,
+        ValidateError::Spawn(_) => FailureCause::Spawn,
+    };
+    Failure::new(cause, error.to_string())
+}
+
+/// The observers of one reloader, fed in the order they were added. A panic in one is caught
+/// and logged: the others and the reloader go on.
+pub(crate) struct Observers(Vec<Box<dyn Observer>>);
+
+impl Observers {
+    pub(crate) fn new(observers: Vec<Box<dyn Observer>>) -> Self {
+        Self(observers)
+    }
+
+    fn feed(&mut self, report: &Report<'_>) {
+        for observer in &mut self.0 {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| observer.observe(report))) {
+                tracing::error!(event = "observer.panicked", error = %panic_message(payload.as_ref()));
+            }
+        }
     }
 }
 
@@ -834,27 +811,6 @@ fn resume_pin<S: Schema>(
         tracing::warn!(event = "snapshot.error", error = %error_chain(&e), "cannot clear the recorded pin");
     }
     None
-}
-
-/// Logs each diagnostic as one `event` line with its file, path, line and column.
-/// A list-valued log field (`files`): the text of a JSON array of strings, which `hotconf run`'s
-/// JSON logs write as an array and its text logs as the items joined by commas.
-fn log_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_default()
-}
-
-fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
-    for d in diagnostics.as_slice() {
-        tracing::warn!(
-            event,
-            file = %d.file,
-            path = d.path.as_deref().unwrap_or(""),
-            line = d.line.unwrap_or(0),
-            column = d.column.unwrap_or(0),
-            code = d.kind.code(),
-            message = %d.kind,
-        );
-    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,16 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::report::Failure;
 use crate::validate::Diagnostic;
 
 /// What started an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Trigger {
+    /// The service started (the first version).
+    Startup,
     /// The poller saw the files change.
     Change,
     /// SIGHUP or `POST /reload`.
@@ -18,10 +22,44 @@ pub enum Trigger {
     Rollback,
 }
 
+impl AttemptOutcome {
+    /// Whether a new version went live.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, AttemptOutcome::Applied { .. })
+    }
+
+    /// The version live after the attempt, when it applied or found nothing to do.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            AttemptOutcome::Applied { version, .. } | AttemptOutcome::Unchanged { version } => Some(*version),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptOutcome::Applied { version, .. } => write!(f, "version {version} applied"),
+            AttemptOutcome::Unchanged { version } => write!(f, "unchanged: version {version} runs this content"),
+            AttemptOutcome::Rejected { diagnostics } => {
+                write!(f, "rejected: {} problem{}", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })?;
+                for d in diagnostics {
+                    write!(f, "\n{d}")?;
+                }
+                Ok(())
+            }
+            AttemptOutcome::Failed { failure } => write!(f, "failed ({}): {}", failure.cause, failure.error),
+            AttemptOutcome::NotFound { error, .. } => f.write_str(error),
+        }
+    }
+}
+
 impl Trigger {
     /// The name, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
+            Trigger::Startup => "startup",
             Trigger::Change => "change",
             Trigger::Manual => "manual",
             Trigger::Rollback => "rollback",
@@ -32,6 +70,7 @@ impl Trigger {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AttemptOutcome {
     /// A new version is live.
     Applied {
@@ -50,10 +89,11 @@ pub enum AttemptOutcome {
         /// Every problem.
         diagnostics: Vec<Diagnostic>,
     },
-    /// Something failed; the previous config keeps running.
+    /// Something failed for a transient reason; the previous config keeps running.
     Failed {
-        /// What.
-        error: String,
+        /// The typed cause and its words.
+        #[serde(flatten)]
+        failure: Failure,
     },
     /// A rollback asked for a version the store does not hold (never created, or pruned);
     /// nothing changed.
@@ -88,8 +128,9 @@ impl LastAttempt {
         outcome: AttemptOutcome,
         duration: Duration,
         bundle_hash: Option<String>,
+        at: SystemTime,
     ) -> Self {
-        let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         let at_unix = since_epoch.as_micros() as f64 / 1e6;
         Self { at_unix, trigger, duration_ms: duration.as_micros() as f64 / 1e3, bundle_hash, outcome }
     }

@@ -63,7 +63,7 @@ pub enum ChangeKind {
 /// (`[groq, gemini]`, `{rpm: 30}`).
 ///
 /// ```
-/// use hotconf::snapshot::DiffValue;
+/// use hotconf::store::DiffValue;
 /// let v = DiffValue::Map(vec![("rpm".into(), DiffValue::Number("30".into()))]);
 /// assert_eq!(v.to_string(), "{rpm: 30}");
 /// assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"rpm":30}"#);
@@ -219,7 +219,7 @@ impl<'de> Deserialize<'de> for DiffValue {
 /// The changes between two bundles, file by file in name order, keys in document order.
 ///
 /// ```
-/// use hotconf::snapshot::semantic_diff;
+/// use hotconf::store::semantic_diff;
 /// use hotconf::{SourceFile, Sources};
 /// let old = Sources::from_files([SourceFile::new("rate_limits.yaml", "groq:\n  rpm: 30\n")]);
 /// let new = Sources::from_files([SourceFile::new("rate_limits.yaml", "groq:\n  rpm: 60 # busier\n")]);

@@ -57,7 +57,7 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Manifest {
-    /// The on-disk format ([`FORMAT`]).
+    /// The on-disk format (1 today; a newer one is listed as such and never misread).
     #[serde(default = "format_one")]
     pub format: u32,
     /// The version number, from 1, strictly increasing and never reused.

@@ -13,22 +13,21 @@
 //! written back: it pins version N live by validating [`SnapshotStore::read`]`(N)`'s sources,
 //! publishing them and calling [`SnapshotStore::set_running`]`(N)`.
 
-pub mod audit;
-pub mod diff;
-pub mod error;
+mod audit;
+mod diff;
+mod error;
 mod fsio;
-pub mod manifest;
-pub mod restore;
-pub mod store;
+mod manifest;
+mod restore;
+mod store;
 mod time;
 
-pub use audit::{AuditDiagnostic, AuditEvent, AuditLog, AuditRecord};
+pub use audit::{AuditDiagnostic, AuditEvent};
 pub use diff::{semantic_diff, Change, ChangeKind, DiffValue, SemanticDiff};
-pub use error::{Corruption, StoreError};
+pub use error::StoreError;
 pub use manifest::{FileEntry, Manifest, Origin, FORMAT};
-pub use restore::{restore_into, Restored};
-pub use store::{Commit, Entry, Pin, RollbackIntent, SnapshotStore, StoreConfig, StoredVersion, DEFAULT_RETENTION};
-pub use time::rfc3339;
+pub use restore::restore_into;
+pub use store::{Commit, Entry, Pin, SnapshotStore, StoreConfig};
 
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,7 @@ const FILES_DIR: &str = "files";
 /// How a store behaves.
 ///
 /// ```
-/// use hotconf::snapshot::StoreConfig;
+/// use hotconf::store::StoreConfig;
 /// let config = StoreConfig::default().with_retention(10);
 /// assert_eq!(config.retention(), 10);
 /// ```
@@ -193,7 +193,7 @@ struct Running {
 /// and readers need no lock because a version appears by one atomic rename.
 ///
 /// ```
-/// use hotconf::snapshot::{Commit, Origin, SnapshotStore, StoreConfig};
+/// use hotconf::store::{Commit, Origin, SnapshotStore, StoreConfig};
 /// use hotconf::{SourceFile, Sources};
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
@@ -264,7 +264,7 @@ impl SnapshotStore {
     /// that `run` opened but that holds no version yet has its `.lock` and opens, empty.
     ///
     /// ```
-    /// use hotconf::snapshot::{SnapshotStore, StoreConfig, StoreError};
+    /// use hotconf::store::{SnapshotStore, StoreConfig, StoreError};
     /// let dir = tempfile::tempdir().unwrap();
     /// let err = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap_err();
     /// assert!(matches!(err, StoreError::NotAStore { .. }));
@@ -274,7 +274,7 @@ impl SnapshotStore {
     /// assert!(store.entries().unwrap().is_empty());
     ///
     /// // A store copied without its lock file: read, never written.
-    /// use hotconf::snapshot::Origin;
+    /// use hotconf::store::Origin;
     /// use hotconf::{SourceFile, Sources};
     /// let writer = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
     /// writer.commit(&Sources::from_files([SourceFile::new("a.yaml", "x: 1\n")]), Origin::Startup).unwrap();
@@ -325,7 +325,7 @@ impl SnapshotStore {
 
     /// Stores `sources` as a new version, unless they equal the newest version byte for byte
     /// ([`Commit::Unchanged`]). Content equal to an older version M is stored with `same_as: M`.
-    /// An [`Origin::Change`] whose bundle hash matches the pending [`RollbackIntent`] is
+    /// An [`Origin::Change`] whose bundle hash matches the pending rollback intent is
     /// recorded as [`Origin::Rollback`] and clears the intent. Appends an `accepted` audit record
     /// with the semantic diff from the parent, then prunes to the retention.
     ///
@@ -604,18 +604,7 @@ impl SnapshotStore {
     }
 
     /// Records a live pin (replacing any), so a restart keeps it while the directory is unchanged.
-    ///
-    /// ```
-    /// use hotconf::snapshot::{Pin, SnapshotStore, StoreConfig};
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
-    /// let pin = Pin { version: 3, of: 1, dir_hash: "ab".repeat(32) };
-    /// store.set_pin(&pin).unwrap();
-    /// assert_eq!(store.pin().unwrap(), Some(pin));
-    /// store.clear_pin().unwrap();
-    /// assert_eq!(store.pin().unwrap(), None);
-    /// ```
-    pub fn set_pin(&self, pin: &Pin) -> Result<(), StoreError> {
+    pub(crate) fn set_pin(&self, pin: &Pin) -> Result<(), StoreError> {
         let _lock = self.lock()?;
         let json = serde_json::to_vec(pin).expect("serializes");
         self.step("write pin.json")?;
@@ -624,12 +613,12 @@ impl SnapshotStore {
     }
 
     /// The live pin recorded by [`SnapshotStore::set_pin`], if any.
-    pub fn pin(&self) -> Result<Option<Pin>, StoreError> {
+    pub(crate) fn pin(&self) -> Result<Option<Pin>, StoreError> {
         self.read_state(PIN_FILE)
     }
 
     /// Drops the live pin (the files changed, or a reload replaced the pinned version).
-    pub fn clear_pin(&self) -> Result<(), StoreError> {
+    pub(crate) fn clear_pin(&self) -> Result<(), StoreError> {
         let _lock = self.lock()?;
         self.step("remove pin.json")?;
         fsio::remove_synced(&self.dir, PIN_FILE).map(drop)

@@ -349,3 +349,14 @@ fn two_writers_share_one_store() {
         store.read(v).unwrap();
     }
 }
+
+#[test]
+fn a_pin_is_recorded_read_back_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let pin = Pin { version: 3, of: 1, dir_hash: "ab".repeat(32) };
+    store.set_pin(&pin).unwrap();
+    assert_eq!(store.pin().unwrap(), Some(pin));
+    store.clear_pin().unwrap();
+    assert_eq!(store.pin().unwrap(), None);
+}

@@ -58,3 +58,14 @@ impl EnvLookup for MapEnv {
         self.vars.get(name).cloned()
     }
 }
+
+/// A shared lookup, so one environment can serve several owners (rules and components).
+impl<E: EnvLookup + ?Sized> EnvLookup for std::sync::Arc<E> {
+    fn var(&self, name: &str) -> Option<String> {
+        (**self).var(name)
+    }
+
+    fn is_set(&self, name: &str) -> bool {
+        (**self).is_set(name)
+    }
+}

@@ -118,8 +118,8 @@ impl Sources {
         Self { files }
     }
 
-    /// Reads every config file (see [`names::is_config_file_name`]) directly in `dir`, following
-    /// symlinks, without recursing, through the one non-blocking reader ([`read::read_file`]). A
+    /// Reads every config file (`*.yaml` and `*.yml`, not editor or tool debris) directly in `dir`,
+    /// following symlinks, without recursing, through the one non-blocking reader. A
     /// file that cannot be read, is over the cap or is not a regular file (a FIFO, a socket, a
     /// device, a directory) is kept in the set with that outcome, so validation can name it; a name
     /// that vanished between listing and opening (or a dangling symlink) is absent, as it is from the

@@ -7,16 +7,6 @@
 /// temporary or backup names editors and tools leave behind (`*.tmp`, `*.swp`, `*.swx`, `*~`,
 /// `#x.yaml#`, vim's `4913`, JetBrains `___jb_tmp___`/`___jb_old___`, `sed -i`'s `sedXXXXXX`,
 /// `.ansible_tmp…`).
-///
-/// ```
-/// use hotconf::source::names::is_config_file_name;
-/// assert!(is_config_file_name("rate_limits.yaml"));
-/// assert!(is_config_file_name("providers.yml"));
-/// assert!(!is_config_file_name(".env"));
-/// assert!(!is_config_file_name("rate_limits.yaml.swp"));
-/// assert!(!is_config_file_name("rate_limits.yaml~"));
-/// assert!(!is_config_file_name(".#rate_limits.yaml"));
-/// ```
 pub fn is_config_file_name(name: &str) -> bool {
     if name.starts_with('.') || name.starts_with('#') || name.ends_with('~') || name.ends_with('#') {
         return false;
@@ -77,5 +67,19 @@ mod tests {
         for name in ignored {
             assert!(!is_config_file_name(name), "{name} should be ignored");
         }
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn yaml_files_are_config_files_and_editor_debris_is_not() {
+        use crate::source::names::is_config_file_name;
+        assert!(is_config_file_name("rate_limits.yaml"));
+        assert!(is_config_file_name("providers.yml"));
+        assert!(!is_config_file_name(".env"));
+        assert!(!is_config_file_name("rate_limits.yaml.swp"));
+        assert!(!is_config_file_name("rate_limits.yaml~"));
+        assert!(!is_config_file_name(".#rate_limits.yaml"));
     }
 }

@@ -118,7 +118,7 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
 ///
 /// ```
 /// # #[cfg(unix)] {
-/// use hotconf::source::read::{read_file, FileKind, FileRead};
+/// use hotconf::{read_file, FileKind, FileRead};
 /// let dir = tempfile::tempdir().unwrap();
 /// let fifo = dir.path().join("rate_limits.yaml");
 /// assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());

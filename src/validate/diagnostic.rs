@@ -83,8 +83,7 @@ pub enum DiagnosticKind {
     TooDeep,
     /// Aliases expand to more nodes than the parser allows (an "alias bomb").
     AliasExpansion,
-    /// The file holds more YAML nodes than allowed
-    /// ([`MAX_NODES`](super::prescan::MAX_NODES)).
+    /// The file holds more YAML nodes than allowed (50,000).
     TooManyNodes,
     /// A required key is absent.
     MissingKey {
@@ -94,8 +93,7 @@ pub enum DiagnosticKind {
     /// A problem reported by a schema's own rule (or by the serde path), with its own code,
     /// message and help: diagnostics are open, not limited to the kinds above.
     Custom(Box<Problem>),
-    /// The file has more problems than are listed (at most
-    /// [`MAX_DIAGNOSTICS_PER_FILE`](super::MAX_DIAGNOSTICS_PER_FILE) are).
+    /// The file has more problems than are listed (at most 100 are).
     MoreProblems {
         /// How many more.
         count: usize,

@@ -4,7 +4,7 @@
 
 mod de;
 mod diagnostic;
-pub mod prescan;
+pub(crate) mod prescan;
 mod typed;
 mod yaml;
 
@@ -14,7 +14,7 @@ use crate::source::env::EnvLookup;
 use crate::source::Sources;
 pub use de::did_you_mean;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
-pub use typed::{Check, Problems, SerdeSchema, MAX_DIAGNOSTICS_PER_FILE};
+pub use typed::{Problems, SerdeSchema};
 pub use yaml::{Segment, YamlPath};
 
 /// A set of config files and the rules that make them one typed config.

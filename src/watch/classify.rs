@@ -58,14 +58,6 @@ impl fmt::Display for FileChange {
 /// What happened to the file `name` between `old` and `new` (`None` = absent), or `None` if nothing.
 /// Content is judged by hash; an mtime change alone is [`FileChangeKind::Touched`] (only when both mtimes
 /// are known).
-///
-/// ```
-/// use hotconf::watch::classify::{classify, FileChangeKind};
-/// use hotconf::watch::fingerprint::FileObservation;
-/// let new = FileObservation::read("x: 2", None);
-/// assert_eq!(classify("a.yaml", None, Some(&new)).unwrap().kind, FileChangeKind::Created);
-/// assert_eq!(classify("a.yaml", Some(&new), Some(&new)), None);
-/// ```
 pub fn classify(name: &str, old: Option<&FileObservation>, new: Option<&FileObservation>) -> Option<FileChange> {
     let kind = match (old, new) {
         (None, None) => return None,
@@ -154,5 +146,17 @@ mod tests {
         let old = FileObservation::read("x", None);
         let new = FileObservation::read("x", at(5));
         assert_eq!(classify("a.yaml", Some(&old), Some(&new)), None);
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn a_new_file_is_created_and_the_same_one_is_no_change() {
+        use crate::watch::classify::{classify, FileChangeKind};
+        use crate::watch::fingerprint::FileObservation;
+        let new = FileObservation::read("x: 2", None);
+        assert_eq!(classify("a.yaml", None, Some(&new)).unwrap().kind, FileChangeKind::Created);
+        assert_eq!(classify("a.yaml", Some(&new), Some(&new)), None);
     }
 }

@@ -26,18 +26,20 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use hotconf::watch::clock::{Clock, FakeClock};
+/// use hotconf::testing::{Clock, FakeClock};
 /// let clock = FakeClock::new();
 /// let t0 = clock.now();
 /// clock.advance(Duration::from_millis(250));
 /// assert_eq!(clock.now() - t0, Duration::from_millis(250));
 /// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
 pub struct FakeClock {
     origin: Instant,
     elapsed_nanos: Arc<AtomicU64>,
 }
 
+#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
 impl FakeClock {
     /// A clock standing at an arbitrary fixed instant.
     pub fn new() -> Self {

@@ -22,19 +22,6 @@ pub struct StableChangeSet {
 }
 
 /// The debounce state machine.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use hotconf::watch::debounce::Debouncer;
-/// use hotconf::watch::fingerprint::{FileObservation, Observation};
-/// let mut debouncer = Debouncer::new();
-/// let t = Instant::now();
-/// let set: Observation = [("a.yaml".to_owned(), FileObservation::read("x: 1", None))].into_iter().collect();
-/// assert!(debouncer.observe(set.clone(), t).is_none()); // seen once
-/// let emitted = debouncer.observe(set.clone(), t + Duration::from_millis(250)).unwrap(); // twice
-/// assert_eq!(emitted.changes.len(), 1);
-/// assert!(debouncer.observe(set, t + Duration::from_millis(500)).is_none()); // already emitted
-/// ```
 #[derive(Debug, Clone)]
 pub struct Debouncer {
     /// The last emitted (or baseline) state; `None` before the first emission without a baseline.
@@ -83,11 +70,13 @@ impl Debouncer {
     }
 
     /// The last emitted (or baseline) state.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn emitted(&self) -> Option<&Observation> {
         self.emitted.as_ref()
     }
 
     /// Whether a change has been seen that is not yet emitted.
+    #[cfg(test)]
     pub fn is_pending(&self) -> bool {
         self.first_seen.is_some()
     }
@@ -328,5 +317,23 @@ mod tests {
                 prop_assert_eq!(&set.sources, &state.to_sources());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn a_change_is_emitted_on_its_second_identical_tick_once() {
+        use crate::watch::debounce::Debouncer;
+        use crate::watch::fingerprint::{FileObservation, Observation};
+        use std::time::{Duration, Instant};
+        let mut debouncer = Debouncer::new();
+        let t = Instant::now();
+        let set: Observation = [("a.yaml".to_owned(), FileObservation::read("x: 1", None))].into_iter().collect();
+        assert!(debouncer.observe(set.clone(), t).is_none()); // seen once
+        let emitted = debouncer.observe(set.clone(), t + Duration::from_millis(250)).unwrap(); // twice
+        assert_eq!(emitted.changes.len(), 1);
+        assert!(debouncer.observe(set, t + Duration::from_millis(500)).is_none());
+        // already emitted
     }
 }

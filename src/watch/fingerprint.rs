@@ -155,11 +155,13 @@ impl Observation {
     }
 
     /// The number of files seen.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
     /// Whether no file was seen.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }

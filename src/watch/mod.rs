@@ -9,18 +9,16 @@
 //!        └─ PollCore: faults reported once, backoff ─┘         └─ Poller thread ─▶ WatchEvent
 //! ```
 
-pub mod classify;
-pub mod clock;
-pub mod debounce;
-pub mod event;
-pub mod fingerprint;
-pub mod poller;
-pub mod scan;
+pub(crate) mod classify;
+pub(crate) mod clock;
+pub(crate) mod debounce;
+mod event;
+pub(crate) mod fingerprint;
+pub(crate) mod poller;
+pub(crate) mod scan;
 
-pub use classify::{classify, classify_set, FileChange, FileChangeKind};
-pub use clock::{Clock, FakeClock, SystemClock};
-pub use debounce::{Debouncer, StableChangeSet, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
 pub use event::{PollErrorKind, WatchError, WatchEvent};
-pub use fingerprint::{FileObservation, Fingerprint, Observation};
-pub use poller::{Backoff, PollCore, Poller, PollerConfig, PollerHandle, DEFAULT_INTERVAL, DEFAULT_READ_TIMEOUT};
-pub use scan::{scan, FakeFs, FileRead, FileSystem, RealFs, ScanError};
+pub(crate) use poller::{Poller, PollerConfig, PollerHandle};
+
+#[cfg(test)]
+mod tests;

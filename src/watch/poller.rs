@@ -53,7 +53,7 @@ impl Backoff {
 ///
 /// ```
 /// use std::time::Duration;
-/// use hotconf::watch::PollerConfig;
+/// use hotconf::testing::PollerConfig;
 /// let config = PollerConfig::new("config").with_interval(Duration::from_millis(100));
 /// assert_eq!(config.interval(), Duration::from_millis(100));
 /// ```
@@ -93,6 +93,7 @@ impl PollerConfig {
     }
 
     /// How many identical consecutive ticks make a change stable.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn stable_ticks(&self) -> u32 {
         self.stable_ticks
     }
@@ -113,6 +114,7 @@ impl PollerConfig {
 
     /// Sets the bound on one scan (a hung read is reported after it).
     #[must_use]
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn with_read_timeout(mut self, read_timeout: Duration) -> Self {
         self.read_timeout = read_timeout;
         self
@@ -120,6 +122,7 @@ impl PollerConfig {
 
     /// Sets the backoff used while a fault keeps files from being read.
     #[must_use]
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -135,31 +138,37 @@ impl PollerConfig {
     }
 
     /// The watched directory.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The time between ticks.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn interval(&self) -> Duration {
         self.interval
     }
 
     /// The size cap.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn limits(&self) -> SourcesLimits {
         self.limits
     }
 
     /// The bound on one scan.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn read_timeout(&self) -> Duration {
         self.read_timeout
     }
 
     /// The backoff while faulted.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn backoff(&self) -> Backoff {
         self.backoff
     }
 
     /// The baseline, if any.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn baseline(&self) -> Option<&Sources> {
         self.baseline.as_ref()
     }
@@ -189,9 +198,7 @@ struct FaultKey {
 ///
 /// ```
 /// use std::time::Duration;
-/// use hotconf::watch::clock::{Clock, FakeClock};
-/// use hotconf::watch::scan::FakeFs;
-/// use hotconf::watch::{PollCore, PollerConfig, WatchEvent};
+/// use hotconf::testing::{Clock, FakeClock, FakeFs, PollCore, PollerConfig, WatchEvent};
 /// let (fs, clock) = (FakeFs::new(), FakeClock::new());
 /// let mut core = PollCore::new(&PollerConfig::new("/cfg"));
 /// fs.write("a.yaml", "a: 1");
@@ -203,6 +210,7 @@ struct FaultKey {
 pub struct PollCore {
     dir: PathBuf,
     interval: Duration,
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     limits: SourcesLimits,
     read_timeout: Duration,
     backoff: Backoff,
@@ -232,6 +240,7 @@ impl PollCore {
     }
 
     /// One whole tick by hand: scans through `fs` and ingests the result at `now`.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn tick(&mut self, fs: &dyn FileSystem, now: Instant) -> Vec<WatchEvent> {
         let result = scan(fs, &self.dir, self.limits);
         self.ingest(result, Duration::ZERO, now)
@@ -306,6 +315,7 @@ impl PollCore {
     }
 
     /// The last emitted (or baseline) state.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn emitted(&self) -> Option<&Observation> {
         self.debouncer.emitted()
     }
@@ -362,7 +372,7 @@ impl Poller {
         Self::spawn_with(config, RealFs, events)
     }
 
-    /// [`Poller::spawn`] over any [`FileSystem`], e.g. a [`FakeFs`](crate::watch::scan::FakeFs).
+    /// [`Poller::spawn`] over any [`FileSystem`], e.g. a `FakeFs` in tests.
     pub fn spawn_with<F: FileSystem>(
         config: PollerConfig,
         fs: F,
@@ -451,6 +461,7 @@ impl ScanClock {
 /// The messages a [`PollerHandle`] sends its thread.
 enum Command {
     /// Tick now; signal `done` once that tick's events have been sent.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     PollNow { done: Option<Sender<()>> },
 }
 
@@ -467,6 +478,7 @@ pub struct PollerHandle {
 
 impl PollerHandle {
     /// Forces a tick now (e.g. on SIGHUP), without waiting for it.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn poll_now(&self) {
         if let Some(inbox) = &self.inbox {
             let _ = inbox.send(Command::PollNow { done: None });
@@ -475,6 +487,7 @@ impl PollerHandle {
 
     /// Forces a tick and waits until it has been ingested, so that every event it caused has been
     /// sent. Returns `false` if that did not happen within `timeout` (or the poller has stopped).
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn poll_now_and_wait(&self, timeout: Duration) -> bool {
         let Some(inbox) = &self.inbox else { return false };
         let (done, finished) = crossbeam_channel::bounded(1);

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use faultfs::{Fault, FaultFs, Op};
-use hotconf::snapshot::{Commit, Entry, Origin, SnapshotStore, StoreConfig};
+use hotconf::store::{Commit, Entry, Origin, SnapshotStore, StoreConfig};
 use hotconf::{SourceFile, Sources};
 
 use crate::support::mount;

@@ -224,7 +224,7 @@ fn with_snapshots_every_version_is_stored_and_numbering_survives_a_restart() {
         std::fs::write(config.path().join("other.yaml"), "still: [\n").unwrap();
         assert!(matches!(live.reload(), hotconf::AttemptOutcome::Unchanged { version: 2 }));
     }
-    let stored = hotconf::snapshot::SnapshotStore::open(store.path(), Default::default()).unwrap();
+    let stored = hotconf::store::SnapshotStore::open(store.path(), Default::default()).unwrap();
     let versions: Vec<(u64, Vec<String>)> =
         stored.list().unwrap().iter().map(|m| (m.version, m.files.iter().map(|f| f.name.clone()).collect())).collect();
     assert_eq!(versions, [(1, vec!["small.yaml".to_owned()]), (2, vec!["small.yaml".to_owned()])]);
@@ -280,7 +280,10 @@ fn a_rule_that_panics_is_a_failed_attempt_and_a_fix_recovers() {
     let events = live.events();
     std::fs::write(&path, "workers: 13\n").unwrap();
     match next_event(&events) {
-        hotconf::ReloadEvent::Failed { error, .. } => assert!(error.contains("validation panicked"), "{error}"),
+        hotconf::ReloadEvent::Failed { failure, .. } => {
+            assert_eq!(failure.cause, hotconf::FailureCause::Panicked);
+            assert!(failure.error.contains("validation panicked"), "{failure}");
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!((live.version(), live.get().workers.get()), (1, 1));

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotconf::publish::{Component, Publication};
+use hotconf::{Component, Publication};
 use serde::Deserialize;
 
 /// Set in the child: run the body instead of spawning.

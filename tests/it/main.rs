@@ -6,6 +6,4 @@ mod examples;
 mod faultfs_store;
 mod library;
 mod live_drop;
-mod reload;
 mod support;
-mod watch;

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hotconf::snapshot::{Origin, SnapshotStore, StoreConfig};
+use hotconf::store::{Origin, SnapshotStore, StoreConfig};
 use hotconf::{SourceFile, Sources, SourcesLimits};
 
 const VERSIONS: u64 = 50;

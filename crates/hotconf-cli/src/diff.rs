@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use hotconf::snapshot::{semantic_diff, SemanticDiff};
+use hotconf::store::{semantic_diff, SemanticDiff};
 use hotconf::{validate_with, EnvLookup, ProcessEnv, Sources, SourcesLimits};
 use hotconf_gateway::GatewaySchema;
 

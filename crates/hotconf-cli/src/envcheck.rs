@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use hotconf::source::read::{read_file, FileRead};
+use hotconf::{read_file, FileRead};
 use hotconf::{EnvLookup, ProcessEnv};
 
 /// The largest `--env-file` read (a dotenv file is a few hundred bytes).

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use hotconf::snapshot::{Entry, Manifest};
+use hotconf::store::{Entry, Manifest};
 
 use crate::store::{chain, open_existing, report};
 use crate::{Exit, Format};

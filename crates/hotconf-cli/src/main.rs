@@ -8,6 +8,7 @@ mod github;
 mod history;
 mod jsonlog;
 mod logfmt;
+mod observe;
 mod render;
 mod rollback;
 mod run;

@@ -27,7 +27,7 @@ pub fn texts(sources: &Sources) -> HashMap<String, String> {
 /// non-blocking reader (a FIFO is refused, never waited on; 1 MiB at most), for when the sources
 /// are not at hand.
 pub fn texts_from_dir(dir: &Path, diagnostics: &Diagnostics) -> HashMap<String, String> {
-    use hotconf::source::read::{read_file, FileRead};
+    use hotconf::{read_file, FileRead};
     let mut texts = HashMap::new();
     for d in diagnostics.as_slice() {
         if d.line.is_none() || texts.contains_key(&d.file) {

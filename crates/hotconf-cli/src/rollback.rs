@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hotconf::snapshot::{restore_into, semantic_diff, AuditEvent, StoreError};
+use hotconf::store::{restore_into, semantic_diff, AuditEvent, StoreError};
 use hotconf::{Sources, SourcesLimits};
 
 use crate::diff::{print_diff, validated_sources};

@@ -7,18 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hotconf::alert::{AlertConfig, AlerterHandle};
-
-use crate::slack::SlackWebhook;
-use hotconf::reload::metrics::Metrics;
-use hotconf::reload::{ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, StartError};
-use hotconf::snapshot::{SnapshotStore, StoreConfig};
-use hotconf::watch::{Poller, PollerConfig};
-use hotconf::{EnvLookup, ProcessEnv};
-use hotconf_gateway::components::GatewayRuntime;
-use hotconf_gateway::GatewaySchema;
+use hotconf::{EnvLookup, Live, ProcessEnv, StartError};
+use hotconf_gateway::GatewayConfig;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::observe::{AlertConfig, AlertObserver, AlerterHandle, Metrics, MetricsObserver};
+use crate::slack::SlackWebhook;
 use crate::{admin, Exit, LogFormat};
 
 /// The options of `hotconf run`.
@@ -35,7 +29,7 @@ pub struct RunArgs {
     pub interval_ms: u64,
     /// How many identical consecutive polls make a change stable enough to apply (2 to 20). Raise
     /// it for writers that pause mid-write for longer than one interval.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(hotconf::watch::DEFAULT_STABLE_TICKS as i64..=hotconf::watch::MAX_STABLE_TICKS as i64))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=20))]
     pub stable_ticks: u32,
     /// The admin HTTP endpoint's address (loopback by default); `off` disables it.
     #[arg(long, default_value = admin::DEFAULT_ADDR, value_parser = crate::args::admin_addr)]
@@ -99,10 +93,6 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         Some(addr) => Some(admin::bind(addr).with_context(|| format!("binding the admin endpoint {addr}"))?),
         None => None,
     };
-    let store = SnapshotStore::open(&args.snapshots, StoreConfig::default().with_retention(args.retention))
-        .with_context(|| format!("opening the snapshot store {}", args.snapshots.display()))?;
-    let runtime = GatewayRuntime::spawn(Arc::clone(&env)).context("starting the components")?;
-    let gateway = runtime.gateway();
     let metrics = Arc::new(Metrics::default());
     let alerts = match env.var("SLACK_WEBHOOK_URL").filter(|u| !u.is_empty()) {
         Some(url) => Some(
@@ -115,26 +105,24 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         ),
         None => None,
     };
-    let reporting = Reporting { metrics: Arc::clone(&metrics), alerts };
-    let retry = RetryBackoff {
-        initial: Duration::from_millis(args.retry_backoff_ms),
-        max: Duration::from_millis(args.retry_backoff_max_ms),
-    };
-    let config = ReloaderConfig::new(&args.config)
+    // The library's one assembly: the gateway's schema and components, plus this binary's observers.
+    let mut pipeline = hotconf_gateway::components::pipeline(&args.config, Arc::clone(&env))
+        .with_snapshots(&args.snapshots)
+        .with_retention(args.retention)
+        .with_interval(Duration::from_millis(args.interval_ms))
+        .with_stable_ticks(args.stable_ticks)
         .with_reload_timeout(Duration::from_millis(args.reload_timeout_ms))
-        .with_retry_backoff(retry)
-        .with_shutdown_timeout(Duration::from_secs(1));
-    let (watch_tx, watch_rx) = crossbeam_channel::bounded(64);
-    let (reloader, baseline) = match ReloaderHandle::start(
-        GatewaySchema::default(),
-        runtime,
-        store,
-        Arc::clone(&env),
-        config,
-        reporting,
-        watch_rx,
-    ) {
-        Ok(started) => started,
+        .with_retry_backoff(
+            Duration::from_millis(args.retry_backoff_ms),
+            Duration::from_millis(args.retry_backoff_max_ms),
+        )
+        .with_shutdown_timeout(Duration::from_secs(1))
+        .with_observer(MetricsObserver(Arc::clone(&metrics)));
+    if let Some(alerts) = alerts {
+        pipeline = pipeline.with_observer(AlertObserver::new(alerts, Arc::clone(&metrics)));
+    }
+    let live = match pipeline.start() {
+        Ok(live) => Arc::new(live),
         Err(StartError::Invalid(diagnostics)) => {
             let summary = crate::validate::invalid_summary(&args.config.display().to_string(), diagnostics.problems());
             match log_format {
@@ -161,18 +149,14 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
             }
             return Ok(Exit::Invalid);
         }
+        Err(e @ StartError::Store(_)) => {
+            return Err(e).with_context(|| format!("opening the snapshot store {}", args.snapshots.display()))
+        }
         Err(e) => return Err(e).context("starting"),
     };
-    let reloader = Arc::new(reloader);
-    let interval = Duration::from_millis(args.interval_ms);
-    let poller_config = PollerConfig::new(&args.config)
-        .with_interval(interval)
-        .with_stable_ticks(args.stable_ticks)
-        .with_baseline(baseline);
-    let poller = Poller::spawn(poller_config, watch_tx).context("starting the poller")?;
     let server = match bound {
         Some(bound) => {
-            let admin = admin::Admin { gateway, metrics, reloader: Arc::clone(&reloader), token };
+            let admin = admin::Admin { live: Arc::clone(&live), metrics, token };
             let limits = admin::Limits {
                 head_timeout: Duration::from_millis(args.admin_head_timeout_ms),
                 max_connections: args.admin_max_connections as usize,
@@ -188,7 +172,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         interval_ms = args.interval_ms,
         stable_ticks = args.stable_ticks,
         admin_addr = %server.as_ref().map(|s| s.addr().to_string()).unwrap_or_else(|| "off".into()),
-        running_version = reloader.status().running_version,
+        running_version = live.status().running_version,
     );
 
     let mut signals =
@@ -196,32 +180,30 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
     for signal in signals.forever() {
         if signal == SIGHUP {
             // Queued, not awaited: the loop stays free to see SIGTERM while the reload runs.
-            let queued = reloader.request_reload();
+            let queued = live.request_reload();
             tracing::info!(event = "reload.requested", trigger = "SIGHUP", queued);
             continue;
         }
         tracing::info!(event = "shutdown", signal);
         break;
     }
-    shutdown(server, poller, reloader);
+    shutdown(server, live);
     Ok(Exit::Ok)
 }
 
-/// Stops the service in the order data flows backwards (no new requests, no new changes, then
-/// the reloader, which owns the components), on a helper thread, waiting at most
+/// Stops the service in the order data flows backwards (no new requests, then the pipeline:
+/// its poller, then its reloader, which owns the components), on a helper thread, waiting at most
 /// [`SHUTDOWN_BOUND`]: whatever is still running then (an admin request waiting on a reload, a
 /// store write hung in the kernel) is named in `shutdown.forced` and ends with the process.
-fn shutdown(server: Option<admin::Server>, poller: hotconf::watch::PollerHandle, reloader: Arc<ReloaderHandle>) {
+fn shutdown(server: Option<admin::Server>, live: Arc<Live<GatewayConfig>>) {
     let deadline = Instant::now() + SHUTDOWN_BOUND;
-    let workers_stuck = reloader.status().workers_stuck;
+    let workers_stuck = live.status().workers_stuck;
     let (stage_tx, stage) = crossbeam_channel::unbounded::<&'static str>();
     let stop = move || {
         let _ = stage_tx.send("admin");
         drop(server);
-        let _ = stage_tx.send("poller");
-        drop(poller);
-        let _ = stage_tx.send("reloader");
-        drop(reloader);
+        let _ = stage_tx.send("pipeline");
+        drop(live);
     };
     let helper = match std::thread::Builder::new().name("hotconf-shutdown".into()).spawn(stop) {
         Ok(helper) => helper,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use hotconf::alert::{Transport, TransportError};
+use crate::observe::alert::{Transport, TransportError};
 
 /// A Slack incoming webhook. Its `Debug` hides the URL.
 pub struct SlackWebhook {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hotconf::snapshot::{SnapshotStore, StoreConfig, StoreError};
+use hotconf::store::{SnapshotStore, StoreConfig, StoreError};
 
 use crate::Exit;
 

@@ -1,5 +1,6 @@
-//! Reload benchmark: time from a change to all components acknowledging, permit throughput with
-//! and without a reload storm, and the idle memory of `hotconf run`. Prints its figures.
+//! Reload benchmark, through the public API as `hotconf run` assembles it: a whole attempt
+//! (read, validate, store, apply to the three components), permit throughput with and without a
+//! reload storm, and the idle memory of `hotconf run`. Prints its figures.
 //!
 //! Run with `cargo bench --bench reload`.
 
@@ -7,10 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotconf::publish::{Publication, Sink};
-use hotconf::{MapEnv, SourceFile, Sources};
-use hotconf_gateway::components::GatewayRuntime;
-use hotconf_gateway::validate_config;
+use hotconf::{AttemptOutcome, Live, MapEnv, SourceFile, Sources};
+use hotconf_gateway::components::{pipeline, GatewayView};
 use hotconf_gateway::GatewayConfig;
 
 fn sources(n: u64) -> Sources {
@@ -29,56 +28,83 @@ fn sources(n: u64) -> Sources {
     ])
 }
 
-fn publication(n: u64) -> Arc<Publication<GatewayConfig>> {
-    let valid = validate_config(sources(n), &MapEnv::new()).unwrap();
-    let hash = valid.hash();
-    Arc::new(Publication::new(n, hash, Arc::new(valid.into_parts().0)))
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// A config directory holding version `k` of the files.
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = Self(tempfile::tempdir().unwrap());
+        dir.write(0);
+        dir
+    }
+
+    fn write(&self, k: u64) {
+        for file in sources(k).files() {
+            std::fs::write(self.0.path().join(file.name()), file.bytes().unwrap_or_default()).unwrap();
+        }
+    }
+}
+
+/// The gateway's pipeline on `dir`, polled hourly (only `reload` applies), with or without a
+/// snapshot store on disk.
+fn start(dir: &Dir, store: Option<&std::path::Path>) -> Live<GatewayConfig> {
+    let mut builder = pipeline(dir.0.path(), Arc::new(MapEnv::new())).with_interval(Duration::from_secs(3600));
+    if let Some(store) = store {
+        builder = builder.with_snapshots(store);
+    }
+    builder.start().unwrap()
+}
+
+/// `n` attempts, each after writing a new version: the time `reload` takes to answer.
+fn attempts(live: &Live<GatewayConfig>, dir: &Dir, versions: std::ops::Range<u64>) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for k in versions {
+        dir.write(k);
+        let t = Instant::now();
+        match live.reload() {
+            AttemptOutcome::Applied { .. } => times.push(t.elapsed()),
+            other => panic!("attempt {k}: {other:?}"),
+        }
+    }
+    times.sort();
+    times
 }
 
 fn main() {
     println!("hotconf reload benchmark ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
 
-    // 1. A publication to all three components acknowledging and the view swapped.
-    let mut rt = GatewayRuntime::spawn(Arc::new(MapEnv::new())).unwrap();
-    let pubs: Vec<_> = (1..=2000).map(publication).collect();
-    let mut times = Vec::with_capacity(pubs.len());
-    for p in pubs {
-        let t = Instant::now();
-        rt.apply(p).unwrap();
-        times.push(t.elapsed());
-    }
-    times.sort();
+    // 1. A whole attempt without a store on disk: read the directory, validate all files, keep
+    // the version in memory, apply to the three components (each acknowledges), status updated.
+    let dir = Dir::new();
+    let live = start(&dir, None);
+    let times = attempts(&live, &dir, 1..2001);
     println!(
-        "apply (publication -> 3 components acked -> view live), 2000 versions: p50 {:?}  p99 {:?}  max {:?}",
+        "reload, memory history (read + validate + apply + 3 acks), 2000 versions: p50 {:?}  p99 {:?}  max {:?}",
         percentile(&times, 0.50),
         percentile(&times, 0.99),
         times.last().unwrap()
     );
 
-    // 1b. A whole attempt through the reloader: read the directory, validate all files, store the
-    // version (fsync), apply to the three components, status updated.
-    match whole_attempts(300) {
-        Ok(mut times) => {
-            times.sort();
-            println!(
-                "whole reload (read + validate + snapshot with fsync + apply + ack), 300 versions: p50 {:?}  p99 {:?}  max {:?}",
-                percentile(&times, 0.50),
-                percentile(&times, 0.99),
-                times.last().unwrap()
-            );
-        }
-        Err(e) => println!("whole reload: not measured ({e})"),
-    }
+    // 1b. The same with the snapshot store on disk (every version written and fsynced).
+    let store = tempfile::tempdir().unwrap();
+    let stored_dir = Dir::new();
+    let stored = start(&stored_dir, Some(store.path()));
+    let times = attempts(&stored, &stored_dir, 1..301);
+    println!(
+        "whole reload (read + validate + snapshot with fsync + apply + ack), 300 versions: p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&times, 0.50),
+        percentile(&times, 0.99),
+        times.last().unwrap()
+    );
+    drop(stored);
 
     // 2. Permit throughput, quiet and during 100 reloads/s.
-    let gateway = rt.gateway();
-    let quiet = throughput(&gateway, None);
-    let storm_pubs: Vec<_> = (3000..3400).map(publication).collect();
-    let storm = throughput(&gateway, Some((&mut rt, storm_pubs)));
+    let quiet = throughput(&live, &dir, false);
+    let storm = throughput(&live, &dir, true);
     println!(
         "acquire throughput, 1 thread: quiet {:.0}/s  during 100 reloads/s {:.0}/s  ({:+.1} %)",
         quiet.0,
@@ -94,83 +120,44 @@ fn main() {
     }
 }
 
-/// Acquisitions per second on one thread for 2 s; with a storm, another thread applies a version
-/// every 10 ms meanwhile. Returns (rate, reloads applied).
-fn throughput(
-    gateway: &hotconf_gateway::components::Gateway,
-    storm: Option<(&mut GatewayRuntime, Vec<Arc<Publication<GatewayConfig>>>)>,
-) -> (f64, u64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let g = gateway.clone();
-    let (stop2, count2) = (Arc::clone(&stop), Arc::clone(&count));
-    let worker = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while !stop2.load(Ordering::Relaxed) {
-            for _ in 0..256 {
-                let view = g.view().unwrap();
-                std::hint::black_box(view.acquire("a", 1));
-                n += 1;
-            }
-        }
-        count2.store(n, Ordering::Relaxed);
-    });
+/// Acquisitions per second on one thread for 2 s, each through a fresh view of the live
+/// version; with a storm, this thread applies a new version every 10 ms meanwhile. Returns
+/// (rate, reloads applied).
+fn throughput(live: &Live<GatewayConfig>, dir: &Dir, storm: bool) -> (f64, u64) {
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
     let window = Duration::from_secs(2);
     let start = Instant::now();
     let mut reloads = 0;
-    if let Some((rt, pubs)) = storm {
-        let mut next = start;
-        for p in pubs {
-            if start.elapsed() >= window {
-                break;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..256 {
+                    let view = GatewayView::of(live).unwrap();
+                    std::hint::black_box(view.acquire("a", 1));
+                    n += 1;
+                }
             }
-            next += Duration::from_millis(10);
-            rt.apply(p).unwrap();
-            reloads += 1;
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            count.store(n, Ordering::Relaxed);
+        });
+        if storm {
+            let mut next = start;
+            let mut k = 3000;
+            while start.elapsed() < window {
+                next += Duration::from_millis(10);
+                k += 1;
+                dir.write(k);
+                if live.reload().is_applied() {
+                    reloads += 1;
+                }
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
         }
-    }
-    std::thread::sleep(window.saturating_sub(start.elapsed()));
-    stop.store(true, Ordering::Relaxed);
-    worker.join().unwrap();
+        std::thread::sleep(window.saturating_sub(start.elapsed()));
+        stop.store(true, Ordering::Relaxed);
+    });
     (count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(), reloads)
-}
-
-fn whole_attempts(n: u64) -> Result<Vec<Duration>, String> {
-    use hotconf::reload::{AttemptOutcome, ReloaderConfig, ReloaderHandle, Reporting};
-    use hotconf::snapshot::{SnapshotStore, StoreConfig};
-    let config = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let write = |k: u64| -> std::io::Result<()> {
-        for file in sources(k).files() {
-            std::fs::write(config.path().join(file.name()), file.bytes().unwrap_or_default())?;
-        }
-        Ok(())
-    };
-    write(0).map_err(|e| e.to_string())?;
-    let store = SnapshotStore::open(store_dir.path(), StoreConfig::default()).map_err(|e| e.to_string())?;
-    let runtime = GatewayRuntime::spawn(Arc::new(MapEnv::new())).map_err(|e| e.to_string())?;
-    let (_tx, rx) = hotconf::channel::bounded(1);
-    let (reloader, _) = ReloaderHandle::start(
-        hotconf_gateway::GatewaySchema::default(),
-        runtime,
-        store,
-        Arc::new(MapEnv::new()),
-        ReloaderConfig::new(config.path()),
-        Reporting::default(),
-        rx,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut times = Vec::new();
-    for k in 1..=n {
-        write(k).map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        match reloader.reload(Duration::from_secs(10)) {
-            Some(AttemptOutcome::Applied { .. }) => times.push(t.elapsed()),
-            other => return Err(format!("attempt {k}: {other:?}")),
-        }
-    }
-    Ok(times)
 }
 
 fn idle_rss() -> Result<u64, String> {

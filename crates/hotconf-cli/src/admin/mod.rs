@@ -5,11 +5,12 @@ mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hotconf::reload::metrics::Metrics;
-use hotconf::reload::{AttemptOutcome, ReloaderHandle};
-use hotconf_gateway::components::{Decision, Gateway};
+use hotconf::{AttemptOutcome, FailureCause, Live};
+use hotconf_gateway::components::{Decision, GatewayView};
+use hotconf_gateway::GatewayConfig;
+
+use crate::observe::Metrics;
 use serde_json::json;
 
 use http::{query_param, Request, Response};
@@ -21,15 +22,12 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9477";
 
 /// What the handlers read.
 pub struct Admin {
-    pub gateway: Gateway,
+    /// The running pipeline: its status, reloads and pins, and the gateway's view.
+    pub live: Arc<Live<GatewayConfig>>,
     pub metrics: Arc<Metrics>,
-    pub reloader: Arc<ReloaderHandle>,
     /// When set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
     pub token: Option<String>,
 }
-
-/// How long `POST /reload` and `POST /rollback/N` wait for the outcome.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Binds the admin address; nothing is served until [`start`].
 pub fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
@@ -105,21 +103,21 @@ impl Admin {
                 body: self.metrics.render(),
                 headers: Vec::new(),
             },
-            Route::Status => Response::json(200, &json!(*self.reloader.status())),
-            Route::Config => match self.gateway.view() {
+            Route::Status => Response::json(200, &json!(*self.live.status())),
+            Route::Config => match self.view() {
                 Some(view) => {
-                    Response::json(200, &json!({ "version": view.version(), "config": **view.publication.config() }))
+                    Response::json(200, &json!({ "version": view.version(), "config": **view.publication().config() }))
                 }
                 None => Response::error(503, "no config applied yet"),
             },
-            Route::Reload => outcome(self.reloader.reload(COMMAND_TIMEOUT)),
+            Route::Reload => outcome(self.live.reload()),
             Route::Rollback(n) => match n.parse::<u64>() {
-                Ok(version) => outcome(self.reloader.pin(version, COMMAND_TIMEOUT)),
+                Ok(version) => outcome(self.live.pin(version)),
                 Err(_) => Response::error(400, "the version must be a whole number"),
             },
             Route::Agent(agent) => {
-                let Some(view) = self.gateway.view() else { return Response::error(503, "no config applied yet") };
-                match view.routes.route(agent) {
+                let Some(view) = self.view() else { return Response::error(503, "no config applied yet") };
+                match view.routes().route(agent) {
                     Some(providers) => Response::json(
                         200,
                         &json!({ "agent": agent, "version": view.version(), "providers": providers }),
@@ -140,8 +138,8 @@ impl Admin {
             Some(Ok(n)) => n,
             Some(Err(_)) => return Response::error(400, "tokens must be a whole number"),
         };
-        let Some(view) = self.gateway.view() else { return Response::error(503, "no config applied yet") };
-        if view.providers.get(provider).is_none() {
+        let Some(view) = self.view() else { return Response::error(503, "no config applied yet") };
+        if view.providers().get(provider).is_none() {
             return Response::error(404, "unknown provider");
         }
         let decision = view.acquire(provider, tokens);
@@ -149,7 +147,7 @@ impl Admin {
         if let (Some(obj), serde_json::Value::Object(d)) = (body.as_object_mut(), json!(decision)) {
             obj.extend(d);
         }
-        let limit = view.limiters.get(provider).map(|(_, limit)| *limit);
+        let limit = view.limiters().get(provider).map(|(_, limit)| *limit);
         if let Some(limit) = &limit {
             body["limits"] = json!(limit);
         }
@@ -172,6 +170,11 @@ impl Admin {
         }
     }
 
+    /// The gateway's view of the live version (its components' parts are always attached).
+    fn view(&self) -> Option<GatewayView> {
+        GatewayView::of(&self.live)
+    }
+
     fn authorized(&self, r: &Request) -> bool {
         let Some(token) = &self.token else { return true };
         let given = r.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
@@ -180,17 +183,16 @@ impl Admin {
     }
 }
 
-fn outcome(outcome: Option<AttemptOutcome>) -> Response {
-    match outcome {
-        None => Response::error(504, "the reloader did not answer in time"),
-        Some(o) => {
-            let status = match &o {
-                AttemptOutcome::Applied { .. } | AttemptOutcome::Unchanged { .. } => 200,
-                AttemptOutcome::Rejected { .. } => 422,
-                AttemptOutcome::Failed { .. } => 409,
-                AttemptOutcome::NotFound { .. } => 404,
-            };
-            Response::json(status, &json!(o))
+fn outcome(o: AttemptOutcome) -> Response {
+    let status = match &o {
+        AttemptOutcome::Failed { failure } if failure.cause == FailureCause::NoAnswer => {
+            return Response::error(504, "the reloader did not answer in time")
         }
-    }
+        AttemptOutcome::Applied { .. } | AttemptOutcome::Unchanged { .. } => 200,
+        AttemptOutcome::Rejected { .. } => 422,
+        AttemptOutcome::Failed { .. } => 409,
+        AttemptOutcome::NotFound { .. } => 404,
+        _ => 500,
+    };
+    Response::json(status, &json!(o))
 }

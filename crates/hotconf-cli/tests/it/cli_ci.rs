@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hotconf::snapshot::{Commit, Origin, SnapshotStore, StoreConfig};
+use hotconf::store::{Commit, Origin, SnapshotStore, StoreConfig};
 use hotconf::{Sources, SourcesLimits};
 
 use crate::service::Service;

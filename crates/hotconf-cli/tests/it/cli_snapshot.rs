@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hotconf::snapshot::{AuditEvent, Commit, Origin, SnapshotStore, StoreConfig};
+use hotconf::store::{AuditEvent, Commit, Origin, SnapshotStore, StoreConfig};
 use hotconf::{SourceFile, Sources, SourcesLimits};
 
 use crate::support::{assert_no_canary, config_copy, hotconf, CANARY};

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use hotconf::snapshot::{SnapshotStore, StoreConfig};
-use hotconf::watch::{Clock, FakeClock, PollCore, PollerConfig, RealFs, WatchEvent};
+use hotconf::store::{SnapshotStore, StoreConfig};
+use hotconf::testing::{Clock, FakeClock, PollCore, PollerConfig, RealFs, WatchEvent};
 use hotconf::{Sources, SourcesLimits};
 use serde_json::Value;
 

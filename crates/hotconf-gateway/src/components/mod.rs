@@ -1,130 +1,94 @@
 //! The LLM gateway's live components and the view a request reads them through.
 //!
-//! Each component runs on its own thread and builds its part of a version; the runtime swaps in
-//! the assembled [`GatewayView`] in one atomic store once all three acknowledged. A request loads
-//! the view once and reads everything from it, so it never mixes two versions.
+//! Each component is an ordinary [`hotconf::Component`]: it runs on its own thread and builds
+//! its part of a version; the library's one sink swaps the version in, parts attached, once all
+//! three acknowledged. A request takes one [`GatewayView`] and reads everything from it, so it
+//! never mixes two versions.
 
 mod orchestrator;
 mod provider_factory;
 mod rate_limiter;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use arc_swap::ArcSwapOption;
+use hotconf::{EnvLookup, Hotconf, Live, Publication};
 
 pub use orchestrator::{Orchestrator, RouteTable};
 pub use provider_factory::{ApiKey, ProviderFactory, ProviderSettings, ProviderTable};
 pub use rate_limiter::{Bucket, Decision, LimiterTable, RateLimiters};
 
-use crate::GatewayConfig;
-use hotconf::publish::{ApplyError, ComponentHandle, Publication, Sink};
-use hotconf::EnvLookup;
+use crate::{GatewayConfig, GatewaySchema};
 
-/// Everything a request needs, for one version.
-#[derive(Debug)]
+/// The gateway's pipeline builder: its schema over the files in `dir` and its three components
+/// (API keys read through `env`). The caller adds options and observers, then starts it:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// let live = hotconf_gateway::components::pipeline("config", Arc::new(hotconf::ProcessEnv)).start()?;
+/// let view = hotconf_gateway::components::GatewayView::of(&live).expect("the components' parts");
+/// println!("version {} routes mary to {:?}", view.version(), view.routes().route("mary"));
+/// # Ok::<(), hotconf::StartError>(())
+/// ```
+pub fn pipeline(dir: impl Into<PathBuf>, env: Arc<dyn EnvLookup>) -> Hotconf<GatewayConfig, GatewaySchema> {
+    Hotconf::with_schema(dir, GatewaySchema::default())
+        .with_env(Arc::clone(&env))
+        .with_component(RateLimiters::default())
+        .with_component(Orchestrator)
+        .with_component(ProviderFactory::new(env))
+}
+
+/// Everything a request needs, for one version: the publication and the three components'
+/// parts built for it. A request takes one view and reads everything from it, so it never
+/// mixes two versions.
+#[derive(Debug, Clone)]
 pub struct GatewayView {
-    /// The publication this view was built from.
-    pub publication: Arc<Publication<GatewayConfig>>,
-    /// The rate limiters.
-    pub limiters: LimiterTable,
-    /// The agent routes.
-    pub routes: RouteTable,
-    /// The provider settings.
-    pub providers: ProviderTable,
+    publication: Arc<Publication<GatewayConfig>>,
 }
 
 impl GatewayView {
+    /// The live version's view, or `None` if `live` was not built with [`pipeline`]'s
+    /// components. One atomic load; never blocks.
+    pub fn of(live: &Live<GatewayConfig>) -> Option<Self> {
+        Self::from_publication(live.publication())
+    }
+
+    /// The view of `publication`, once its components' parts are attached (it is live).
+    pub fn from_publication(publication: Arc<Publication<GatewayConfig>>) -> Option<Self> {
+        let whole = publication.part::<LimiterTable>(RateLimiters::NAME).is_some()
+            && publication.part::<RouteTable>(Orchestrator::NAME).is_some()
+            && publication.part::<ProviderTable>(ProviderFactory::NAME).is_some();
+        whole.then_some(Self { publication })
+    }
+
     /// The version.
     pub fn version(&self) -> u64 {
         self.publication.version()
     }
 
+    /// The publication this view was built from (its config, hash and version).
+    pub fn publication(&self) -> &Publication<GatewayConfig> {
+        &self.publication
+    }
+
+    /// The rate limiters.
+    pub fn limiters(&self) -> &LimiterTable {
+        self.publication.part(RateLimiters::NAME).expect("checked when the view was made")
+    }
+
+    /// The agent routes.
+    pub fn routes(&self) -> &RouteTable {
+        self.publication.part(Orchestrator::NAME).expect("checked when the view was made")
+    }
+
+    /// The provider settings.
+    pub fn providers(&self) -> &ProviderTable {
+        self.publication.part(ProviderFactory::NAME).expect("checked when the view was made")
+    }
+
     /// The limiter's decision for one request of `tokens` tokens to `provider`, now.
     pub fn acquire(&self, provider: &str, tokens: u64) -> Decision {
-        self.limiters.acquire(provider, tokens, Instant::now())
-    }
-}
-
-/// The request side: a cheap, cloneable handle to the live view.
-#[derive(Debug, Clone, Default)]
-pub struct Gateway {
-    live: Arc<ArcSwapOption<GatewayView>>,
-}
-
-impl Gateway {
-    /// The live view, or `None` before the first version is applied. One atomic load; never blocks.
-    pub fn view(&self) -> Option<Arc<GatewayView>> {
-        self.live.load_full()
-    }
-}
-
-/// Default time a component has to acknowledge a version.
-pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The gateway's components, each on its thread, and the live view they make.
-#[derive(Debug)]
-pub struct GatewayRuntime {
-    limiters: ComponentHandle<GatewayConfig, LimiterTable>,
-    orchestrator: ComponentHandle<GatewayConfig, RouteTable>,
-    factory: ComponentHandle<GatewayConfig, ProviderTable>,
-    gateway: Gateway,
-    ack_timeout: Duration,
-}
-
-impl GatewayRuntime {
-    /// Starts the three components; API keys are read through `env`.
-    pub fn spawn(env: Arc<dyn EnvLookup>) -> std::io::Result<Self> {
-        Ok(Self {
-            limiters: ComponentHandle::spawn(RateLimiters::default())?,
-            orchestrator: ComponentHandle::spawn(Orchestrator)?,
-            factory: ComponentHandle::spawn(ProviderFactory::new(env))?,
-            gateway: Gateway::default(),
-            ack_timeout: DEFAULT_ACK_TIMEOUT,
-        })
-    }
-
-    /// This runtime with another acknowledgement timeout.
-    #[must_use]
-    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = timeout;
-        self
-    }
-
-    /// The request-side handle.
-    pub fn gateway(&self) -> Gateway {
-        self.gateway.clone()
-    }
-}
-
-impl Sink<GatewayConfig> for GatewayRuntime {
-    fn apply(&mut self, publication: Arc<Publication<GatewayConfig>>) -> Result<(), ApplyError> {
-        let version = publication.version();
-        let deadline = Instant::now() + self.ack_timeout;
-        let budget = self.ack_timeout;
-        // Send to all three first so they build in parallel, then collect.
-        let l = self.limiters.request(Arc::clone(&publication))?;
-        let o = self.orchestrator.request(Arc::clone(&publication))?;
-        let f = self.factory.request(Arc::clone(&publication))?;
-        let limiters = self.limiters.wait(&l, version, deadline, budget);
-        let routes = self.orchestrator.wait(&o, version, deadline, budget);
-        let providers = self.factory.wait(&f, version, deadline, budget);
-        let view = GatewayView { publication, limiters: limiters?, routes: routes?, providers: providers? };
-        self.gateway.live.store(Some(Arc::new(view)));
-        for c in [&self.limiters.name(), &self.orchestrator.name(), &self.factory.name()] {
-            tracing::debug!(event = "component.applied", component = c, version);
-        }
-        self.limiters.mark_applied(version);
-        self.orchestrator.mark_applied(version);
-        self.factory.mark_applied(version);
-        Ok(())
-    }
-
-    fn applied_versions(&self) -> Vec<(&'static str, Option<u64>)> {
-        vec![
-            (self.limiters.name(), self.limiters.applied()),
-            (self.orchestrator.name(), self.orchestrator.applied()),
-            (self.factory.name(), self.factory.applied()),
-        ]
+        self.limiters().acquire(provider, tokens, Instant::now())
     }
 }

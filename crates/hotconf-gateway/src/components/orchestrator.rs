@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::{AgentName, GatewayConfig, ProviderName};
-use hotconf::publish::{Component, Publication};
+use hotconf::{Component, Publication};
 
 /// The routes of one version: agent → providers to try, in order, enabled ones only.
 #[derive(Debug, Default)]
@@ -27,11 +27,16 @@ impl RouteTable {
 #[derive(Debug, Default)]
 pub struct Orchestrator;
 
+impl Orchestrator {
+    /// The component's name (its thread is `hotconf-orchestrator`; its part is found under it).
+    pub const NAME: &'static str = "orchestrator";
+}
+
 impl Component<GatewayConfig> for Orchestrator {
     type Part = RouteTable;
 
     fn name(&self) -> &'static str {
-        "orchestrator"
+        Self::NAME
     }
 
     fn build(&mut self, publication: &Publication<GatewayConfig>) -> RouteTable {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::{EnvVarName, GatewayConfig, ProviderName};
-use hotconf::publish::{Component, Publication};
 use hotconf::EnvLookup;
+use hotconf::{Component, Publication};
 
 /// An API key. Its `Debug` and `Display` never show it; it is not `Serialize`.
 #[derive(Clone, PartialEq, Eq)]
@@ -93,11 +93,16 @@ impl fmt::Debug for ProviderFactory {
     }
 }
 
+impl ProviderFactory {
+    /// The component's name (its thread is `hotconf-provider_factory`; its part is found under it).
+    pub const NAME: &'static str = "provider_factory";
+}
+
 impl Component<GatewayConfig> for ProviderFactory {
     type Part = ProviderTable;
 
     fn name(&self) -> &'static str {
-        "provider_factory"
+        Self::NAME
     }
 
     fn build(&mut self, publication: &Publication<GatewayConfig>) -> ProviderTable {

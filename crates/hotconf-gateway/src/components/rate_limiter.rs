@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::{GatewayConfig, ProviderName, RateLimit};
-use hotconf::publish::{Component, Publication};
+use hotconf::{Component, Publication};
 
 /// The limiter's answer to one request for a permit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -133,11 +133,16 @@ pub struct RateLimiters {
     buckets: BTreeMap<ProviderName, Arc<Bucket>>,
 }
 
+impl RateLimiters {
+    /// The component's name (its thread is `hotconf-rate_limiter`; its part is found under it).
+    pub const NAME: &'static str = "rate_limiter";
+}
+
 impl Component<GatewayConfig> for RateLimiters {
     type Part = LimiterTable;
 
     fn name(&self) -> &'static str {
-        "rate_limiter"
+        Self::NAME
     }
 
     fn build(&mut self, publication: &Publication<GatewayConfig>) -> LimiterTable {

@@ -1,20 +1,21 @@
-//! Reload metrics, rendered in the Prometheus text format. Counters and gauges are atomics; the
-//! few labelled families take a short lock on the reload path, never on a request's path.
+//! Reload metrics, rendered in the Prometheus text format: an [`Observer`] of the reloader's
+//! reports. Counters and gauges are atomics; the few labelled families take a short lock on the
+//! reload path, never on a request's path.
 //!
 //! Every family has its samples from the start (a zero for each known label value), label values
 //! are escaped per the exposition format, and the names' prefix is the caller's choice
 //! ([`Metrics::render_with_prefix`], [`Metrics::render_into`]), so the families can join a
 //! service's own exposition under its namespace. The encoder is hand-written rather than
-//! `prometheus-client`'s: the library keeps no metrics dependency (and no third-party type in its
-//! API), and the text it appends works with any registry's output.
+//! `prometheus-client`'s: a dozen families of atomics, and the text it appends works with any
+//! registry's output.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::watch::PollErrorKind;
+use hotconf::{AttemptOutcome, FailureCause, Observer, PollErrorKind, Report};
 
 /// Upper bounds of the reload duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -63,6 +64,7 @@ struct Labelled {
     poll_errors: BTreeMap<String, u64>,
     alerts: BTreeMap<&'static str, u64>,
     ack_timeouts: BTreeMap<String, u64>,
+    failures: BTreeMap<&'static str, u64>,
 }
 
 impl Default for Labelled {
@@ -72,6 +74,7 @@ impl Default for Labelled {
             poll_errors: PollErrorKind::ALL.iter().map(|k| (k.as_str().to_owned(), 0)).collect(),
             alerts: ALERT_RESULTS.iter().map(|r| (*r, 0)).collect(),
             ack_timeouts: BTreeMap::new(),
+            failures: FailureCause::ALL.iter().map(|c| (c.as_str(), 0)).collect(),
         }
     }
 }
@@ -139,6 +142,11 @@ impl Metrics {
     /// Counts an alert outcome (`sent`, `failed`, `suppressed`).
     pub fn alert(&self, result: &'static str) {
         *self.lock().alerts.entry(result).or_default() += 1;
+    }
+
+    /// Counts a failed attempt's cause.
+    pub fn failure(&self, cause: FailureCause) {
+        *self.lock().failures.entry(cause.as_str()).or_default() += 1;
     }
 
     /// Counts a component's missing acknowledgement.
@@ -245,9 +253,55 @@ impl Metrics {
         for (result, n) in &labelled.alerts {
             o.sample("alerts_total", &[("result", result)], *n as f64);
         }
+        o.family("config_reload_failures_total", "counter", "Failed reload attempts by cause.");
+        for (cause, n) in &labelled.failures {
+            o.sample("config_reload_failures_total", &[("cause", cause)], *n as f64);
+        }
         o.family("component_ack_timeouts_total", "counter", "Versions a component did not acknowledge in time.");
         for (component, n) in &labelled.ack_timeouts {
             o.sample("component_ack_timeouts_total", &[("component", component)], *n as f64);
+        }
+    }
+}
+
+/// Feeds the reloader's reports into shared [`Metrics`].
+#[derive(Debug)]
+pub struct MetricsObserver(pub Arc<Metrics>);
+
+impl Observer for MetricsObserver {
+    fn observe(&mut self, report: &Report<'_>) {
+        let m = &self.0;
+        match report {
+            Report::Started(attempt) => {
+                m.register_components(attempt.state.components.iter().map(|c| c.name));
+                m.running(attempt.state.running_version, &attempt.state.running_hash.to_hex(), 0);
+                m.reload(ReloadResult::Success, attempt.duration);
+            }
+            Report::Attempt(attempt) => {
+                m.workers_stuck(attempt.state.workers_stuck);
+                if attempt.pin_refused {
+                    return;
+                }
+                match &attempt.outcome {
+                    AttemptOutcome::Applied { version, files } => {
+                        m.running(*version, &attempt.state.running_hash.to_hex(), files.len());
+                        m.reload(ReloadResult::Success, attempt.duration);
+                    }
+                    AttemptOutcome::Unchanged { .. } => m.in_sync(),
+                    AttemptOutcome::Rejected { .. } => m.reload(ReloadResult::Rejected, attempt.duration),
+                    AttemptOutcome::Failed { failure } => {
+                        if let (FailureCause::AckTimeout, Some(component)) = (failure.cause, failure.component) {
+                            m.ack_timeout(component);
+                        }
+                        m.failure(failure.cause);
+                        m.reload(ReloadResult::Failed, attempt.duration);
+                    }
+                    _ => {}
+                }
+            }
+            Report::PollError { kind, .. } => m.poll_error(kind.as_str()),
+            Report::WorkerFinished { workers_stuck } => m.workers_stuck(*workers_stuck),
+            _ => {}
         }
     }
 }

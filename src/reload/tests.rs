@@ -1,7 +1,8 @@
-//! The reloader's fault behaviour through its public API: a real `ReloaderHandle` with a one-file
-//! test schema and a sink over a real `ComponentHandle`, change sets fed by hand through the watch
-//! channel, and outcomes read from its status, metrics, snapshot store, audit log and a recording
-//! alert transport. Every wait is for an event, with a deadline.
+//! The reloader's fault behaviour: a real `ReloaderHandle` with a one-file test schema and a sink
+//! over a real `ComponentHandle`, change sets fed by hand through the watch channel, and outcomes
+//! read from its status, the reports an observer tallies, the snapshot store and the audit log.
+//! Every wait is for an event, with a deadline. (The binary's metrics and alerts, observers of
+//! the same reports, are tested in `crates/hotconf-cli`.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,15 +11,20 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use hotconf::alert::{AlertConfig, AlerterHandle, Transport, TransportError};
-use hotconf::publish::{ApplyError, Component, ComponentHandle, Publication, Sink};
-use hotconf::reload::metrics::Metrics;
-use hotconf::reload::{
-    AttemptOutcome, ComponentStatus, ReloaderConfig, ReloaderHandle, Reporting, RetryBackoff, Status, ValidateError,
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{
+    AttemptOutcome, ComponentStatus, Failure, FailureCause, Observer, ReloaderConfig, ReloaderHandle, Report,
+    RetryBackoff, Status,
 };
-use hotconf::snapshot::{AuditEvent, SnapshotStore, StoreConfig};
-use hotconf::watch::{FileChange, FileChangeKind, StableChangeSet, WatchEvent};
-use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, EnvLookup, MapEnv, Problem, Schema, SourceFile, Sources};
+use crate::publish::{ApplyError, Component, ComponentHandle, Publication, Sink};
+use crate::reload::validator::ValidateError;
+use crate::snapshot::{AuditEvent, SnapshotStore, StoreConfig};
+use crate::watch::classify::{FileChange, FileChangeKind};
+use crate::watch::debounce::StableChangeSet;
+use crate::watch::WatchEvent;
+use crate::{Diagnostic, DiagnosticKind, Diagnostics, EnvLookup, MapEnv, Problem, Schema, SourceFile, Sources};
 
 /// How long any awaited event may take. Generous: the machine is slow and shared.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -115,25 +121,67 @@ impl Sink<String> for TestSink {
     }
 }
 
-/// An alert transport that hands every body it is given to the test.
-struct Recording(Sender<String>);
+/// Tallies the reports as the binary's metrics count them: attempts by result, whether the last
+/// one succeeded, stuck workers, and missing acknowledgements by component.
+#[derive(Default)]
+struct Tally {
+    reloads: BTreeMap<&'static str, u64>,
+    last_successful: bool,
+    workers_stuck: usize,
+    ack_timeouts: BTreeMap<&'static str, u64>,
+}
 
-impl Transport for Recording {
-    fn post_json(&self, body: &str) -> Result<(), TransportError> {
-        let _ = self.0.send(body.to_owned());
-        Ok(())
+/// The observer that keeps a [`Tally`] the test reads.
+struct Tallying(Arc<Mutex<Tally>>);
+
+impl Observer for Tallying {
+    fn observe(&mut self, report: &Report<'_>) {
+        let mut t = self.0.lock().unwrap();
+        let attempt = match report {
+            Report::Started(_) => {
+                *t.reloads.entry("success").or_default() += 1;
+                t.last_successful = true;
+                return;
+            }
+            Report::WorkerFinished { workers_stuck } => {
+                t.workers_stuck = *workers_stuck;
+                return;
+            }
+            Report::Attempt(attempt) => attempt,
+            _ => return,
+        };
+        t.workers_stuck = attempt.state.workers_stuck;
+        if attempt.pin_refused {
+            return;
+        }
+        let result = match &attempt.outcome {
+            AttemptOutcome::Applied { .. } => "success",
+            AttemptOutcome::Unchanged { .. } => {
+                t.last_successful = true;
+                return;
+            }
+            AttemptOutcome::Rejected { .. } => "rejected",
+            AttemptOutcome::Failed { failure } => {
+                if let (FailureCause::AckTimeout, Some(c)) = (failure.cause, failure.component) {
+                    *t.ack_timeouts.entry(c).or_default() += 1;
+                }
+                "failed"
+            }
+            _ => return,
+        };
+        *t.reloads.entry(result).or_default() += 1;
+        t.last_successful = result == "success";
     }
 }
 
 struct Options {
     reload_timeout: Duration,
     ack_timeout: Duration,
-    alerts: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { reload_timeout: Duration::from_secs(5), ack_timeout: Duration::from_secs(5), alerts: false }
+        Self { reload_timeout: Duration::from_secs(5), ack_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -151,12 +199,11 @@ struct Harness {
     /// Stable change sets, as the poller would send them.
     changes: Sender<WatchEvent>,
     reloader: ReloaderHandle,
-    metrics: Arc<Metrics>,
+    tally: Arc<Mutex<Tally>>,
     /// A second handle on the reloader's snapshot store, for reading.
     store: SnapshotStore,
     /// The publication the sink made live.
     live: Arc<ArcSwapOption<Publication<String>>>,
-    alerts: Receiver<String>,
     config: tempfile::TempDir,
     _snapshots: tempfile::TempDir,
 }
@@ -181,20 +228,15 @@ impl Harness {
             ack_timeout: options.ack_timeout,
             live: Arc::clone(&live),
         };
-        let metrics = Arc::new(Metrics::default());
-        let (alert_tx, alerts) = unbounded();
-        let alerter = options.alerts.then(|| {
-            let config = AlertConfig { attempts: 1, backoff: Duration::from_millis(1) };
-            AlerterHandle::spawn(Recording(alert_tx), config, Arc::clone(&metrics)).unwrap()
-        });
+        let tally = Arc::new(Mutex::new(Tally::default()));
         let (changes, watch) = unbounded();
         let (reloader, _sources) = ReloaderHandle::start(
             TestSchema { gate: schema_gate_rx, blocked: blocked_tx },
             sink,
-            SnapshotStore::open(&store_dir, StoreConfig::default()).unwrap(),
+            SnapshotStore::open(&store_dir, StoreConfig::default()).unwrap().into(),
             Arc::new(MapEnv::new()),
             config(ReloaderConfig::new(dir.path()).with_reload_timeout(options.reload_timeout)),
-            Reporting { metrics: Arc::clone(&metrics), alerts: alerter },
+            vec![Box::new(Tallying(Arc::clone(&tally)))],
             watch,
         )
         .unwrap();
@@ -205,10 +247,9 @@ impl Harness {
             blocked,
             changes,
             reloader,
-            metrics,
+            tally,
             store,
             live,
-            alerts,
             config: dir,
             _snapshots: snapshots,
         }
@@ -246,11 +287,24 @@ impl Harness {
         self.schema_gate.send_timeout((), DEADLINE).expect("a blocked schema takes the token");
     }
 
-    /// The value of the metric line `series` (name and labels exactly as rendered).
-    fn metric(&self, series: &str) -> f64 {
-        let text = self.metrics.render();
-        let value = text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
-        value.unwrap_or_else(|| panic!("no {series} in\n{text}")).parse().unwrap()
+    /// Attempts with `result` (`success`, `rejected`, `failed`) so far, as the reports say.
+    fn reloads(&self, result: &str) -> u64 {
+        self.tally.lock().unwrap().reloads.get(result).copied().unwrap_or(0)
+    }
+
+    /// Whether the last attempt succeeded (or found the running content), as the reports say.
+    fn last_successful(&self) -> bool {
+        self.tally.lock().unwrap().last_successful
+    }
+
+    /// Stuck validator workers, as the last report said.
+    fn workers_stuck(&self) -> usize {
+        self.tally.lock().unwrap().workers_stuck
+    }
+
+    /// Versions `component` did not acknowledge in time, as the reports say.
+    fn ack_timeouts(&self, component: &str) -> u64 {
+        self.tally.lock().unwrap().ack_timeouts.get(component).copied().unwrap_or(0)
     }
 
     /// Starts a store outage: no write can take the store's lock while its lock file is a
@@ -280,19 +334,6 @@ impl Harness {
     fn live_version(&self) -> u64 {
         self.live.load_full().expect("a live publication").version()
     }
-
-    /// The next alert body delivered.
-    fn next_alert(&self) -> String {
-        self.alerts.recv_timeout(DEADLINE).expect("an alert within the deadline")
-    }
-
-    /// Stops the reloader (joining its threads, the alerter's included) and returns the alerts
-    /// delivered but not yet taken.
-    fn finish(self) -> Vec<String> {
-        let alerts = self.alerts.clone();
-        drop(self);
-        alerts.try_iter().collect()
-    }
 }
 
 fn sources(text: &str) -> Sources {
@@ -314,7 +355,7 @@ fn outcome(status: &Status) -> &AttemptOutcome {
 
 fn failed_error(status: &Status) -> &str {
     match outcome(status) {
-        AttemptOutcome::Failed { error } => error,
+        AttemptOutcome::Failed { failure } => &failure.error,
         other => panic!("expected a failed attempt, got {other:?}"),
     }
 }
@@ -345,8 +386,8 @@ fn a_panicking_schema_fails_the_attempt_and_the_next_good_change_applies() {
     assert_eq!((status.running_version, status.failing), (1, true));
     assert_eq!(h.live_version(), 1);
     assert_eq!(h.versions(), [1]);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
-    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 0.0);
+    assert_eq!(h.reloads("failed"), 1);
+    assert!(!h.last_successful());
     assert_failed_audit(h.last_audit(), "panic now", &error);
 
     let status = h.change("v: 2");
@@ -354,9 +395,9 @@ fn a_panicking_schema_fails_the_attempt_and_the_next_good_change_applies() {
     assert_eq!((status.running_version, status.failing), (2, false));
     assert_eq!(h.live_version(), 2);
     assert_eq!(h.store.running().unwrap(), Some(2));
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0); // startup and v2
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
-    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 1.0);
+    assert_eq!(h.reloads("success"), 2); // startup and v2
+    assert_eq!(h.reloads("failed"), 1);
+    assert!(h.last_successful());
 }
 
 #[test]
@@ -376,7 +417,7 @@ fn a_panic_while_publishing_fails_the_attempt_and_the_next_good_change_applies()
     assert_eq!(h.live_version(), 1);
     assert_eq!(h.store.running().unwrap(), Some(1));
     assert_failed_audit(h.last_audit(), "crash", &error);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 2.0);
+    assert_eq!(h.reloads("failed"), 2);
 
     // The reloader thread survived: the next change applies (versions 2 and 3 were stored, never ran).
     let status = h.change("v: 4");
@@ -400,7 +441,7 @@ fn validation_past_the_reload_timeout_is_abandoned_and_the_next_change_gets_a_fr
     let error = ValidateError::Timeout(timeout).to_string();
     assert_eq!(failed_error(&status), error);
     assert_eq!((status.running_version, status.failing, status.workers_stuck), (1, true, 1));
-    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 1.0);
+    assert_eq!(h.workers_stuck(), 1);
     assert_eq!(h.live_version(), 1);
     assert_eq!(h.versions(), [1]);
     assert_failed_audit(h.last_audit(), "block", &error);
@@ -414,9 +455,9 @@ fn validation_past_the_reload_timeout_is_abandoned_and_the_next_change_gets_a_fr
     // Once the stuck validation returns, its worker ends and is no longer counted.
     h.release_one();
     wait_until(|| h.reloader.status().workers_stuck == 0);
-    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 0.0);
+    assert_eq!(h.workers_stuck(), 0);
     assert_eq!(*outcome(&h.reloader.status()), applied(2), "a finished worker is not an attempt");
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+    assert_eq!(h.reloads("failed"), 1);
 }
 
 #[test]
@@ -433,7 +474,12 @@ fn a_manual_reload_and_a_pin_while_attempts_are_stuck_answer_within_the_reload_t
     std::fs::write(h.config.path().join(FILE), "block 2").unwrap();
     let started = Instant::now();
     let answer = h.reloader.reload(DEADLINE).expect("the reload answers");
-    assert_eq!(answer, AttemptOutcome::Failed { error: ValidateError::Timeout(timeout).to_string() });
+    assert_eq!(
+        answer,
+        AttemptOutcome::Failed {
+            failure: Failure::new(FailureCause::Timeout, ValidateError::Timeout(timeout).to_string())
+        }
+    );
     assert!(started.elapsed() < DEADLINE);
     h.wait_blocked("block 2");
     assert_eq!(h.reloader.status().workers_stuck, 2);
@@ -448,7 +494,7 @@ fn a_manual_reload_and_a_pin_while_attempts_are_stuck_answer_within_the_reload_t
     h.release_one();
     h.release_one();
     wait_until(|| h.reloader.status().workers_stuck == 0);
-    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 0.0);
+    assert_eq!(h.workers_stuck(), 0);
     // The pin replaced the pending retry of the reload: version 3 stays live.
     assert_eq!(h.reloader.status().running_version, 3);
 }
@@ -469,7 +515,7 @@ fn past_the_cap_of_stuck_workers_attempts_fail_until_one_finishes_then_the_pendi
     assert_eq!(failed_error(&status), error);
     assert!(error.starts_with("2 validator workers are still stuck in abandoned attempts (the limit is 2)"), "{error}");
     assert_eq!((status.running_version, status.failing, status.workers_stuck), (1, true, 2));
-    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 2.0);
+    assert_eq!(h.workers_stuck(), 2);
     assert_eq!(serde_json::to_value(&*status).unwrap()["workers_stuck"], 2, "/status shows the count");
 
     // One stuck validation returns: its worker ends, and the pending change is retried at once
@@ -483,7 +529,7 @@ fn past_the_cap_of_stuck_workers_attempts_fail_until_one_finishes_then_the_pendi
 
     h.release_one();
     wait_until(|| h.reloader.status().workers_stuck == 0);
-    assert_eq!(h.metric("hotconf_reload_workers_stuck"), 0.0);
+    assert_eq!(h.workers_stuck(), 0);
 }
 
 #[test]
@@ -541,8 +587,8 @@ fn a_component_that_never_acknowledges_fails_the_attempt_and_keeps_the_old_versi
     // The bundle was stored (as version 2) before it was published; it never ran.
     assert_eq!(h.versions(), [1, 2]);
     assert_failed_audit(h.last_audit(), "hang", &error);
-    assert_eq!(h.metric(&format!("hotconf_component_ack_timeouts_total{{component=\"{COMPONENT}\"}}")), 1.0);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
+    assert_eq!(h.ack_timeouts(COMPONENT), 1);
+    assert_eq!(h.reloads("failed"), 1);
 
     // One token finishes the stale build, one lets the retry of the same content answer in time.
     for _ in 0..2 {
@@ -560,47 +606,7 @@ fn a_component_that_never_acknowledges_fails_the_attempt_and_keeps_the_old_versi
     let status = h.change("v: 3");
     assert_eq!(*outcome(&status), applied(3));
     assert_eq!(status.components, echo_at(3));
-    assert_eq!(h.metric(&format!("hotconf_component_ack_timeouts_total{{component=\"{COMPONENT}\"}}")), 1.0);
-}
-
-#[test]
-fn one_alert_per_failing_content_and_a_resolve_on_a_fix_or_a_revert() {
-    let h = Harness::start("v: 1", Options { alerts: true, ..Options::default() });
-
-    let status = h.change("bad 1");
-    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { diagnostics } if diagnostics.len() == 1));
-    assert!(status.failing);
-    let alert = h.next_alert();
-    assert!(alert.contains("config reload failed (app.yaml)") && alert.contains("value"), "{alert}");
-
-    // The same failing content again: rejected and audited again, but not alerted again.
-    let status = h.change("bad 1");
-    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { .. }));
-    assert!(matches!(h.last_audit(), AuditEvent::Rejected { .. }));
-
-    let status = h.change("v: 2");
-    assert_eq!(*outcome(&status), applied(2));
-    assert!(!status.failing);
-    // Alerts are delivered in order: had the duplicate been sent, it would come before this one.
-    let alert = h.next_alert();
-    assert!(alert.contains("resolved, config version 2 applied"), "{alert}");
-    assert_eq!(h.metric("hotconf_alerts_total{result=\"suppressed\"}"), 1.0);
-
-    let status = h.change("bad 2");
-    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { .. }));
-    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 0.0);
-    assert!(h.next_alert().contains("config reload failed"));
-
-    // Reverting to the running content ends the failure without a new version.
-    let status = h.change("v: 2");
-    assert_eq!(*outcome(&status), AttemptOutcome::Unchanged { version: 2 });
-    assert_eq!((status.running_version, status.failing), (2, false));
-    assert_eq!(h.metric("hotconf_config_last_reload_successful"), 1.0);
-    assert!(h.next_alert().contains("resolved, config version 2 applied"));
-    assert_eq!(h.versions(), [1, 2]);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"rejected\"}"), 3.0);
-
-    assert_eq!(h.finish(), Vec::<String>::new(), "no further alerts");
+    assert_eq!(h.ack_timeouts(COMPONENT), 1);
 }
 
 #[test]
@@ -618,7 +624,9 @@ fn a_manual_reload_of_a_missing_directory_fails_and_is_retried_until_the_directo
     let answer = h.reloader.reload(DEADLINE).expect("an outcome in time");
     // Three reads, with the backoff between them (20 ms, then 40 ms).
     assert!(started.elapsed() >= backoff * 3, "gave up after {:?}", started.elapsed());
-    let AttemptOutcome::Failed { error } = answer else { panic!("expected failed, got {answer:?}") };
+    let AttemptOutcome::Failed { failure } = answer else { panic!("expected failed, got {answer:?}") };
+    assert_eq!(failure.cause, FailureCause::Read);
+    let error = failure.error;
     assert!(error.starts_with(&format!("cannot read config directory {}: ", dir.display())), "{error}");
     let status = h.reloader.status();
     assert_eq!((status.running_version, status.failing), (1, true));
@@ -632,14 +640,14 @@ fn a_manual_reload_of_a_missing_directory_fails_and_is_retried_until_the_directo
     }
 
     // The reload is tried again and again (well past the old four retries) while it cannot read.
-    wait_until(|| h.metric("hotconf_config_reloads_total{result=\"failed\"}") >= 8.0);
+    wait_until(|| h.reloads("failed") >= 8);
     assert_eq!(h.reloader.status().running_version, 1);
 
     // The directory is back with new content: applied with no further reload asked for.
     restore(&away, &dir, "v: 2");
     wait_until(|| h.reloader.status().running_version == 2);
     let status = h.reloader.status();
-    assert_eq!(status.last_attempt.as_ref().unwrap().trigger, hotconf::reload::Trigger::Manual);
+    assert_eq!(status.last_attempt.as_ref().unwrap().trigger, super::Trigger::Manual);
     assert_eq!(*outcome(&status), applied(2));
     assert!(!status.failing);
     assert_eq!(h.live_version(), 2);
@@ -655,7 +663,7 @@ fn a_store_outage_is_retried_with_capped_backoff_until_the_pending_change_applie
     let error = failed_error(&status).to_owned();
     assert!(error.starts_with("snapshot store: "), "{error}");
     // The old schedule gave up after five attempts; this one goes on while the change is pending.
-    wait_until(|| h.metric("hotconf_config_reloads_total{result=\"failed\"}") >= 12.0);
+    wait_until(|| h.reloads("failed") >= 12);
     let status = h.reloader.status();
     assert_eq!((status.running_version, status.failing), (1, true));
     assert_eq!(h.live_version(), 1);
@@ -680,11 +688,11 @@ fn a_newer_change_set_replaces_a_pending_retry_and_a_revert_ends_it() {
     // Reverting to the running content ends the retries: nothing is pending any more.
     h.send_change("v: 1");
     wait_until(|| *outcome(&h.reloader.status()) == AttemptOutcome::Unchanged { version: 1 });
-    let failed = h.metric("hotconf_config_reloads_total{result=\"failed\"}");
+    let failed = h.reloads("failed");
     h.mend_store();
     // A later change applies as version 2: neither v: 2 nor v: 3 was retried in between.
     assert_eq!(*outcome(&h.change("v: 4")), applied(2));
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), failed);
+    assert_eq!(h.reloads("failed"), failed);
     assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 4");
 }
 
@@ -712,7 +720,7 @@ fn the_same_content_twice_makes_no_new_version() {
     let accepted = accepted.iter().filter(|r| matches!(r.event, AuditEvent::Accepted { .. })).count();
     assert_eq!(accepted, 2);
     // Only the startup and v2 count as reloads; the repeats did nothing.
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
+    assert_eq!(h.reloads("success"), 2);
     assert_eq!(h.live_version(), 2);
 }
 
@@ -732,8 +740,8 @@ fn a_change_set_that_failed_for_a_transient_reason_is_retried_without_another_ed
     assert_eq!(*outcome(&status), applied(2));
     assert!(!status.failing);
     assert_eq!(h.live_version(), 2);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"failed\"}"), 1.0);
-    assert_eq!(h.metric("hotconf_config_reloads_total{result=\"success\"}"), 2.0);
+    assert_eq!(h.reloads("failed"), 1);
+    assert_eq!(h.reloads("success"), 2);
 }
 
 #[test]
@@ -745,7 +753,10 @@ fn a_pin_that_fails_leaves_the_pending_change_to_its_retries() {
 
     // The pin cannot be stored either: it fails, and the edit it did not replace stays pending.
     let answer = h.reloader.pin(1, DEADLINE).expect("the pin answers");
-    assert!(matches!(&answer, AttemptOutcome::Failed { error } if error.starts_with("snapshot store: ")), "{answer:?}");
+    assert!(
+        matches!(&answer, AttemptOutcome::Failed { failure } if failure.cause == FailureCause::Store && failure.error.starts_with("snapshot store: ")),
+        "{answer:?}"
+    );
     h.mend_store();
     wait_until(|| h.reloader.status().running_version == 2);
     assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 2");

@@ -6,9 +6,12 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use hotconf::watch::{Clock, StableChangeSet};
-use hotconf::watch::{FakeClock, FakeFs, PollCore, PollErrorKind, Poller, PollerConfig, RealFs, WatchEvent};
-use hotconf::{Sources, SourcesLimits};
+use super::clock::{Clock, FakeClock};
+use super::debounce::StableChangeSet;
+use super::poller::{PollCore, Poller, PollerConfig, PollerHandle};
+use super::scan::{FakeFs, RealFs};
+use super::{PollErrorKind, WatchEvent};
+use crate::source::{SourceFile, Sources, SourcesLimits};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -272,7 +275,7 @@ fn renamed_and_yml() {
 
 // The real poller thread.
 
-fn spawn(dir: &Path, interval: Duration) -> (hotconf::watch::PollerHandle, crossbeam_channel::Receiver<WatchEvent>) {
+fn spawn(dir: &Path, interval: Duration) -> (PollerHandle, crossbeam_channel::Receiver<WatchEvent>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let baseline = Sources::read_dir(dir, SourcesLimits::default()).unwrap();
     let config = PollerConfig::new(dir).with_interval(interval).with_baseline(baseline);
@@ -358,7 +361,7 @@ fn poller_reports_a_hung_read_once_and_recovers() {
     let config = PollerConfig::new("/cfg")
         .with_interval(Duration::from_millis(10))
         .with_read_timeout(Duration::from_millis(50))
-        .with_baseline(Sources::from_files([hotconf::SourceFile::new("a.yaml", "a: 1")]));
+        .with_baseline(Sources::from_files([SourceFile::new("a.yaml", "a: 1")]));
     fs.set_read_delay(Duration::from_millis(600));
     let handle = Poller::spawn_with(config, fs.clone(), tx).unwrap();
     match rx.recv_timeout(DEADLINE).unwrap() {

@@ -1,0 +1,249 @@
+//! What the reloader tells its observers: one typed [`Report`] per thing that happened, fed to
+//! every [`Observer`] from one place, in one order.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::status::{AttemptOutcome, ComponentStatus, Trigger};
+use crate::snapshot::{Origin, SemanticDiff};
+use crate::validate::Diagnostics;
+use crate::watch::PollErrorKind;
+
+/// Watches the reloader: status pages, metrics, audit logs, alerts, log lines and a library
+/// user's own hooks are all observers, fed every [`Report`] in the order they were added.
+///
+/// An observer runs on the reloader's thread: it must return quickly (hand slow work, such as
+/// an HTTP call, to a thread of its own) and never block. A panic in one is caught and logged;
+/// the reloader and the other observers go on.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use hotconf::{Observer, Report};
+///
+/// /// Counts rejected edits, for the service's own metrics.
+/// struct Rejections(Arc<AtomicU64>);
+///
+/// impl Observer for Rejections {
+///     fn observe(&mut self, report: &Report) {
+///         if let Report::Attempt(attempt) = report {
+///             if attempt.diagnostics.is_some() {
+///                 self.0.fetch_add(1, Ordering::Relaxed);
+///             }
+///         }
+///     }
+/// }
+///
+/// # #[derive(Debug, serde::Deserialize)]
+/// # struct App { workers: u32 }
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("app.yaml");
+/// # std::fs::write(&path, "workers: 1\n")?;
+/// let rejected = Arc::new(AtomicU64::new(0));
+/// let live = hotconf::Hotconf::<App>::file(&path).with_observer(Rejections(Arc::clone(&rejected))).start()?;
+/// std::fs::write(&path, "workers: many\n")?;
+/// assert!(!live.reload().is_applied());
+/// assert_eq!(rejected.load(Ordering::Relaxed), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Observer: Send + 'static {
+    /// Called for each report, on the reloader's thread.
+    fn observe(&mut self, report: &Report<'_>);
+}
+
+/// One thing the reloader saw or did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Report<'a> {
+    /// The starting version is live (`start` is about to return).
+    Started(&'a AttemptReport),
+    /// An attempt ended: applied, unchanged, rejected, failed, or a pin refused.
+    Attempt(&'a AttemptReport),
+    /// The poller could not read the config directory or a file; nothing is applied while it lasts.
+    PollError {
+        /// What went wrong.
+        kind: PollErrorKind,
+        /// The file or directory concerned.
+        path: Option<&'a Path>,
+        /// What happened, for a person.
+        message: &'a str,
+    },
+    /// A fault reported by a [`Report::PollError`] for `path` is gone.
+    PollRecovered {
+        /// The file or directory concerned.
+        path: Option<&'a Path>,
+    },
+    /// A validator worker set aside in an abandoned attempt ended by itself.
+    WorkerFinished {
+        /// Workers still stuck.
+        workers_stuck: usize,
+    },
+}
+
+/// How one attempt ended, with the reloader's state after it: what every observer needs, so
+/// none has to ask the reloader anything.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AttemptReport {
+    /// What started it.
+    pub trigger: Trigger,
+    /// How it ended (also in `/status` and the answer to [`Live::reload`](crate::Live::reload)).
+    pub outcome: AttemptOutcome,
+    /// The attempt number at this content (1, or more for a retry).
+    pub attempt: u32,
+    /// The bundle hash of the content it judged, when it got that far (a failed read has none).
+    pub content: Option<crate::ContentHash>,
+    /// The files it concerned: those changed, for a change set; all of them otherwise.
+    pub files: Vec<String>,
+    /// All files of the candidate it judged (for the audit log's `rejected` record).
+    pub candidate_files: Vec<String>,
+    /// The diagnostics, when it was rejected or a pin was refused as invalid.
+    pub diagnostics: Option<Diagnostics>,
+    /// For an applied version: why it was stored, and what changed since the running one.
+    pub applied: Option<Applied>,
+    /// For a pin: the version asked for.
+    pub pin: Option<u64>,
+    /// A pin that did not take effect (no such version, unreadable, no longer valid): nothing
+    /// changed, no failure state began, nothing is counted or alerted.
+    pub pin_refused: bool,
+    /// Whether this attempt ended a failure state.
+    pub recovered: bool,
+    /// When the next try at the same content is due, after a transient failure.
+    pub retry_in: Option<Duration>,
+    /// How long it took.
+    pub duration: Duration,
+    /// When it ended.
+    pub at: SystemTime,
+    /// The reloader's state after it.
+    pub state: ReloadState,
+}
+
+impl AttemptReport {
+    /// The failure of an attempt that failed for a transient reason.
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.outcome {
+            AttemptOutcome::Failed { failure } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// What an applied attempt stored and changed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Applied {
+    /// The version now live.
+    pub version: u64,
+    /// Why it was stored (`startup`, `change`, `manual`, `pin of vN`).
+    pub origin: Origin,
+    /// What changed from the version that ran before, value by value, secrets redacted.
+    pub diff: SemanticDiff,
+}
+
+/// The reloader's state, as of one report.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ReloadState {
+    /// The version running.
+    pub running_version: u64,
+    /// Its bundle hash.
+    pub running_hash: crate::ContentHash,
+    /// The version pinned live, until the files change.
+    pub pinned: Option<u64>,
+    /// Whether a failure state is on (the last attempt at the files failed or was rejected).
+    pub failing: bool,
+    /// Validator workers stuck in abandoned attempts.
+    pub workers_stuck: usize,
+    /// Each component's applied version.
+    pub components: Vec<ComponentStatus>,
+}
+
+/// Why an attempt failed for a transient reason (it is retried while its content is pending):
+/// a typed cause, for metrics labels, alert deduplication and code, and the words for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Failure {
+    /// The kind of failure.
+    pub cause: FailureCause,
+    /// The component concerned, for [`FailureCause::AckTimeout`] and [`FailureCause::Component`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<&'static str>,
+    /// What happened, for a person (never a secret value).
+    pub error: String,
+}
+
+impl Failure {
+    pub(crate) fn new(cause: FailureCause, error: impl Into<String>) -> Self {
+        Self { cause, component: None, error: error.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
+/// The kind of a [`Failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// Reading and validating took longer than the reload timeout.
+    Timeout,
+    /// Too many validator workers are stuck in abandoned attempts.
+    WorkersStuck,
+    /// The schema panicked.
+    Panicked,
+    /// The config directory could not be read (for a manual reload).
+    Read,
+    /// The snapshot store failed (full, read-only, unreadable).
+    Store,
+    /// A component did not acknowledge the version in time.
+    AckTimeout,
+    /// A component panicked building its part, or has stopped.
+    Component,
+    /// The reloader did not answer a request in time, or has stopped.
+    NoAnswer,
+    /// A thread could not be started.
+    Spawn,
+}
+
+impl FailureCause {
+    /// Every cause, for a metric family with a sample per cause from the start.
+    pub const ALL: [FailureCause; 9] = [
+        FailureCause::Timeout,
+        FailureCause::WorkersStuck,
+        FailureCause::Panicked,
+        FailureCause::Read,
+        FailureCause::Store,
+        FailureCause::AckTimeout,
+        FailureCause::Component,
+        FailureCause::NoAnswer,
+        FailureCause::Spawn,
+    ];
+
+    /// The name, as serialized and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCause::Timeout => "timeout",
+            FailureCause::WorkersStuck => "workers_stuck",
+            FailureCause::Panicked => "panicked",
+            FailureCause::Read => "read",
+            FailureCause::Store => "store",
+            FailureCause::AckTimeout => "ack_timeout",
+            FailureCause::Component => "component",
+            FailureCause::NoAnswer => "no_answer",
+            FailureCause::Spawn => "spawn",
+        }
+    }
+}
+
+impl fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
