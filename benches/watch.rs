@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use hotconf::testing::{PollCore, Poller, PollerConfig, PollerHandle, RealFs, WatchEvent, DEFAULT_INTERVAL};
-use hotconf::{Sources, SourcesLimits};
+use hotconf::Sources;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -89,7 +89,7 @@ fn edit(dir: &Path, kind: EditKind, i: u64, marker: &str) {
 
 fn spawn(dir: &Path, interval: Duration) -> (PollerHandle, Receiver<WatchEvent>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let baseline = Sources::read_dir(dir, SourcesLimits::default()).unwrap();
+    let baseline = Sources::read_dir(dir, Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
     let config = PollerConfig::new(dir).with_interval(interval).with_baseline(baseline);
     (Poller::spawn(config, tx).unwrap(), rx)
 }

@@ -75,12 +75,12 @@ pub use crossbeam_channel as channel;
 pub use live::{Hotconf, Live};
 pub use publish::{Component, Publication};
 pub use reload::{
-    Applied, AttemptOutcome, AttemptReport, ComponentStatus, Failure, FailureCause, LastAttempt, Observer, ReloadEvent,
+    AttemptOutcome, AttemptReport, ComponentStatus, Failure, FailureCause, LastAttempt, Observer, ReloadEvent,
     ReloadState, Report, StartError, Status, Trigger,
 };
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
-pub use source::read::{read_file, FileKind, FileRead};
-pub use source::{FileBody, ReadError, SourceFile, Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
+pub use source::read::FileKind;
+pub use source::{FileBody, ReadError, SourceFile, Sources};
 pub use validate::{did_you_mean, Segment, YamlPath};
 pub use validate::{validate_with, Schema, Validated};
 pub use validate::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
@@ -92,6 +92,7 @@ pub use watch::PollErrorKind;
 /// shell, and the YAML pre-scan. No stability promise, and nothing a service needs.
 #[cfg(feature = "testing")]
 pub mod testing {
+    pub use crate::source::read::FileRead;
     /// The linear pre-scan that bounds a YAML text before the parser sees it.
     pub use crate::validate::prescan::prescan;
     pub use crate::watch::clock::{Clock, FakeClock};
@@ -100,15 +101,19 @@ pub mod testing {
     pub use crate::watch::WatchEvent;
 }
 
+pub use snapshot::{Corruption, Origin, SemanticDiff, StoreError};
+
 /// The snapshot store on disk, for tools that work on the versions a service keeps (`hotconf
 /// history`, `show`, `diff`, `rollback`) and for CI jobs that snapshot-test a change's audit
 /// record: numbered, hash-verified versions, their semantic diff, the audit log, and the atomic
-/// write-back of a version into a config directory. A running service gets one with
-/// [`Hotconf::with_snapshots`].
+/// write-back of a version into a config directory (feature `store`). A running service gets a
+/// store with [`Hotconf::with_snapshots`] without it.
+#[cfg(feature = "store")]
 pub mod store {
     pub use crate::snapshot::{restore_into, semantic_diff};
-    pub use crate::snapshot::{AuditDiagnostic, AuditEvent, Change, ChangeKind, DiffValue, SemanticDiff};
-    pub use crate::snapshot::{Commit, Entry, FileEntry, Manifest, Origin, SnapshotStore, StoreConfig, StoreError};
+    pub use crate::snapshot::{AuditDiagnostic, AuditEvent, Change, ChangeKind, DiffValue};
+    pub use crate::snapshot::{AuditLog, AuditRecord, Restored, RollbackIntent, StoredVersion};
+    pub use crate::snapshot::{Commit, Entry, FileEntry, Manifest, SnapshotStore, StoreConfig};
 }
 
 /// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.

@@ -98,7 +98,7 @@ where
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Self::assemble(dir, SerdeSchema::file(name), SerdeSchema::with_limits)
+        Self::assemble(dir, SerdeSchema::file(name), |s, l| s.with_max_file_bytes(l.max_file_bytes))
     }
 
     /// The config is every YAML file in `dir`, read as one mapping from file stem to document:
@@ -122,7 +122,7 @@ where
     /// # Ok::<(), hotconf::StartError>(())
     /// ```
     pub fn dir(dir: impl Into<PathBuf>) -> Self {
-        Self::assemble(dir.into(), SerdeSchema::dir(), SerdeSchema::with_limits)
+        Self::assemble(dir.into(), SerdeSchema::dir(), |s, l| s.with_max_file_bytes(l.max_file_bytes))
     }
 
     /// The user's own rules, run on every config that deserialized cleanly: each problem is

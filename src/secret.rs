@@ -123,14 +123,14 @@ pub fn looks_like_key(value: &str) -> bool {
         })
 }
 
-/// Whether `value` holds anything [`redact_value`] would hide: a webhook URL, a key, URL
+/// Whether `value` holds anything a diff or log would hide: a webhook URL, a key, URL
 /// credentials or a secret query parameter. Validation refuses such a URL.
 pub fn holds_secret(value: &str) -> bool {
     redact_value(value) != value
 }
 
 /// The text shown for a string value under a key of class `class`.
-pub fn shown(class: KeyClass, value: &str) -> String {
+pub(crate) fn shown(class: KeyClass, value: &str) -> String {
     match class {
         KeyClass::Secret => REDACTED.to_owned(),
         KeyClass::EnvName if is_env_var_name(value) && !looks_like_key(value) => value.to_owned(),
@@ -142,7 +142,7 @@ pub fn shown(class: KeyClass, value: &str) -> String {
 /// A string value under an ordinary key, with anything secret-looking inside it redacted:
 /// webhook URLs whole, URL credentials (`https://<redacted>@host/…`), secret query parameters
 /// (`?key=<redacted>`), and values in well-known key formats.
-pub fn redact_value(value: &str) -> String {
+pub(crate) fn redact_value(value: &str) -> String {
     let lower = value.to_ascii_lowercase();
     if WEBHOOK_MARKERS.iter().any(|m| lower.contains(m)) {
         return REDACTED.to_owned();

@@ -16,7 +16,7 @@ pub use event::ReloadEvent;
 pub(crate) use history::History;
 pub use reloader::StartError;
 pub(crate) use reloader::{ReloaderConfig, ReloaderHandle, RetryBackoff};
-pub use report::{Applied, AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
+pub use report::{AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 #[cfg(test)]
 mod tests;

@@ -117,7 +117,7 @@ impl Observer for EventQueue {
         match &attempt.outcome {
             _ if attempt.pin_refused => {}
             AttemptOutcome::Applied { version, .. } => {
-                let diff = attempt.applied.as_ref().map(|a| a.diff.clone()).unwrap_or_default();
+                let diff = attempt.diff.clone().unwrap_or_default();
                 self.emit(ReloadEvent::Applied { version: *version, trigger, diff });
             }
             AttemptOutcome::Rejected { .. } => {
@@ -161,16 +161,16 @@ fn log_attempt(attempt: &AttemptReport) {
     match &attempt.outcome {
         AttemptOutcome::Applied { version, files } => {
             let version = *version;
-            if let Some(applied) = &attempt.applied {
+            if let (Some(origin), Some(diff)) = (&attempt.origin, &attempt.diff) {
                 tracing::info!(
                     event = "reload.applied",
                     version,
-                    origin = %applied.origin,
+                    origin = %origin,
                     files = %log_list(files),
                     duration_ms = attempt.duration.as_millis() as u64,
-                    diff = %applied.diff,
+                    diff = %diff,
                 );
-                if let Origin::Rollback { of } = applied.origin {
+                if let Origin::Rollback { of } = origin {
                     tracing::info!(event = "rollback.applied", version, of, pinned = attempt.state.pinned.is_some());
                 }
             }

@@ -14,7 +14,7 @@ use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutErro
 use super::event::ReloadEvent;
 use super::history::History;
 use super::observers::{AuditTrail, EventQueue, LogLines, StatusBoard};
-use super::report::{Applied, AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
+use super::report::{AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
 use super::status::{AttemptOutcome, ComponentStatus, Status, Trigger};
 use super::validator::{ReadPlan, ValidateError, Validator};
 
@@ -216,7 +216,7 @@ impl ReloaderHandle {
     {
         let started = Instant::now();
         let store = Arc::new(store);
-        let sources = Sources::read_dir(&config.dir, config.limits)?;
+        let sources = Sources::read_dir(&config.dir, config.limits.max_file_bytes)?;
         // What the directory holds is the poller's baseline, even when a pin runs something else.
         let dir_sources = sources.clone();
         let dir_hash = sources.bundle_hash();
@@ -252,7 +252,8 @@ impl ReloaderHandle {
             files: files.clone(),
             candidate_files: files,
             diagnostics: None,
-            applied: Some(Applied { version, origin, diff: SemanticDiff::default() }),
+            origin: Some(origin),
+            diff: Some(SemanticDiff::default()),
             pin: pinned,
             pin_refused: false,
             recovered: false,
@@ -404,7 +405,8 @@ struct Verdict {
     files: Vec<String>,
     candidate_files: Vec<String>,
     diagnostics: Option<Diagnostics>,
-    applied: Option<Applied>,
+    origin: Option<Origin>,
+    diff: Option<SemanticDiff>,
     pin: Option<u64>,
     pin_refused: bool,
     recovered: bool,
@@ -420,7 +422,8 @@ impl Verdict {
             files: Vec::new(),
             candidate_files: Vec::new(),
             diagnostics: None,
-            applied: None,
+            origin: None,
+            diff: None,
             pin: None,
             pin_refused: false,
             recovered: false,
@@ -526,7 +529,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             files: verdict.files,
             candidate_files: verdict.candidate_files,
             diagnostics: verdict.diagnostics,
-            applied: verdict.applied,
+            origin: verdict.origin,
+            diff: verdict.diff,
             pin: verdict.pin,
             pin_refused: verdict.pin_refused,
             recovered: verdict.recovered,
@@ -660,7 +664,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         self.set_pin(pinned, version);
         let mut verdict = Verdict::new(trigger, AttemptOutcome::Applied { version, files: files.clone() }, started)
             .content(hash, files);
-        verdict.applied = Some(Applied { version, origin, diff });
+        verdict.origin = Some(origin);
+        verdict.diff = Some(diff);
         verdict.recovered = std::mem::take(&mut self.failing);
         verdict
     }

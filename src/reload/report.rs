@@ -102,8 +102,11 @@ pub struct AttemptReport {
     pub candidate_files: Vec<String>,
     /// The diagnostics, when it was rejected or a pin was refused as invalid.
     pub diagnostics: Option<Diagnostics>,
-    /// For an applied version: why it was stored, and what changed since the running one.
-    pub applied: Option<Applied>,
+    /// For an applied version: why it was stored (`startup`, `change`, `manual`, `rollback of vN`).
+    pub origin: Option<Origin>,
+    /// For an applied version: what changed from the version that ran before, value by value,
+    /// secrets redacted.
+    pub diff: Option<SemanticDiff>,
     /// For a pin: the version asked for.
     pub pin: Option<u64>,
     /// A pin that did not take effect (no such version, unreadable, no longer valid): nothing
@@ -129,18 +132,6 @@ impl AttemptReport {
             _ => None,
         }
     }
-}
-
-/// What an applied attempt stored and changed.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Applied {
-    /// The version now live.
-    pub version: u64,
-    /// Why it was stored (`startup`, `change`, `manual`, `pin of vN`).
-    pub origin: Origin,
-    /// What changed from the version that ran before, value by value, secrets redacted.
-    pub diff: SemanticDiff,
 }
 
 /// The reloader's state, as of one report.

@@ -215,7 +215,7 @@ fn read_with_retries(plan: &ReadPlan) -> Result<Sources, ReadError> {
     let mut wait = plan.backoff;
     let mut attempt = 1;
     loop {
-        match Sources::read_dir(&plan.dir, plan.limits) {
+        match Sources::read_dir(&plan.dir, plan.limits.max_file_bytes) {
             Ok(s) => return Ok(s),
             Err(e) if attempt >= plan.attempts => return Err(e),
             Err(e) => {

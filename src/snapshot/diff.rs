@@ -232,7 +232,8 @@ pub struct SemanticDiff {
 }
 
 impl SemanticDiff {
-    /// The changes.
+    /// The changes (feature `store`; `Display` and `Serialize` give them without it).
+    #[cfg(feature = "store")]
     pub fn changes(&self) -> &[Change] {
         &self.changes
     }

@@ -98,7 +98,7 @@ pub enum StoreError {
         /// The directory.
         dir: PathBuf,
     },
-    /// A write was asked of a store opened with [`SnapshotStore::open_read_only`](crate::snapshot::SnapshotStore::open_read_only).
+    /// A write was asked of a store opened read-only (`SnapshotStore::open_read_only`).
     #[error("the snapshot store at {} is open read-only", dir.display())]
     ReadOnly {
         /// The store directory.
@@ -124,7 +124,10 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// A version was written by a newer hotconf, in a format this one does not know.
-    #[error("version {version} uses store format {format}; this hotconf reads format {}", crate::snapshot::FORMAT)]
+    #[error(
+        "version {version} uses store format {format}; this hotconf reads format {}",
+        crate::snapshot::manifest::FORMAT
+    )]
     UnsupportedFormat {
         /// The version.
         version: u64,

@@ -13,21 +13,35 @@
 //! written back: it pins version N live by validating [`SnapshotStore::read`]`(N)`'s sources,
 //! publishing them and calling [`SnapshotStore::set_running`]`(N)`.
 
+// The tool-facing half of the store (listing, reading back, the audit log's reader, restore) is
+// public only with the `store` feature (`hotconf::store`); without it, the reloader uses the rest
+// and that half goes unused.
+#![cfg_attr(not(feature = "store"), allow(dead_code))]
+
 mod audit;
 mod diff;
 mod error;
 mod fsio;
 mod manifest;
+#[cfg(feature = "store")]
 mod restore;
 mod store;
 mod time;
 
 pub use audit::{AuditDiagnostic, AuditEvent};
-pub use diff::{semantic_diff, Change, ChangeKind, DiffValue, SemanticDiff};
-pub use error::StoreError;
-pub use manifest::{FileEntry, Manifest, Origin, FORMAT};
-pub use restore::restore_into;
-pub use store::{Commit, Entry, Pin, SnapshotStore, StoreConfig};
+pub use diff::{semantic_diff, SemanticDiff};
+pub use error::{Corruption, StoreError};
+pub use manifest::Origin;
+pub use store::{Commit, Pin, SnapshotStore, StoreConfig};
+// The rest of the store's API, for tools (`hotconf::store`, feature `store`).
+#[cfg(feature = "store")]
+pub use {
+    audit::{AuditLog, AuditRecord},
+    diff::{Change, ChangeKind, DiffValue},
+    manifest::{FileEntry, Manifest},
+    restore::{restore_into, Restored},
+    store::{Entry, RollbackIntent, StoredVersion},
+};
 
 #[cfg(test)]
 mod tests;

@@ -193,7 +193,8 @@ struct Running {
 /// and readers need no lock because a version appears by one atomic rename.
 ///
 /// ```
-/// use hotconf::store::{Commit, Origin, SnapshotStore, StoreConfig};
+/// use hotconf::store::{Commit, SnapshotStore, StoreConfig};
+/// use hotconf::Origin;
 /// use hotconf::{SourceFile, Sources};
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
@@ -264,7 +265,8 @@ impl SnapshotStore {
     /// that `run` opened but that holds no version yet has its `.lock` and opens, empty.
     ///
     /// ```
-    /// use hotconf::store::{SnapshotStore, StoreConfig, StoreError};
+    /// use hotconf::store::{SnapshotStore, StoreConfig};
+    /// use hotconf::StoreError;
     /// let dir = tempfile::tempdir().unwrap();
     /// let err = SnapshotStore::open_read_only(dir.path(), StoreConfig::default()).unwrap_err();
     /// assert!(matches!(err, StoreError::NotAStore { .. }));
@@ -274,7 +276,7 @@ impl SnapshotStore {
     /// assert!(store.entries().unwrap().is_empty());
     ///
     /// // A store copied without its lock file: read, never written.
-    /// use hotconf::store::Origin;
+    /// use hotconf::Origin;
     /// use hotconf::{SourceFile, Sources};
     /// let writer = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
     /// writer.commit(&Sources::from_files([SourceFile::new("a.yaml", "x: 1\n")]), Origin::Startup).unwrap();

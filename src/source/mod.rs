@@ -13,11 +13,11 @@ pub use read::FileKind;
 use read::FileRead;
 
 /// The default cap on one config file's size: 1 MiB.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Limits applied while reading a config directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourcesLimits {
+pub(crate) struct SourcesLimits {
     /// Files larger than this are reported, never read whole.
     pub max_file_bytes: u64,
 }
@@ -71,6 +71,31 @@ impl SourceFile {
         Self { name: name.into(), body }
     }
 
+    /// Reads the one file at `path` as the config reader does: never blocking (a FIFO, socket,
+    /// device or directory is [`FileBody::NotRegular`], unread), reading at most `max_file_bytes`
+    /// (a larger file is [`FileBody::TooLarge`], unread past the cap). `Err` when it cannot be
+    /// opened or read (missing, permissions, I/O).
+    ///
+    /// ```
+    /// use hotconf::{FileBody, FileKind, SourceFile};
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("a.env"), "KEY=x\n")?;
+    /// let file = SourceFile::read(&dir.path().join("a.env"), 1024)?;
+    /// assert_eq!((file.name(), file.bytes()), ("a.env", Some(&b"KEY=x\n"[..])));
+    /// assert!(matches!(SourceFile::read(&dir.path().join("a.env"), 3)?.body(), FileBody::TooLarge { size: 6, .. }));
+    /// assert!(matches!(SourceFile::read(dir.path(), 1024)?.body(), FileBody::NotRegular { kind: FileKind::Directory }));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read(path: &Path, max_file_bytes: u64) -> io::Result<Self> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let body = match read::read_file(path, max_file_bytes)? {
+            FileRead::Bytes { bytes, .. } => FileBody::Bytes(bytes),
+            FileRead::TooLarge { size, .. } => FileBody::TooLarge { size, limit: max_file_bytes },
+            FileRead::NotRegular { kind } => FileBody::NotRegular { kind },
+        };
+        Ok(Self { name, body })
+    }
+
     /// The file's bare name, e.g. `rate_limits.yaml`.
     pub fn name(&self) -> &str {
         &self.name
@@ -103,6 +128,9 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// The default cap on one config file's size: 1 MiB.
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = DEFAULT_MAX_FILE_BYTES;
+
     /// Sources from in-memory files (later duplicates of a name replace earlier ones).
     pub fn from_files(files: impl IntoIterator<Item = SourceFile>) -> Self {
         let mut files: Vec<SourceFile> = files.into_iter().collect();
@@ -124,7 +152,11 @@ impl Sources {
     /// device, a directory) is kept in the set with that outcome, so validation can name it; a name
     /// that vanished between listing and opening (or a dangling symlink) is absent, as it is from the
     /// poller's ticks. Only a directory that cannot be listed fails.
-    pub fn read_dir(dir: &Path, limits: SourcesLimits) -> Result<Self, ReadError> {
+    ///
+    /// A file larger than `max_file_bytes` ([`Sources::DEFAULT_MAX_FILE_BYTES`] unless you need
+    /// another cap) is recorded as too large without being read.
+    pub fn read_dir(dir: &Path, max_file_bytes: u64) -> Result<Self, ReadError> {
+        let limits = SourcesLimits { max_file_bytes };
         let names = read::list_dir(dir).map_err(|source| ReadError { dir: dir.to_owned(), source })?;
         let mut files = Vec::new();
         for name in names {

@@ -118,12 +118,13 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
 ///
 /// ```
 /// # #[cfg(unix)] {
-/// use hotconf::{read_file, FileKind, FileRead};
+/// use hotconf::{FileBody, FileKind, SourceFile};
 /// let dir = tempfile::tempdir().unwrap();
 /// let fifo = dir.path().join("rate_limits.yaml");
 /// assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
 /// // Returns at once: a FIFO is refused unread, it never waits for a writer.
-/// assert_eq!(read_file(&fifo, 1024).unwrap(), FileRead::NotRegular { kind: FileKind::Fifo });
+/// let file = SourceFile::read(&fifo, 1024).unwrap();
+/// assert_eq!(file.body(), &FileBody::NotRegular { kind: FileKind::Fifo });
 /// # }
 /// ```
 pub fn read_file(path: &Path, limit: u64) -> io::Result<FileRead> {

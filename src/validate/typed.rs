@@ -193,10 +193,11 @@ impl<T> SerdeSchema<T> {
         self
     }
 
-    /// This schema with another per-file size cap.
+    /// This schema with another per-file size cap (default [`Sources::DEFAULT_MAX_FILE_BYTES`]):
+    /// a file over it is refused by name, unread.
     #[must_use]
-    pub fn with_limits(mut self, limits: SourcesLimits) -> Self {
-        self.limits = limits;
+    pub fn with_max_file_bytes(mut self, max: u64) -> Self {
+        self.limits = SourcesLimits { max_file_bytes: max };
         self
     }
 }

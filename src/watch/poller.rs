@@ -107,7 +107,7 @@ impl PollerConfig {
 
     /// Sets the size cap.
     #[must_use]
-    pub fn with_limits(mut self, limits: SourcesLimits) -> Self {
+    pub(crate) fn with_limits(mut self, limits: SourcesLimits) -> Self {
         self.limits = limits;
         self
     }
@@ -147,12 +147,6 @@ impl PollerConfig {
     #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn interval(&self) -> Duration {
         self.interval
-    }
-
-    /// The size cap.
-    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
-    pub fn limits(&self) -> SourcesLimits {
-        self.limits
     }
 
     /// The bound on one scan.

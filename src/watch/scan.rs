@@ -196,7 +196,7 @@ mod tests {
         std::os::unix::fs::symlink("nowhere.yaml", d.join("dangling.yaml")).unwrap();
         let limits = SourcesLimits { max_file_bytes: 50 };
         let polled = scan(&RealFs, d, limits).unwrap().to_sources();
-        let read = Sources::read_dir(d, limits).unwrap();
+        let read = Sources::read_dir(d, limits.max_file_bytes).unwrap();
         assert_eq!(polled, read);
         let bodies: Vec<(&str, &FileBody)> = read.files().iter().map(|f| (f.name(), f.body())).collect();
         assert_eq!(

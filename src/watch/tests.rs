@@ -11,7 +11,7 @@ use super::debounce::StableChangeSet;
 use super::poller::{PollCore, Poller, PollerConfig, PollerHandle};
 use super::scan::{FakeFs, RealFs};
 use super::{PollErrorKind, WatchEvent};
-use crate::source::{SourceFile, Sources, SourcesLimits};
+use crate::source::{SourceFile, Sources};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -34,7 +34,7 @@ impl Hand {
     fn new(setup: fn(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path());
-        let baseline = Sources::read_dir(dir.path(), SourcesLimits::default()).unwrap();
+        let baseline = Sources::read_dir(dir.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
         let core = PollCore::new(&PollerConfig::new(dir.path()).with_baseline(baseline));
         Self { dir, core, clock: FakeClock::new() }
     }
@@ -72,7 +72,7 @@ fn check(setup: fn(&Path), steps: &[Step], expected: &[&str]) {
         sets.extend(hand.changes(1));
     }
     sets.extend(hand.changes(3));
-    let final_sources = Sources::read_dir(hand.dir.path(), SourcesLimits::default()).unwrap();
+    let final_sources = Sources::read_dir(hand.dir.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
     if expected.is_empty() {
         assert!(sets.is_empty(), "expected nothing, got {:?}", sets.iter().map(describe).collect::<Vec<_>>());
         return;
@@ -277,7 +277,7 @@ fn renamed_and_yml() {
 
 fn spawn(dir: &Path, interval: Duration) -> (PollerHandle, crossbeam_channel::Receiver<WatchEvent>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let baseline = Sources::read_dir(dir, SourcesLimits::default()).unwrap();
+    let baseline = Sources::read_dir(dir, Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
     let config = PollerConfig::new(dir).with_interval(interval).with_baseline(baseline);
     (Poller::spawn(config, tx).unwrap(), rx)
 }

@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use faultfs::{Fault, FaultFs, Op};
-use hotconf::store::{Commit, Entry, Origin, SnapshotStore, StoreConfig};
+use hotconf::store::{Commit, Entry, SnapshotStore, StoreConfig};
+use hotconf::Origin;
 use hotconf::{SourceFile, Sources};
 
 use crate::support::mount;

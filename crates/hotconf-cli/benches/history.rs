@@ -7,8 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hotconf::store::{Origin, SnapshotStore, StoreConfig};
-use hotconf::{SourceFile, Sources, SourcesLimits};
+use hotconf::store::{SnapshotStore, StoreConfig};
+use hotconf::Origin;
+use hotconf::{SourceFile, Sources};
 
 const VERSIONS: u64 = 50;
 const RUNS: usize = 200;
@@ -33,7 +34,7 @@ fn time(runs: usize, mut f: impl FnMut()) -> Duration {
 
 fn main() {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let shipped = Sources::read_dir(&config, SourcesLimits::default()).unwrap();
+    let shipped = Sources::read_dir(&config, Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
     for n in 0..VERSIONS {

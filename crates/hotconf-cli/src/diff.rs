@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use hotconf::store::{semantic_diff, SemanticDiff};
-use hotconf::{validate_with, EnvLookup, ProcessEnv, Sources, SourcesLimits};
+use hotconf::store::semantic_diff;
+use hotconf::SemanticDiff;
+use hotconf::{validate_with, EnvLookup, ProcessEnv, Sources};
 use hotconf_gateway::GatewaySchema;
 
 use crate::envcheck::Env;
@@ -80,7 +81,7 @@ pub fn run(snapshots: &Path, from: u64, against: Against<'_>, output: Output, en
 
 /// Reads and validates a candidate directory with the gateway schema and `env`.
 fn validated(dir: &Path, env: &dyn EnvLookup, format: CheckFormat) -> Result<Sources, Exit> {
-    let sources = Sources::read_dir(dir, SourcesLimits::default()).map_err(|e| {
+    let sources = Sources::read_dir(dir, Sources::DEFAULT_MAX_FILE_BYTES).map_err(|e| {
         let message = crate::store::chain(&e);
         if format == CheckFormat::Github {
             println!("{}", github::plain_error(&message));

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use hotconf::{read_file, FileRead};
 use hotconf::{EnvLookup, ProcessEnv};
+use hotconf::{FileBody, SourceFile};
 
 /// The largest `--env-file` read (a dotenv file is a few hundred bytes).
 pub const MAX_ENV_FILE_BYTES: u64 = 1024 * 1024;
@@ -102,16 +102,18 @@ impl Env {
 /// the names. Errors name the file and the line, never the line's text (it may hold a value).
 pub fn parse_env_file(arg: &str) -> Result<EnvFile, String> {
     let path = PathBuf::from(arg);
-    let bytes = match read_file(&path, MAX_ENV_FILE_BYTES) {
-        Ok(FileRead::Bytes { bytes, .. }) => bytes,
-        Ok(FileRead::TooLarge { size, .. }) => {
+    let file =
+        SourceFile::read(&path, MAX_ENV_FILE_BYTES).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = match file.body() {
+        FileBody::Bytes(bytes) => bytes.clone(),
+        FileBody::TooLarge { size, .. } => {
             return Err(format!(
                 "{} is {size} bytes; an env file may have {MAX_ENV_FILE_BYTES} at most",
                 path.display()
             ))
         }
-        Ok(FileRead::NotRegular { kind }) => return Err(format!("{} is {kind}, not a regular file", path.display())),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        FileBody::NotRegular { kind } => return Err(format!("{} is {kind}, not a regular file", path.display())),
+        FileBody::Unreadable { kind } => return Err(format!("cannot read {}: {kind}", path.display())),
     };
     let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", path.display()))?;
     parse_env_text(&text).map_err(|line| {

@@ -27,16 +27,14 @@ pub fn texts(sources: &Sources) -> HashMap<String, String> {
 /// non-blocking reader (a FIFO is refused, never waited on; 1 MiB at most), for when the sources
 /// are not at hand.
 pub fn texts_from_dir(dir: &Path, diagnostics: &Diagnostics) -> HashMap<String, String> {
-    use hotconf::{read_file, FileRead};
     let mut texts = HashMap::new();
     for d in diagnostics.as_slice() {
         if d.line.is_none() || texts.contains_key(&d.file) {
             continue;
         }
-        if let Ok(FileRead::Bytes { bytes, .. }) = read_file(&dir.join(&d.file), 1 << 20) {
-            if let Ok(text) = String::from_utf8(bytes) {
-                texts.insert(d.file.clone(), text);
-            }
+        let file = hotconf::SourceFile::read(&dir.join(&d.file), hotconf::Sources::DEFAULT_MAX_FILE_BYTES);
+        if let Some(text) = file.ok().and_then(|f| String::from_utf8(f.bytes()?.to_vec()).ok()) {
+            texts.insert(d.file.clone(), text);
         }
     }
     texts

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use hotconf::store::{restore_into, semantic_diff, AuditEvent, StoreError};
-use hotconf::{Sources, SourcesLimits};
+use hotconf::store::{restore_into, semantic_diff, AuditEvent};
+use hotconf::Sources;
+use hotconf::StoreError;
 
 use crate::diff::{print_diff, validated_sources};
 use crate::store::{chain, open_existing, open_writable, report};
@@ -39,7 +40,7 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         eprintln!("error: version {version} no longer validates; refusing to roll back; nothing written");
         return exit;
     }
-    let current = match Sources::read_dir(config, SourcesLimits::default()) {
+    let current = match Sources::read_dir(config, Sources::DEFAULT_MAX_FILE_BYTES) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", chain(&e));

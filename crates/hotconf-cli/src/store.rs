@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use hotconf::store::{SnapshotStore, StoreConfig, StoreError};
+use hotconf::store::{SnapshotStore, StoreConfig};
+use hotconf::StoreError;
 
 use crate::Exit;
 

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use hotconf::{validate_with, Schema, Sources, SourcesLimits};
+use hotconf::{validate_with, Schema, Sources};
 use hotconf_gateway::GatewaySchema;
 
 use crate::envcheck::Env;
 use crate::{github, CheckFormat, Exit};
 
 pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
-    let sources = match Sources::read_dir(dir, SourcesLimits::default()) {
+    let sources = match Sources::read_dir(dir, Sources::DEFAULT_MAX_FILE_BYTES) {
         Ok(s) => s,
         Err(e) => {
             let message = format!("{e}: {}", e.source);

@@ -27,10 +27,10 @@ pub use model::{AgentChain, AgentName, EnvVarName, GatewayConfig, Provider, Prov
 use files::Files;
 use hotconf::secret::{classify_key, holds_secret, KeyClass};
 use hotconf::EnvLookup;
+use hotconf::Sources;
 use hotconf::Validated;
 use hotconf::YamlPath;
 use hotconf::{DiagnosticKind, Diagnostics, Problem, Problems, Schema, Segment, SerdeSchema};
-use hotconf::{Sources, SourcesLimits, DEFAULT_MAX_FILE_BYTES};
 use rule::Rule;
 
 /// The rate limits file's stem.
@@ -56,7 +56,7 @@ pub struct GatewaySchema {
 
 impl Default for GatewaySchema {
     fn default() -> Self {
-        Self { max_file_bytes: DEFAULT_MAX_FILE_BYTES }
+        Self { max_file_bytes: Sources::DEFAULT_MAX_FILE_BYTES }
     }
 }
 
@@ -85,7 +85,7 @@ impl GatewaySchema {
 
     /// The library's serde path over the three files, with the gateway's rules.
     fn serde(&self) -> SerdeSchema<Files> {
-        SerdeSchema::dir().with_limits(SourcesLimits { max_file_bytes: self.max_file_bytes }).with_partial_check(rules)
+        SerdeSchema::dir().with_max_file_bytes(self.max_file_bytes).with_partial_check(rules)
     }
 }
 

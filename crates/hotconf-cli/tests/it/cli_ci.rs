@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hotconf::store::{Commit, Origin, SnapshotStore, StoreConfig};
-use hotconf::{Sources, SourcesLimits};
+use hotconf::store::{Commit, SnapshotStore, StoreConfig};
+use hotconf::Origin;
+use hotconf::Sources;
 
 use crate::service::Service;
 use crate::support::{assert_no_canary, config_copy, hotconf, CANARY};
@@ -60,7 +61,7 @@ impl Fixture {
     }
 
     fn sources(&self) -> Sources {
-        Sources::read_dir(self.config.path(), SourcesLimits::default()).unwrap()
+        Sources::read_dir(self.config.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap()
     }
 
     fn config(&self) -> &str {
@@ -455,7 +456,7 @@ fn rollback_wait_until_the_service_runs_the_content() {
     let other = config_copy();
     enable_hosted(other.path());
     edit(other.path(), "agent_chains.yaml", "fallbacks: []", "fallbacks: [groq]");
-    let sources = Sources::read_dir(other.path(), SourcesLimits::default()).unwrap();
+    let sources = Sources::read_dir(other.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
     let Commit::Created(m) =
         SnapshotStore::open(store.path(), StoreConfig::default()).unwrap().commit(&sources, Origin::Manual).unwrap()
     else {

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hotconf::store::{AuditEvent, Commit, Origin, SnapshotStore, StoreConfig};
-use hotconf::{SourceFile, Sources, SourcesLimits};
+use hotconf::store::{AuditEvent, Commit, SnapshotStore, StoreConfig};
+use hotconf::Origin;
+use hotconf::{SourceFile, Sources};
 
 use crate::support::{assert_no_canary, config_copy, hotconf, CANARY};
 
@@ -31,7 +32,7 @@ impl Fixture {
     }
 
     fn read_config(&self) -> Sources {
-        Sources::read_dir(self.config.path(), SourcesLimits::default()).unwrap()
+        Sources::read_dir(self.config.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap()
     }
 
     /// Edits a config file (text replacement) and stores the result, as the service would.
@@ -266,7 +267,7 @@ fn missing_store_is_an_operational_failure() {
 fn reads_a_store_written_by_an_older_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_copy();
-    let sources = Sources::read_dir(config.path(), SourcesLimits::default()).unwrap();
+    let sources = Sources::read_dir(config.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
     let vdir = dir.path().join("v000001");
     std::fs::create_dir_all(vdir.join("files")).unwrap();
     let mut files = Vec::new();

@@ -305,8 +305,7 @@ fn a_full_or_read_only_store_fails_the_attempt_and_the_content_is_applied_when_i
 /// to the end of the file, not to the size it was told, so the grown content is seen whole.
 #[test]
 fn a_stale_size_with_short_reads_still_reads_the_whole_file() {
-    use hotconf::testing::{FileSystem, RealFs};
-    use hotconf::FileRead;
+    use hotconf::testing::{FileRead, FileSystem, RealFs};
     let backing = tempfile::tempdir().unwrap();
     fs::write(backing.path().join("a.yaml"), "a: 1234\n").unwrap();
     let fs_ = mount(backing.path());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hotconf::store::{SnapshotStore, StoreConfig};
 use hotconf::testing::{Clock, FakeClock, PollCore, PollerConfig, RealFs, WatchEvent};
-use hotconf::{Sources, SourcesLimits};
+use hotconf::Sources;
 use serde_json::Value;
 
 use crate::service::{write_atomic, Service, TextService};
@@ -140,7 +140,7 @@ fn stable_ticks_hold_a_slow_writers_prefix_back() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rate_limits.yaml");
         std::fs::write(&file, "local:\n  rpm: 1\n  burst: 1\n  tokens_per_minute: 1\n").unwrap();
-        let baseline = Sources::read_dir(dir.path(), SourcesLimits::default()).unwrap();
+        let baseline = Sources::read_dir(dir.path(), Sources::DEFAULT_MAX_FILE_BYTES).unwrap();
         let config = PollerConfig::new(dir.path()).with_baseline(baseline).with_stable_ticks(stable_ticks);
         let mut core = PollCore::new(&config);
         let clock = FakeClock::new();

@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hotconf::store::{semantic_diff, AuditEvent, Commit, Origin, SnapshotStore, StoreConfig};
+use hotconf::store::{semantic_diff, AuditEvent, Commit, SnapshotStore, StoreConfig};
+use hotconf::Origin;
 use hotconf::{MapEnv, SourceFile, Sources};
 use hotconf_gateway::validate_config;
 
