@@ -55,6 +55,7 @@
 //! service with its own files implements the trait for them and reuses everything else.
 #![deny(missing_docs)]
 
+mod error_text;
 mod live;
 mod publish;
 mod reload;
@@ -72,6 +73,7 @@ pub use blake3::Hash as ContentHash;
 /// The channel crate whose [`Receiver`](channel::Receiver) carries [`Live::events`],
 /// re-exported so a user never pins its version by hand.
 pub use crossbeam_channel as channel;
+pub use error_text::error_chain;
 pub use live::{Hotconf, Live};
 pub use publish::{Component, Publication};
 pub use reload::{
@@ -114,21 +116,4 @@ pub mod store {
     pub use crate::snapshot::{AuditDiagnostic, AuditEvent, Change, ChangeKind, DiffValue};
     pub use crate::snapshot::{AuditLog, AuditRecord, Restored, RollbackIntent, StoredVersion};
     pub use crate::snapshot::{Commit, Entry, FileEntry, Manifest, SnapshotStore, StoreConfig};
-}
-
-/// `error` and its sources, joined with `: ` (`outer: inner: innermost`), for messages a person reads.
-///
-/// ```
-/// let e = std::io::Error::other("disk full");
-/// assert_eq!(hotconf::error_chain(&e), "disk full");
-/// ```
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

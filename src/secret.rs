@@ -3,7 +3,7 @@
 //! and audit log would redact (one list, not two). Pure string functions; never touches a file.
 
 /// What is shown instead of a secret.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Words of a key name that mark its value (and everything under it) as secret.
 const SECRET_WORDS: &[&str] = &[
@@ -127,6 +127,42 @@ pub fn looks_like_key(value: &str) -> bool {
 /// credentials or a secret query parameter. Validation refuses such a URL.
 pub fn holds_secret(value: &str) -> bool {
     redact_value(value) != value
+}
+
+/// One line of a YAML file as it may be shown to a person (a diagnostic's snippet): the value
+/// after `key:` replaced by `***` when the diff would redact it under that key — a secret key,
+/// a variable name that is not one, a key in a well-known format, a URL with a credential —
+/// so a snippet never shows what a diff, a log or an audit record hides.
+///
+/// ```
+/// use hotconf::secret::mask_line;
+/// assert_eq!(mask_line("  api_key: sk-live-123"), "  api_key: ***");
+/// assert_eq!(mask_line("  api_key_env: GROQ_API_KEY"), "  api_key_env: GROQ_API_KEY");
+/// assert_eq!(mask_line("  api_key_env: [sk-live-123]"), "  api_key_env: ***");
+/// assert_eq!(mask_line("  token_env: 12345"), "  token_env: ***");
+/// assert_eq!(mask_line("  base_url: https://u:p@host/v1"), "  base_url: ***");
+/// assert_eq!(mask_line("  base_url: https://host/v1?key=abc"), "  base_url: ***");
+/// assert_eq!(mask_line("  model: sk-live-123"), "  model: ***");
+/// assert_eq!(mask_line("  - sk-live-123"), "  - ***");
+/// assert_eq!(mask_line("  rpm: 30"), "  rpm: 30");
+/// ```
+pub fn mask_line(line: &str) -> String {
+    let (head, key, value) = match line.split_once(':') {
+        Some((k, v)) if !k.contains(['{', '[', '"', '\'']) => (format!("{k}:"), k.trim().trim_start_matches("- "), v),
+        _ => match line.trim_start().strip_prefix("- ") {
+            Some(item) => (line[..line.len() - item.len()].trim_end().to_owned(), "", item),
+            None => return line.to_owned(),
+        },
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return line.to_owned();
+    }
+    let unquoted = value.trim_matches(|c| c == '"' || c == '\'');
+    if shown(classify_key(key), unquoted) == unquoted && !looks_like_key(unquoted) {
+        return line.to_owned();
+    }
+    format!("{head} ***")
 }
 
 /// The text shown for a string value under a key of class `class`.

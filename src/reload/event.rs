@@ -1,6 +1,6 @@
 //! What the reloader tells a library user after each attempt that changed something.
 
-use super::report::Failure;
+use super::failure::Failure;
 use super::status::Trigger;
 use crate::snapshot::SemanticDiff;
 use crate::validate::Diagnostics;

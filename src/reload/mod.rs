@@ -5,6 +5,7 @@
 //! manual reload, and never writes under the config directory.
 
 mod event;
+mod failure;
 mod history;
 mod observers;
 mod reloader;
@@ -13,10 +14,11 @@ mod status;
 mod validator;
 
 pub use event::ReloadEvent;
+pub use failure::{Failure, FailureCause};
 pub(crate) use history::History;
 pub use reloader::StartError;
 pub(crate) use reloader::{ReloaderConfig, ReloaderHandle, RetryBackoff};
-pub use report::{AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
+pub use report::{AttemptReport, Observer, ReloadState, Report};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use super::event::ReloadEvent;
 use super::history::History;
 use super::report::{AttemptReport, Observer, Report};
 use super::status::{AttemptOutcome, LastAttempt, Status};
-use crate::error_chain;
+use crate::error_text::error_chain;
 use crate::snapshot::{AuditDiagnostic, AuditEvent, Origin};
 use crate::validate::Diagnostics;
 

@@ -4,21 +4,20 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutError, Sender};
 
 use super::event::ReloadEvent;
+use super::failure::{Failure, FailureCause};
 use super::history::History;
 use super::observers::{AuditTrail, EventQueue, LogLines, StatusBoard};
-use super::report::{AttemptReport, Failure, FailureCause, Observer, ReloadState, Report};
+use super::report::{AttemptReport, Observer, ReloadState, Report};
 use super::status::{AttemptOutcome, ComponentStatus, Status, Trigger};
 use super::validator::{ReadPlan, ValidateError, Validator};
 
-use crate::error_chain;
+use crate::error_text::error_chain;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
 use crate::snapshot::{semantic_diff, Origin, Pin, SemanticDiff, StoreError};
 use crate::source::env::EnvLookup;

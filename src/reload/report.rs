@@ -1,12 +1,10 @@
 //! What the reloader tells its observers: one typed [`Report`] per thing that happened, fed to
 //! every [`Observer`] from one place, in one order.
 
-use std::fmt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-
+use super::failure::Failure;
 use super::status::{AttemptOutcome, ComponentStatus, Trigger};
 use crate::snapshot::{Origin, SemanticDiff};
 use crate::validate::Diagnostics;
@@ -95,7 +93,7 @@ pub struct AttemptReport {
     /// The attempt number at this content (1, or more for a retry).
     pub attempt: u32,
     /// The bundle hash of the content it judged, when it got that far (a failed read has none).
-    pub content: Option<crate::ContentHash>,
+    pub content: Option<blake3::Hash>,
     /// The files it concerned: those changed, for a change set; all of them otherwise.
     pub files: Vec<String>,
     /// All files of the candidate it judged (for the audit log's `rejected` record).
@@ -141,7 +139,7 @@ pub struct ReloadState {
     /// The version running.
     pub running_version: u64,
     /// Its bundle hash.
-    pub running_hash: crate::ContentHash,
+    pub running_hash: blake3::Hash,
     /// The version pinned live, until the files change.
     pub pinned: Option<u64>,
     /// Whether a failure state is on (the last attempt at the files failed or was rejected).
@@ -150,91 +148,4 @@ pub struct ReloadState {
     pub workers_stuck: usize,
     /// Each component's applied version.
     pub components: Vec<ComponentStatus>,
-}
-
-/// Why an attempt failed for a transient reason (it is retried while its content is pending):
-/// a typed cause, for metrics labels, alert deduplication and code, and the words for a person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Failure {
-    /// The kind of failure.
-    pub cause: FailureCause,
-    /// The component concerned, for [`FailureCause::AckTimeout`] and [`FailureCause::Component`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub component: Option<&'static str>,
-    /// What happened, for a person (never a secret value).
-    pub error: String,
-}
-
-impl Failure {
-    pub(crate) fn new(cause: FailureCause, error: impl Into<String>) -> Self {
-        Self { cause, component: None, error: error.into() }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.error)
-    }
-}
-
-/// The kind of a [`Failure`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum FailureCause {
-    /// Reading and validating took longer than the reload timeout.
-    Timeout,
-    /// Too many validator workers are stuck in abandoned attempts.
-    WorkersStuck,
-    /// The schema panicked.
-    Panicked,
-    /// The config directory could not be read (for a manual reload).
-    Read,
-    /// The snapshot store failed (full, read-only, unreadable).
-    Store,
-    /// A component did not acknowledge the version in time.
-    AckTimeout,
-    /// A component panicked building its part, or has stopped.
-    Component,
-    /// The reloader did not answer a request in time, or has stopped.
-    NoAnswer,
-    /// A thread could not be started.
-    Spawn,
-}
-
-impl FailureCause {
-    /// Every cause, for a metric family with a sample per cause from the start.
-    pub const ALL: [FailureCause; 9] = [
-        FailureCause::Timeout,
-        FailureCause::WorkersStuck,
-        FailureCause::Panicked,
-        FailureCause::Read,
-        FailureCause::Store,
-        FailureCause::AckTimeout,
-        FailureCause::Component,
-        FailureCause::NoAnswer,
-        FailureCause::Spawn,
-    ];
-
-    /// The name, as serialized and as a metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureCause::Timeout => "timeout",
-            FailureCause::WorkersStuck => "workers_stuck",
-            FailureCause::Panicked => "panicked",
-            FailureCause::Read => "read",
-            FailureCause::Store => "store",
-            FailureCause::AckTimeout => "ack_timeout",
-            FailureCause::Component => "component",
-            FailureCause::NoAnswer => "no_answer",
-            FailureCause::Spawn => "spawn",
-        }
-    }
-}
-
-impl fmt::Display for FailureCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

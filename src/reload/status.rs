@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::report::Failure;
+use super::failure::Failure;
 use crate::validate::Diagnostic;
 
 /// What started an attempt.

@@ -129,23 +129,17 @@ impl DiagnosticKind {
     /// Whether the diagnostic is about a value (its column points at the value) rather than
     /// about a key or a file (its column points at the key).
     pub fn points_at_value(&self) -> bool {
-        !matches!(
-            self.code(),
-            "unknown-key"
-                | "missing-key"
-                | "duplicate-key"
-                | "merge-key"
-                | "inline-secret"
-                | "limits-for-unknown-provider"
-                | "more-problems"
-                | "missing-file"
-                | "unexpected-file"
-        )
+        use DiagnosticKind::*;
+        match self {
+            Custom(problem) => !problem.points_at_key(),
+            MissingKey { .. } | DuplicateKey { .. } | MergeKey | MoreProblems { .. } | MissingFile => false,
+            _ => true,
+        }
     }
 
     /// Whether the source line it points at may hold a secret, so a renderer must not show it.
     pub fn may_show_secret(&self) -> bool {
-        matches!(self.code(), "inline-secret" | "credential-in-url" | "key-in-env-name" | "not-an-env-var-name")
+        matches!(self, DiagnosticKind::Custom(problem) if problem.hides_source_line())
     }
 
     /// What the person should do, when there is something specific to say.
@@ -260,13 +254,43 @@ pub struct Problem {
     code: std::borrow::Cow<'static, str>,
     message: String,
     help: Option<String>,
+    /// Points at the key (an unknown or misplaced key), not at the value.
+    at_key: bool,
+    /// The source line may hold a secret: a renderer must not show it.
+    secret_line: bool,
 }
 
 impl Problem {
     /// A problem with a machine-readable `code` (e.g. `too-many-workers`) and a `message` for people.
     /// Never put a secret value in either.
     pub fn new(code: impl Into<std::borrow::Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), help: None }
+        Self { code: code.into(), message: message.into(), help: None, at_key: false, secret_line: false }
+    }
+
+    /// This problem about a key (unknown, misplaced, not allowed) rather than its value: its
+    /// column points at the key.
+    #[must_use]
+    pub fn at_key(mut self) -> Self {
+        self.at_key = true;
+        self
+    }
+
+    /// This problem's source line may hold a secret (a key pasted inline, a credential in a URL):
+    /// a renderer shows its location and message but never the line.
+    #[must_use]
+    pub fn hiding_source_line(mut self) -> Self {
+        self.secret_line = true;
+        self
+    }
+
+    /// Whether its column points at the key ([`Problem::at_key`]) rather than the value.
+    pub fn points_at_key(&self) -> bool {
+        self.at_key
+    }
+
+    /// Whether its source line must not be shown ([`Problem::hiding_source_line`]).
+    pub fn hides_source_line(&self) -> bool {
+        self.secret_line
     }
 
     /// This problem with `help`: what the person should do.
@@ -316,8 +340,14 @@ impl Problem {
     /// assert_eq!(errors.as_slice()[0].kind.code(), "odd");
     /// ```
     pub fn into_de_error<E: serde::de::Error>(self) -> E {
+        let flags = match (self.at_key, self.secret_line) {
+            (true, true) => "ks",
+            (true, false) => "k",
+            (false, true) => "s",
+            (false, false) => "",
+        };
         E::custom(format_args!(
-            "{}{SEP}{}{SEP}{}{SEP}{}",
+            "{}{SEP}{}{SEP}{}{SEP}{}{SEP}{flags}",
             self.message,
             PROBLEM_MARK,
             self.code,
@@ -329,11 +359,17 @@ impl Problem {
     pub(crate) fn from_de_message(text: &str) -> Option<Self> {
         let mut parts = text.split(SEP);
         let (message, mark, code, help) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let flags = parts.next()?;
         if mark != PROBLEM_MARK || parts.next().is_some() {
             return None;
         }
-        let problem = Problem::new(code.to_owned(), message);
-        Some(if help.is_empty() { problem } else { problem.with_help(help) })
+        let mut problem = Problem::new(code.to_owned(), message);
+        if !help.is_empty() {
+            problem = problem.with_help(help);
+        }
+        problem.at_key = flags.contains('k');
+        problem.secret_line = flags.contains('s');
+        Some(problem)
     }
 }
 
@@ -477,3 +513,23 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+#[cfg(test)]
+mod problem_tests {
+    use super::Problem;
+
+    #[test]
+    fn a_problem_keeps_where_it_points_and_whether_its_line_shows_through_a_serde_error() {
+        for (problem, at_key, hidden) in [
+            (Problem::new("plain", "m"), false, false),
+            (Problem::new("key", "m").at_key(), true, false),
+            (Problem::new("secret", "m").with_help("h").hiding_source_line(), false, true),
+            (Problem::new("both", "m").at_key().hiding_source_line(), true, true),
+        ] {
+            let error: yaml_serde::Error = problem.clone().into_de_error();
+            let back = Problem::from_de_message(&error.to_string()).expect("a problem");
+            assert_eq!((back.points_at_key(), back.hides_source_line()), (at_key, hidden), "{}", problem.code());
+            assert_eq!(back, problem);
+        }
+    }
+}

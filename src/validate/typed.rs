@@ -360,7 +360,7 @@ where
                         Some(s) => format!("did you mean `{s}.yaml`? The config files are {}", known.join(", ")),
                         None => format!("the config files are {}; move or rename this file", known.join(", ")),
                     };
-                    let problem = Problem::new("unexpected-file", "unexpected config file").with_help(help);
+                    let problem = Problem::new("unexpected-file", "unexpected config file").with_help(help).at_key();
                     Diagnostic::file(name, DiagnosticKind::Custom(Box::new(problem)))
                 }
                 _ => place(&found.path, kind_of(found)),
@@ -403,7 +403,7 @@ fn kind_of(found: &Found) -> DiagnosticKind {
                 None if expected.is_empty() => "remove it".to_owned(),
                 None => format!("remove it; the keys here are {}", quoted(expected)),
             };
-            Problem::new("unknown-key", message).with_help(help)
+            Problem::new("unknown-key", message).with_help(help).at_key()
         }
         DeKind::UnknownVariant { variant, expected } => {
             let help = match did_you_mean(variant, expected.iter().copied()) {

@@ -7,7 +7,7 @@ use std::io;
 use std::time::SystemTime;
 
 use crate::source::{FileBody, FileKind, SourceFile, Sources};
-use crate::watch::event::PollErrorKind;
+use crate::watch::fault::PollErrorKind;
 
 /// The identity of one file's content at one tick. Existence is presence in an [`Observation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

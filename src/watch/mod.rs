@@ -13,6 +13,7 @@ pub(crate) mod classify;
 pub(crate) mod clock;
 pub(crate) mod debounce;
 mod event;
+mod fault;
 pub(crate) mod fingerprint;
 pub(crate) mod poller;
 pub(crate) mod scan;

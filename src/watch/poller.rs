@@ -16,7 +16,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::source::{Sources, SourcesLimits};
 use crate::watch::clock::{Clock, SystemClock};
 use crate::watch::debounce::{Debouncer, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
-use crate::watch::event::{PollErrorKind, WatchError, WatchEvent};
+use crate::watch::event::{WatchError, WatchEvent};
+use crate::watch::fault::PollErrorKind;
 use crate::watch::fingerprint::{FileObservation, Observation};
 use crate::watch::scan::{scan, FileSystem, RealFs, ScanError};
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::source::names::is_config_file_name;
 pub use crate::source::read::FileRead;
 use crate::source::{read, SourcesLimits};
-use crate::watch::event::PollErrorKind;
+use crate::watch::fault::PollErrorKind;
 use crate::watch::fingerprint::{FileObservation, Observation};
 
 /// `ESTALE`: a file handle whose file vanished on the NFS server.

@@ -4,8 +4,10 @@
 //! source line with a caret under the problem, and the help beneath. Coloured when stderr is a
 //! terminal; plain when piped, with `NO_COLOR`, or `TERM=dumb` (`CLICOLOR_FORCE` forces colour).
 //!
-//! Secrets: a line is shown only for diagnostics that are not about a secret, and the value on a
-//! line whose key or value looks like a credential is masked whatever the diagnostic.
+//! Secrets: a line is shown only for diagnostics whose problem does not hide it
+//! (`DiagnosticKind::may_show_secret`, data the rule set), and every line shown goes through the
+//! library's one secret knowledge (`hotconf::secret::mask_line`): what a diff would redact is
+//! masked here too.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -120,8 +122,12 @@ fn snippet_parts(text: &str, line: u32, column: u32, kind: &DiagnosticKind) -> O
         _ => None,
     };
     let line_start = first.map_or(line, |f| f.0);
-    let lines: Vec<String> =
-        text.lines().skip(line_start as usize - 1).take((line - line_start + 1) as usize).map(mask).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .skip(line_start as usize - 1)
+        .take((line - line_start + 1) as usize)
+        .map(hotconf::secret::mask_line)
+        .collect();
     if lines.len() != (line - line_start + 1) as usize {
         return None;
     }
@@ -172,49 +178,9 @@ fn token_len(rest: &str) -> usize {
     line[..end].trim_end().len()
 }
 
-/// `line` with its value replaced by `***` when its key or value looks like a credential.
-fn mask(line: &str) -> String {
-    let lower = line.to_ascii_lowercase();
-    let (key, value) = lower.split_once(':').unwrap_or(("", &lower));
-    // A variable's name (`api_key_env: GROQ_API_KEY`) is shown; anything else under such a key is not.
-    let names_a_variable = key.trim().ends_with("_env") && {
-        let v = line.split_once(':').map_or("", |(_, v)| v).trim();
-        v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
-            && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-    };
-    let secret_key =
-        ["key", "token", "secret", "password", "passwd", "credential", "auth"].iter().any(|w| key.contains(w))
-            && !names_a_variable;
-    let secret_value = value.contains("://") && value.split("://").nth(1).is_some_and(|v| v.contains('@'))
-        || ["key=", "token=", "secret=", "password=", "sig="].iter().any(|w| value.contains(w));
-    if !(secret_key || secret_value) {
-        return line.to_owned();
-    }
-    match line.split_once(':') {
-        Some((k, v)) if !v.trim().is_empty() => format!("{k}: ***"),
-        _ => line.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_credentials() {
-        let cases = [
-            ("  api_key: sk-live-123", "  api_key: ***"),
-            ("  api_key_env: GROQ_API_KEY", "  api_key_env: GROQ_API_KEY"),
-            ("  api_key_env: [sk-live-123]", "  api_key_env: ***"),
-            ("  token_env: 12345", "  token_env: ***"),
-            ("  base_url: https://u:p@host/v1", "  base_url: ***"),
-            ("  base_url: https://host/v1?key=abc", "  base_url: ***"),
-            ("  rpm: 30", "  rpm: 30"),
-        ];
-        for (line, masked) in cases {
-            assert_eq!(mask(line), masked, "{line}");
-        }
-    }
 
     #[test]
     fn token_lengths() {

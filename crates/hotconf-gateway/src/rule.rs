@@ -122,6 +122,16 @@ impl fmt::Display for Rule {
 
 impl From<Rule> for Problem {
     fn from(rule: Rule) -> Self {
-        Problem::new(rule.code(), rule.to_string()).with_help(rule.help())
+        use Rule::*;
+        let problem = Problem::new(rule.code(), rule.to_string()).with_help(rule.help());
+        // Where its column points and whether its line may be shown, as data the renderer reads.
+        let problem = match rule {
+            InlineSecret { .. } | LimitsForUnknownProvider { .. } => problem.at_key(),
+            _ => problem,
+        };
+        match rule {
+            InlineSecret { .. } | CredentialInUrl | KeyInEnvName | NotAnEnvVarName => problem.hiding_source_line(),
+            _ => problem,
+        }
     }
 }
