@@ -46,7 +46,7 @@
 //!       ──▶ watch (poll every 250 ms, fingerprint, emit a change set stable for two ticks)
 //!       ──▶ validate (a `Schema` turns `Sources` into a typed, immutable config, or every `Diagnostic`)
 //!       ──▶ snapshot (each validated bundle becomes a numbered, hash-verified version on disk;
-//!                     semantic diff, audit log, rollback)
+//!                     semantic diff, audit log, pin and restore)
 //!       ──▶ publish (a versioned, immutable `Publication`, applied to every component or none)
 //!       ──▶ components (the gateway's rate limiters, orchestrator and provider factory)
 //! ```
@@ -106,7 +106,7 @@ pub mod testing {
 pub use snapshot::{Corruption, Origin, SemanticDiff, StoreError};
 
 /// The snapshot store on disk, for tools that work on the versions a service keeps (`hotconf
-/// history`, `show`, `diff`, `rollback`) and for CI jobs that snapshot-test a change's audit
+/// history`, `show`, `diff`, `restore`) and for CI jobs that snapshot-test a change's audit
 /// record: numbered, hash-verified versions, their semantic diff, the audit log, and the atomic
 /// write-back of a version into a config directory (feature `store`). A running service gets a
 /// store with [`Hotconf::with_snapshots`] without it.
@@ -114,6 +114,6 @@ pub use snapshot::{Corruption, Origin, SemanticDiff, StoreError};
 pub mod store {
     pub use crate::snapshot::{restore_into, semantic_diff};
     pub use crate::snapshot::{AuditDiagnostic, AuditEvent, Change, ChangeKind, DiffValue};
-    pub use crate::snapshot::{AuditLog, AuditRecord, Restored, RollbackIntent, StoredVersion};
+    pub use crate::snapshot::{AuditLog, AuditRecord, RestoreIntent, Restored, StoredVersion};
     pub use crate::snapshot::{Commit, Entry, FileEntry, Manifest, SnapshotStore, StoreConfig};
 }

@@ -179,7 +179,7 @@ where
     }
 
     /// Keeps every applied version as a numbered snapshot in `dir` (semantic diffs in the audit
-    /// log, `hotconf history`/`rollback` on it, pins that survive restarts). Without it, versions
+    /// log, `hotconf history`/`restore` on it, pins that survive restarts). Without it, versions
     /// live in memory only (the last 10, for [`Live::pin`]).
     pub fn with_snapshots(mut self, dir: impl Into<PathBuf>) -> Self {
         self.snapshots = Some(dir.into());

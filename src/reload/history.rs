@@ -38,10 +38,28 @@ impl History {
     /// them and the origin recorded.
     pub(crate) fn commit(&self, sources: &Sources, origin: Origin) -> Result<(u64, Origin), StoreError> {
         match &self.0 {
-            Inner::Disk(store) => Ok(match store.commit(sources, origin)? {
-                Commit::Created(manifest) => (manifest.version, manifest.origin),
-                Commit::Unchanged { version } => (version, origin),
-            }),
+            Inner::Disk(store) => {
+                // A change whose content `hotconf restore` announced is a restore of that version:
+                // decided here, by the reloader's side, and recorded by the store.
+                let hash = sources.bundle_hash().to_hex().to_string();
+                let intent = store.restore_intent()?.filter(|i| i.bundle_hash == hash);
+                let origin = match (origin, &intent) {
+                    (Origin::Change, Some(intent)) => Origin::Restore { of: intent.version },
+                    (origin, _) => origin,
+                };
+                let committed = match store.commit(sources, origin)? {
+                    Commit::Created(manifest) => (manifest.version, manifest.origin),
+                    Commit::Unchanged { version } => (version, origin),
+                };
+                if intent.is_some() {
+                    // Stored: the intent is spent. A failure here leaves it for the next commit of
+                    // the same content, which is this one again (unchanged).
+                    if let Err(e) = store.clear_restore_intent() {
+                        tracing::warn!(event = "snapshot.error", error = %crate::error_text::error_chain(&e), "cannot clear the restore intent");
+                    }
+                }
+                Ok(committed)
+            }
             Inner::Memory(memory) => {
                 let mut m = memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some((&version, newest)) = m.versions.iter().next_back() {
@@ -108,5 +126,35 @@ impl History {
 impl From<SnapshotStore> for History {
     fn from(store: SnapshotStore) -> Self {
         Self(Inner::Disk(store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::History;
+    use crate::snapshot::{Origin, SnapshotStore, StoreConfig};
+    use crate::source::{SourceFile, Sources};
+
+    fn bundle(text: &str) -> Sources {
+        Sources::from_files([SourceFile::new("a.yaml", text)])
+    }
+
+    #[test]
+    fn a_change_hotconf_restore_announced_is_stored_as_a_restore_and_spends_the_intent() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let history = History::from(SnapshotStore::open(dir.path(), StoreConfig::default()).unwrap());
+        assert_eq!(history.commit(&bundle("v: 1"), Origin::Startup).unwrap(), (1, Origin::Startup));
+        assert_eq!(history.commit(&bundle("v: 2"), Origin::Change).unwrap(), (2, Origin::Change));
+        // `hotconf restore 1` announces version 1, then writes its files.
+        tool.record_restore_intent(&tool.read(1).unwrap()).unwrap();
+        // An unrelated change first (a half-applied restore): the intent waits.
+        assert_eq!(history.commit(&bundle("v: 3"), Origin::Change).unwrap(), (3, Origin::Change));
+        assert!(tool.restore_intent().unwrap().is_some());
+        // The restored content: a restore of version 1, and the intent is spent.
+        assert_eq!(history.commit(&bundle("v: 1"), Origin::Change).unwrap(), (4, Origin::Restore { of: 1 }));
+        assert_eq!(tool.restore_intent().unwrap(), None);
+        // A pin is the reloader's own origin, whatever the intent.
+        assert_eq!(history.commit(&bundle("v: 2"), Origin::Pin { of: 2 }).unwrap(), (5, Origin::Pin { of: 2 }));
     }
 }

@@ -135,7 +135,7 @@ impl Observer for EventQueue {
 }
 
 /// The reloader's log lines (`reload.applied`, `reload.rejected`, `reload.failed`,
-/// `reload.retry`, `reload.recovered`, `rollback.applied`, `rollback.refused`).
+/// `reload.retry`, `reload.recovered`, `pin.applied`, `pin.refused`).
 pub(super) struct LogLines;
 
 impl Observer for LogLines {
@@ -170,8 +170,8 @@ fn log_attempt(attempt: &AttemptReport) {
                     duration_ms = attempt.duration.as_millis() as u64,
                     diff = %diff,
                 );
-                if let Origin::Rollback { of } = origin {
-                    tracing::info!(event = "rollback.applied", version, of, pinned = attempt.state.pinned.is_some());
+                if let Origin::Pin { of } = origin {
+                    tracing::info!(event = "pin.applied", version, of, pinned = attempt.state.pinned.is_some());
                 }
             }
             if attempt.recovered {
@@ -186,9 +186,9 @@ fn log_attempt(attempt: &AttemptReport) {
         AttemptOutcome::Rejected { .. } => {
             let Some(diagnostics) = &attempt.diagnostics else { return };
             if attempt.pin_refused {
-                log_diagnostics("rollback.refused", diagnostics);
+                log_diagnostics("pin.refused", diagnostics);
                 tracing::warn!(
-                    event = "rollback.refused",
+                    event = "pin.refused",
                     version = attempt.pin.unwrap_or_default(),
                     problems = diagnostics.problems()
                 );
@@ -203,11 +203,11 @@ fn log_attempt(attempt: &AttemptReport) {
             }
         }
         AttemptOutcome::NotFound { version, error } => {
-            tracing::warn!(event = "rollback.refused", version = *version, error = %error);
+            tracing::warn!(event = "pin.refused", version = *version, error = %error);
         }
         AttemptOutcome::Failed { failure } => {
             if attempt.pin_refused {
-                tracing::warn!(event = "rollback.refused", version = attempt.pin.unwrap_or_default(), error = %failure.error);
+                tracing::warn!(event = "pin.refused", version = attempt.pin.unwrap_or_default(), error = %failure.error);
                 return;
             }
             tracing::error!(

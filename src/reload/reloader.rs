@@ -220,7 +220,7 @@ impl ReloaderHandle {
         let dir_sources = sources.clone();
         let dir_hash = sources.bundle_hash();
         let (valid, version, origin, pinned) = match resume_pin(&schema, &store, &*env, dir_hash) {
-            Some((valid, pin)) => (valid, pin.version, Origin::Rollback { of: pin.of }, Some(pin.of)),
+            Some((valid, pin)) => (valid, pin.version, Origin::Pin { of: pin.of }, Some(pin.of)),
             None => {
                 let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
                 let version = store.commit(valid.sources(), Origin::Startup)?.0;
@@ -597,7 +597,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let origin = match trigger {
             Trigger::Change => Origin::Change,
             // Pins go through `pin`, which stores them as such.
-            Trigger::Manual | Trigger::Rollback | Trigger::Startup => Origin::Manual,
+            Trigger::Manual | Trigger::Pin | Trigger::Startup => Origin::Manual,
         };
         self.apply(valid, origin, trigger, files, started)
     }
@@ -619,8 +619,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         started: Instant,
     ) -> Verdict {
         let hash = valid.hash();
-        // The store writes the `accepted` audit record itself, and turns a change whose content a
-        // `hotconf rollback` announced into a rollback of that version.
+        // The store writes the `accepted` audit record itself; a change whose content a
+        // `hotconf restore` announced is stored as a restore of that version (`History::commit`).
         let (version, origin) = match self.store.commit(valid.sources(), origin) {
             Ok(committed) => committed,
             Err(e) => {
@@ -657,7 +657,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         self.running = Running { version, hash, sources };
         // A pin holds until the files are applied again (a change or a manual reload).
         let pinned = match (trigger, &origin) {
-            (Trigger::Rollback, Origin::Rollback { of }) => Some(*of),
+            (Trigger::Pin, Origin::Pin { of }) => Some(*of),
             _ => None,
         };
         self.set_pin(pinned, version);
@@ -686,7 +686,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn pin(&mut self, version: u64) -> Verdict {
         let started = Instant::now();
         let refused = |outcome, content: Option<blake3::Hash>| {
-            let mut verdict = Verdict::new(Trigger::Rollback, outcome, started);
+            let mut verdict = Verdict::new(Trigger::Pin, outcome, started);
             verdict.content = content;
             verdict.pin = Some(version);
             verdict.pin_refused = true;
@@ -696,7 +696,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             Ok(stored) => stored,
             Err(e) => {
                 // Refused: the running config and the failure state are untouched.
-                let error = format!("cannot roll back to version {version}: {}", error_chain(&e));
+                let error = format!("cannot pin version {version}: {}", error_chain(&e));
                 let outcome = match e {
                     StoreError::NotFound { .. } => AttemptOutcome::NotFound { version, error },
                     _ => AttemptOutcome::Failed { failure: Failure::new(FailureCause::Store, error) },
@@ -707,7 +707,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let hash = sources.bundle_hash();
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
         let mut verdict = match self.validator.validate(sources, self.config.reload_timeout) {
-            Ok(Ok(valid)) => self.apply(valid, Origin::Rollback { of: version }, Trigger::Rollback, files, started),
+            Ok(Ok(valid)) => self.apply(valid, Origin::Pin { of: version }, Trigger::Pin, files, started),
             Ok(Err(diagnostics)) => {
                 // Refused: version N no longer validates; the running config and the failure
                 // state are untouched.
@@ -716,7 +716,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                 verdict.diagnostics = Some(diagnostics);
                 verdict
             }
-            Err(error) => self.failed(Trigger::Rollback, validate_failure(&error), started).content(hash, files),
+            Err(error) => self.failed(Trigger::Pin, validate_failure(&error), started).content(hash, files),
         };
         verdict.pin = Some(version);
         verdict

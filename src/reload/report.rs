@@ -100,7 +100,7 @@ pub struct AttemptReport {
     pub candidate_files: Vec<String>,
     /// The diagnostics, when it was rejected or a pin was refused as invalid.
     pub diagnostics: Option<Diagnostics>,
-    /// For an applied version: why it was stored (`startup`, `change`, `manual`, `rollback of vN`).
+    /// For an applied version: why it was stored (`startup`, `change`, `manual`, `pin of vN`, `restore of vN`).
     pub origin: Option<Origin>,
     /// For an applied version: what changed from the version that ran before, value by value,
     /// secrets redacted.

@@ -18,8 +18,8 @@ pub enum Trigger {
     Change,
     /// SIGHUP or `POST /reload`.
     Manual,
-    /// `POST /rollback/N`.
-    Rollback,
+    /// A pin: `POST /pin/N`, [`Live::pin`](crate::Live::pin).
+    Pin,
 }
 
 impl AttemptOutcome {
@@ -62,7 +62,7 @@ impl Trigger {
             Trigger::Startup => "startup",
             Trigger::Change => "change",
             Trigger::Manual => "manual",
-            Trigger::Rollback => "rollback",
+            Trigger::Pin => "pin",
         }
     }
 }
@@ -95,7 +95,7 @@ pub enum AttemptOutcome {
         #[serde(flatten)]
         failure: Failure,
     },
-    /// A rollback asked for a version the store does not hold (never created, or pruned);
+    /// A pin asked for a version the store does not hold (never created, or pruned);
     /// nothing changed.
     NotFound {
         /// The version asked for.
@@ -158,7 +158,7 @@ pub struct Status {
     pub running_version: u64,
     /// Its bundle hash.
     pub bundle_hash: String,
-    /// The version pinned live by a rollback, until the files change.
+    /// The version pinned live, until the files change.
     pub pinned: Option<u64>,
     /// Whether the last attempt failed (cleared by a successful one or a revert).
     pub failing: bool,

@@ -36,7 +36,8 @@ impl AuditRecord {
     }
 }
 
-/// What happened, tagged `"event": "accepted" | "rejected" | "failed" | "rolled_back"`.
+/// What happened, tagged `"event": "accepted" | "rejected" | "failed" | "restored"` (a log written
+/// before restore had its own name says `"rolled_back"`, read as `restored`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -77,9 +78,10 @@ pub enum AuditEvent {
         /// What failed (never a secret value).
         error: String,
     },
-    /// `hotconf rollback` wrote a version's files back into the config directory.
-    RolledBack {
-        /// The version rolled back to.
+    /// `hotconf restore` wrote a version's files back into the config directory.
+    #[serde(alias = "rolled_back")]
+    Restored {
+        /// The version restored.
         version: u64,
         /// Its bundle hash.
         bundle_hash: String,

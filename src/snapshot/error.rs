@@ -154,7 +154,7 @@ pub enum StoreError {
         /// The name.
         name: String,
     },
-    /// A small state file of the store (`running.json`, `rollback-intent.json`) is unreadable.
+    /// A small state file of the store (`running.json`, `restore-intent.json`) is unreadable.
     #[error("snapshot store state file {} cannot be read", path.display())]
     BadStateFile {
         /// The file.

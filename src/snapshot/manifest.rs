@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: u32 = 1;
 
 /// Why a version was created. Serialized as `{"kind": "startup"}`, `{"kind": "change"}`,
-/// `{"kind": "rollback", "of": 3}`, `{"kind": "manual"}`.
+/// `{"kind": "pin", "of": 3}`, `{"kind": "restore", "of": 3}`, `{"kind": "manual"}` (a store
+/// written before pin and restore had their own names says `{"kind": "rollback", "of": 3}`,
+/// read as a restore).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -19,9 +21,17 @@ pub enum Origin {
     Startup,
     /// A change of the config directory picked up while running.
     Change,
-    /// The content of version `of`, put back by `hotconf rollback` (or pinned by the service).
-    Rollback {
-        /// The version rolled back to.
+    /// The content of version `of`, made live again by the service without touching the files
+    /// (`POST /pin/N`, `Live::pin`): a pin.
+    Pin {
+        /// The version pinned.
+        of: u64,
+    },
+    /// The content of version `of`, whose files `hotconf restore` wrote back into the config
+    /// directory, picked up as a change.
+    #[serde(alias = "rollback")]
+    Restore {
+        /// The version restored.
         of: u64,
     },
     /// Stored by hand, through the library.
@@ -33,7 +43,8 @@ impl fmt::Display for Origin {
         match self {
             Origin::Startup => f.write_str("startup"),
             Origin::Change => f.write_str("change"),
-            Origin::Rollback { of } => write!(f, "rollback of v{of}"),
+            Origin::Pin { of } => write!(f, "pin of v{of}"),
+            Origin::Restore { of } => write!(f, "restore of v{of}"),
             Origin::Manual => f.write_str("manual"),
         }
     }

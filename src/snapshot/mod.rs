@@ -1,10 +1,10 @@
 //! Snapshot: numbered, immutable versions of validated bundles kept on disk, their semantic diff,
-//! the audit log and the write-back of a version for rollback. Owns everything under the store
+//! the audit log and the write-back of a version (restore). Owns everything under the store
 //! directory (`snapshots/`); never validates, never watches, and knows no schema.
 //!
 //! - [`SnapshotStore`] stores a bundle as version N+1 ([`SnapshotStore::commit`]), lists, reads back
 //!   with verified hashes, prunes to a retention that spares the running version, and keeps the
-//!   rollback intent that turns the service's next commit into a rollback of N.
+//!   pin and the restore intent (which the reloader reads to store a change as a restore of N).
 //! - [`semantic_diff`] compares two bundles value by value with secrets redacted.
 //! - [`AuditLog`] is the append-only JSON-lines record of every attempt.
 //! - [`restore_into`] writes a version back into a config directory, file by file atomically.
@@ -40,7 +40,7 @@ pub use {
     diff::{Change, ChangeKind, DiffValue},
     manifest::{FileEntry, Manifest},
     restore::{restore_into, Restored},
-    store::{Entry, RollbackIntent, StoredVersion},
+    store::{Entry, RestoreIntent, StoredVersion},
 };
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The snapshot store: numbered, immutable, hash-verified versions of validated bundles under one
-//! directory (`snapshots/`), with retention, the running-version pin and the rollback intent.
+//! directory (`snapshots/`), with retention, the running version, the pin and the restore intent.
 //! Owns every write under that directory; never reads or writes the config directory.
 //!
 //! Layout (format 1):
@@ -10,8 +10,8 @@
 //!   v000001/manifest.json  a version: its manifest …
 //!   v000001/files/…        … and the exact bytes of every file
 //!   running.json           {"version": N}: the version the service runs; never pruned
-//!   rollback-intent.json   {"version": N, "bundle_hash": …}: written by `hotconf rollback`
-//!   pin.json               {"version": M, "of": N, "dir_hash": …}: a live pin (`POST /rollback/N`)
+//!   restore-intent.json    {"version": N, "bundle_hash": …}: written by `hotconf restore`
+//!   pin.json               {"version": M, "of": N, "dir_hash": …}: a live pin (`POST /pin/N`)
 //!   audit.jsonl            the append-only audit log
 //!   .tmp-…, .trash-…       a version being written or deleted; removed at the next open or write
 //! ```
@@ -40,7 +40,7 @@ pub const DEFAULT_RETENTION: usize = 50;
 
 const LOCK_FILE: &str = ".lock";
 const RUNNING_FILE: &str = "running.json";
-const INTENT_FILE: &str = "rollback-intent.json";
+const INTENT_FILE: &str = "restore-intent.json";
 const PIN_FILE: &str = "pin.json";
 const AUDIT_FILE: &str = "audit.jsonl";
 const MANIFEST_FILE: &str = "manifest.json";
@@ -160,17 +160,17 @@ impl Entry {
     }
 }
 
-/// A rollback `hotconf rollback` has written into the config directory and the service has not yet
-/// stored: the next [`Origin::Change`] commit with this bundle hash is recorded as a rollback.
+/// A version `hotconf restore` is writing back into the config directory and the service has not
+/// yet stored: the reloader stores the next change with this bundle hash as [`Origin::Restore`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollbackIntent {
-    /// The version rolled back to.
+pub struct RestoreIntent {
+    /// The version restored.
     pub version: u64,
     /// Its bundle hash, lowercase hex.
     pub bundle_hash: String,
 }
 
-/// A pin the service made live without writing the config directory (`POST /rollback/N`, for
+/// A pin the service made live without writing the config directory (`POST /pin/N`, for
 /// read-only mounts), kept so that it survives a restart until the files on disk change: at
 /// startup, the service runs `version` again if the directory's bundle hash still equals `dir_hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,8 +327,8 @@ impl SnapshotStore {
 
     /// Stores `sources` as a new version, unless they equal the newest version byte for byte
     /// ([`Commit::Unchanged`]). Content equal to an older version M is stored with `same_as: M`.
-    /// An [`Origin::Change`] whose bundle hash matches the pending rollback intent is
-    /// recorded as [`Origin::Rollback`] and clears the intent. Appends an `accepted` audit record
+    /// `origin` is the caller's to decide (the reloader turns a change `hotconf restore`
+    /// announced into [`Origin::Restore`]). Appends an `accepted` audit record
     /// with the semantic diff from the parent, then prunes to the retention.
     ///
     /// Every file must have been read whole and have a bare name.
@@ -348,8 +348,6 @@ impl SnapshotStore {
             Some(Entry::Listed(m)) => Some(m),
             _ => None,
         };
-        let intent = self.rollback_intent()?;
-        let intent_matches = intent.as_ref().filter(|i| i.bundle_hash == hash);
         // Equal content counts only if the stored version still verifies: a damaged newest version
         // is superseded, never pointed at.
         let verified = |m: &Manifest| m.bundle_hash == hash && self.read(m.version).is_ok();
@@ -358,15 +356,8 @@ impl SnapshotStore {
             // directory: it is durable only once that fsync succeeds (a failed fsync is never
             // taken as done), so it is not reported before.
             fsio::sync_dir(&self.dir)?;
-            if intent_matches.is_some() {
-                self.clear_intent_locked()?;
-            }
             return Ok(Commit::Unchanged { version: m.version });
         }
-        let origin = match (origin, intent_matches) {
-            (Origin::Change, Some(intent)) => Origin::Rollback { of: intent.version },
-            (origin, _) => origin,
-        };
         let version = newest.map_or(1, |n| n + 1);
         let same_as = entries.iter().rev().find_map(|e| match e {
             Entry::Listed(m) if verified(m) => Some(m.version),
@@ -397,9 +388,6 @@ impl SnapshotStore {
             files,
         };
         self.write_version(&manifest, sources)?;
-        if intent_matches.is_some() {
-            self.clear_intent_locked()?;
-        }
 
         let parent_sources = match newest {
             Some(n) => self.read(n).map(StoredVersion::into_parts).map(|(_, s)| s).unwrap_or_default(),
@@ -627,30 +615,27 @@ impl SnapshotStore {
     }
 
     /// Records that `target`'s files are being written back into the config directory, so the
-    /// service's next [`Origin::Change`] commit of that content is stored as a rollback of it.
-    /// Write it *before* the files, so a poller cannot store them first.
-    pub fn record_rollback_intent(&self, target: &StoredVersion) -> Result<(), StoreError> {
+    /// service stores its next change of that content as a restore of it. Write it *before* the
+    /// files, so a poller cannot store them first.
+    pub fn record_restore_intent(&self, target: &StoredVersion) -> Result<(), StoreError> {
         let _lock = self.lock()?;
         let intent =
-            RollbackIntent { version: target.manifest.version, bundle_hash: target.manifest.bundle_hash.clone() };
+            RestoreIntent { version: target.manifest.version, bundle_hash: target.manifest.bundle_hash.clone() };
         let json = serde_json::to_vec(&intent).expect("serializes");
         fsio::replace_atomic(&self.dir, INTENT_FILE, &json, fsio::PRIVATE_FILE)?;
         Ok(())
     }
 
-    /// The pending rollback intent, if any.
-    pub fn rollback_intent(&self) -> Result<Option<RollbackIntent>, StoreError> {
+    /// The pending restore intent, if any.
+    pub fn restore_intent(&self) -> Result<Option<RestoreIntent>, StoreError> {
         self.read_state(INTENT_FILE)
     }
 
-    /// Drops the pending rollback intent (a rollback that failed to write its files).
-    pub fn clear_rollback_intent(&self) -> Result<(), StoreError> {
+    /// Drops the pending restore intent (a restore that failed to write its files, or one the
+    /// service has stored).
+    pub fn clear_restore_intent(&self) -> Result<(), StoreError> {
         let _lock = self.lock()?;
-        self.clear_intent_locked()
-    }
-
-    fn clear_intent_locked(&self) -> Result<(), StoreError> {
-        self.step("remove rollback intent")?;
+        self.step("remove restore intent")?;
         fsio::remove_synced(&self.dir, INTENT_FILE).map(drop)
     }
 

@@ -12,7 +12,7 @@ use crate::source::{SourceFile, Sources};
 
 const RETENTION: usize = 3;
 
-/// A small pool of bundles, so sequences often repeat content (unchanged, same-as, rollback).
+/// A small pool of bundles, so sequences often repeat content (unchanged, same-as, restore).
 fn bundle(i: usize) -> Sources {
     let mut files = vec![SourceFile::new("a.yaml", format!("x: {i}\nname: n{}\n", i % 3))];
     if i % 2 == 1 {
@@ -28,7 +28,7 @@ enum Op {
     Reopen,
     Prune { crash_at: Option<usize> },
     SetRunning { pick: usize },
-    Rollback { pick: usize },
+    Restore { pick: usize },
     Corrupt { pick: usize, how: u8 },
     Leftover,
 }
@@ -40,7 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => proptest::option::of(0..4usize).prop_map(|crash_at| Op::Prune { crash_at }),
         1 => any::<usize>().prop_map(|pick| Op::SetRunning { pick }),
-        2 => any::<usize>().prop_map(|pick| Op::Rollback { pick }),
+        2 => any::<usize>().prop_map(|pick| Op::Restore { pick }),
         1 => (any::<usize>(), 0..4u8).prop_map(|(pick, how)| Op::Corrupt { pick, how }),
         1 => Just(Op::Leftover),
     ]
@@ -199,19 +199,22 @@ fn run(ops: Vec<Op>) {
                     assert_eq!(store.running().unwrap(), Some(v));
                 }
             }
-            Op::Rollback { pick: p } => {
+            Op::Restore { pick: p } => {
                 let Some(v) = pick(&before, p) else { continue };
                 match store.read(v) {
                     Err(e) => assert!(model.damaged.contains(&v) && e.is_refusal(), "{e:?}"),
                     Ok(target) => {
+                        // As `hotconf restore` and the service do: the intent, then the commit of
+                        // that content as a restore (the reloader's decision), then the intent cleared.
                         let content = model.content[&v];
-                        store.record_rollback_intent(&target).unwrap();
-                        let commit = store.commit(target.sources(), Origin::Change).unwrap();
+                        store.record_restore_intent(&target).unwrap();
+                        let commit = store.commit(target.sources(), Origin::Restore { of: v }).unwrap();
                         check_commit(&mut model, &before, content, &commit);
                         if let Commit::Created(m) = &commit {
-                            assert_eq!(m.origin, Origin::Rollback { of: v });
+                            assert_eq!(m.origin, Origin::Restore { of: v });
                         }
-                        assert_eq!(store.rollback_intent().unwrap(), None, "the intent outlived its commit");
+                        store.clear_restore_intent().unwrap();
+                        assert_eq!(store.restore_intent().unwrap(), None);
                     }
                 }
             }
@@ -272,7 +275,7 @@ fn crash_at_every_step_of_a_commit() {
 }
 
 #[test]
-fn unchanged_same_as_and_rollback_intent() {
+fn unchanged_and_same_as() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let Commit::Created(v1) = store.commit(&bundle(0), Origin::Startup).unwrap() else { panic!() };
@@ -281,14 +284,10 @@ fn unchanged_same_as_and_rollback_intent() {
     assert_eq!(store.commit(&bundle(0), Origin::Change).unwrap(), Commit::Unchanged { version: 1 });
     let Commit::Created(v2) = store.commit(&bundle(1), Origin::Change).unwrap() else { panic!() };
     assert_eq!(v2.changed_files, ["a.yaml", "b.yaml"]);
-    let target = store.read(1).unwrap();
-    store.record_rollback_intent(&target).unwrap();
-    // An unrelated change first (a half-applied rollback): the intent waits.
     let Commit::Created(v3) = store.commit(&bundle(2), Origin::Change).unwrap() else { panic!() };
     assert_eq!(v3.origin, Origin::Change);
-    let Commit::Created(v4) = store.commit(&bundle(0), Origin::Change).unwrap() else { panic!() };
-    assert_eq!((v4.origin, v4.same_as, v4.parent), (Origin::Rollback { of: 1 }, Some(1), Some(3)));
-    assert_eq!(store.rollback_intent().unwrap(), None);
+    let Commit::Created(v4) = store.commit(&bundle(0), Origin::Restore { of: 1 }).unwrap() else { panic!() };
+    assert_eq!((v4.origin, v4.same_as, v4.parent), (Origin::Restore { of: 1 }, Some(1), Some(3)));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The one reader of config files: every read of a config directory (the poller's ticks, startup,
-//! a manual reload, `validate`, `diff --against`, `rollback`) opens files here, so none of them can
+//! a manual reload, `validate`, `diff --against`, `restore`) opens files here, so none of them can
 //! block on a special file. Never parses or judges content.
 //!
 //! Per file it makes four system calls: `openat` with `O_NONBLOCK | O_NOCTTY` (opening a FIFO

@@ -14,7 +14,7 @@ pub fn history(snapshots: &Path, format: Format) -> Exit {
         Ok(s) => s,
         Err(exit) => return exit,
     };
-    // Every file's hash is checked, so a version `show`, `diff` and `rollback` would refuse is
+    // Every file's hash is checked, so a version `show`, `diff` and `restore` would refuse is
     // listed as damaged, not as healthy.
     let entries = match store.verified_entries() {
         Ok(e) => e,

@@ -10,7 +10,7 @@ mod jsonlog;
 mod logfmt;
 mod observe;
 mod render;
-mod rollback;
+mod restore;
 mod run;
 mod schema;
 mod slack;
@@ -35,7 +35,7 @@ pub enum Exit {
     /// The command line was wrong (clap exits with 2 itself).
     Usage = 2,
     /// An operational failure: a directory or store could not be read or written; the service
-    /// did not confirm a `rollback --wait` in time.
+    /// did not confirm a `restore --wait` in time.
     Failure = 3,
     /// `diff --exit-code` only, where 1 means "changes": the request was refused (an invalid
     /// candidate, a missing or damaged version).
@@ -157,9 +157,12 @@ enum Command {
         env: DiffEnvArgs,
     },
     /// Validate version N against today's environment, then write its files back into the config
-    /// directory, each atomically; the running service records the change as a rollback of N.
-    Rollback {
-        /// The version to roll back to (`3` or `v3`).
+    /// directory, each atomically; the running service records the change as a restore of N.
+    /// (`rollback` is the old name, still accepted; to change what runs without writing the
+    /// files, pin the version: `POST /pin/N`.)
+    #[command(alias = "rollback")]
+    Restore {
+        /// The version to restore (`3` or `v3`).
         #[arg(value_parser = args::version)]
         version: u64,
         /// The config directory to write into.
@@ -251,17 +254,17 @@ fn main() -> ExitCode {
             let gate = if exit_code { diff::Gate::ExitCode } else { diff::Gate::Plain };
             diff::run(&snapshots, a, to, diff::Output { format, gate }, &env)
         }
-        Command::Rollback { version, config, snapshots, dry_run, wait, admin_addr, admin_token_env } => {
+        Command::Restore { version, config, snapshots, dry_run, wait, admin_addr, admin_token_env } => {
             let mode = match (dry_run, wait) {
-                (true, _) => rollback::Mode::DryRun,
-                (false, None) => rollback::Mode::Apply,
-                (false, Some(timeout)) => rollback::Mode::ApplyAndWait(rollback::WaitFor {
+                (true, _) => restore::Mode::DryRun,
+                (false, None) => restore::Mode::Apply,
+                (false, Some(timeout)) => restore::Mode::ApplyAndWait(restore::WaitFor {
                     timeout,
                     admin: admin_addr,
                     token: std::env::var(&admin_token_env).ok().filter(|t| !t.trim().is_empty()),
                 }),
             };
-            rollback::run(version, &config, &snapshots, mode)
+            restore::run(version, &config, &snapshots, mode)
         }
         Command::Schema { file, write } => schema::run(file.as_deref(), write.as_deref()),
     };

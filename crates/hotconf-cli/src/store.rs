@@ -44,7 +44,7 @@ pub fn open_existing(dir: &Path) -> Result<SnapshotStore, Exit> {
     })
 }
 
-/// Opens an existing store for writing (`rollback`), after checking it is one.
+/// Opens an existing store for writing (`restore`), after checking it is one.
 pub fn open_writable(dir: &Path) -> Result<SnapshotStore, Exit> {
     open_existing(dir)?;
     SnapshotStore::open(dir, StoreConfig::default()).map_err(|e| report(&e))

@@ -1,6 +1,6 @@
-//! `rollback --wait`: asks the running service, through its admin endpoint (`GET /status`), until
+//! `restore --wait`: asks the running service, through its admin endpoint (`GET /status`), until
 //! a version's content is running, the service rejects it, or the timeout passes. Compares content
-//! (the bundle hash), not numbers: the service stores a rollback as a new version.
+//! (the bundle hash), not numbers: the service stores a restore as a new version.
 //!
 //! The client is a one-request HTTP/1.1 GET on a std `TcpStream`; connecting, writing and every
 //! read are bounded by the time left, and the response by [`MAX_RESPONSE_BYTES`].

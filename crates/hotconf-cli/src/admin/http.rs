@@ -9,7 +9,7 @@
 //! request in flight, so an attacker holding connections cannot starve new ones.
 //!
 //! `GET`/`HEAD` handlers run on the runtime thread and must never block; other methods (a
-//! reload, a rollback, which wait on the reloader) run on a small blocking pool.
+//! reload, a pin, which wait on the reloader) run on a small blocking pool.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -38,7 +38,7 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
 #[cfg(unix)]
 const LISTEN_BACKLOG: libc::c_int = 4096;
-/// Threads running blocking handlers (a reload, a rollback) at once.
+/// Threads running blocking handlers (a reload, a pin) at once.
 const BLOCKING_THREADS: usize = 4;
 /// How long the server's shutdown waits for handlers still running.
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);

@@ -1,5 +1,5 @@
 //! The admin endpoint of `hotconf run`: health, metrics, status, the effective config, manual
-//! reload and rollback, and a window onto the live components (route and acquire).
+//! reload and pin (`/rollback/N`, its old name, still answers), and a window onto the live components (route and acquire).
 
 mod http;
 
@@ -47,7 +47,7 @@ enum Route<'a> {
     Status,
     Config,
     Reload,
-    Rollback(&'a str),
+    Pin(&'a str),
     Agent(&'a str),
     Acquire(&'a str),
 }
@@ -62,7 +62,7 @@ impl<'a> Route<'a> {
             ["status"] => Route::Status,
             ["config"] => Route::Config,
             ["reload"] => Route::Reload,
-            ["rollback", n] => Route::Rollback(n),
+            ["pin", n] | ["rollback", n] => Route::Pin(n),
             ["route", agent] => Route::Agent(agent),
             ["acquire", provider] => Route::Acquire(provider),
             _ => return None,
@@ -72,7 +72,7 @@ impl<'a> Route<'a> {
     /// The methods served, as the `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Reload | Route::Rollback(_) | Route::Acquire(_) => "POST",
+            Route::Reload | Route::Pin(_) | Route::Acquire(_) => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -111,7 +111,7 @@ impl Admin {
                 None => Response::error(503, "no config applied yet"),
             },
             Route::Reload => outcome(self.live.reload()),
-            Route::Rollback(n) => match n.parse::<u64>() {
+            Route::Pin(n) => match n.parse::<u64>() {
                 Ok(version) => outcome(self.live.pin(version)),
                 Err(_) => Response::error(400, "the version must be a whole number"),
             },

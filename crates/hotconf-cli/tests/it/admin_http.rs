@@ -138,7 +138,7 @@ fn past_the_connection_cap_the_oldest_idle_connection_makes_room() {
 }
 
 #[test]
-fn http_conventions_head_405_allow_percent_decoding_and_rollback_codes() {
+fn http_conventions_head_405_allow_percent_decoding_and_pin_codes() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
     let s = Service::start(config.path(), store.path(), &[]);
@@ -158,7 +158,7 @@ fn http_conventions_head_405_allow_percent_decoding_and_rollback_codes() {
         ("POST", "/status", "GET, HEAD"),
         ("DELETE", "/healthz", "GET, HEAD"),
         ("GET", "/reload", "POST"),
-        ("PUT", "/rollback/1", "POST"),
+        ("PUT", "/pin/1", "POST"),
         ("GET", "/acquire/local", "POST"),
     ];
     for (method, path, allow) in cases {
@@ -170,9 +170,11 @@ fn http_conventions_head_405_allow_percent_decoding_and_rollback_codes() {
     assert_eq!(send(s.admin, "GET", "/%68ealthz").status, 200);
     assert_eq!(send(s.admin, "GET", "/route/ma%2Fry").status, 404, "an encoded / stays in its segment");
     assert_eq!(send(s.admin, "GET", "/route/%zz").status, 400);
-    // A version that does not exist: 404, nothing changes.
-    let r = send(s.admin, "POST", "/rollback/99");
+    // A version that does not exist: 404, nothing changes (also under the old name, `/rollback/N`).
+    let r = send(s.admin, "POST", "/pin/99");
     assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(send(s.admin, "POST", "/rollback/99").status, 404);
+    assert_eq!(send(s.admin, "GET", "/rollback/1").header("allow"), Some("POST"));
     assert_eq!(r.json()["result"], "not_found");
     assert!(r.json()["error"].as_str().unwrap().contains("version 99 does not exist"), "{r:?}");
     // A damaged version: 409.
@@ -180,7 +182,7 @@ fn http_conventions_head_405_allow_percent_decoding_and_rollback_codes() {
     assert_eq!(s.wait_for("reload.applied")["version"], 2);
     let stored = store.path().join("v000001/files/rate_limits.yaml");
     std::fs::write(&stored, "local:\n  rpm: 1\n").unwrap();
-    let r = send(s.admin, "POST", "/rollback/1");
+    let r = send(s.admin, "POST", "/pin/1");
     assert_eq!(r.status, 409, "{r:?}");
     assert_eq!(r.json()["result"], "failed");
     assert_eq!(s.get_json("/status")["running_version"], 2);
@@ -209,7 +211,7 @@ fn a_rollback_to_a_version_that_no_longer_validates_is_422() {
     s.stop();
     // Restarted without the key: version 1 (groq enabled) no longer validates.
     let s = Service::start(config.path(), store.path(), &[]);
-    let r = send(s.admin, "POST", "/rollback/1");
+    let r = send(s.admin, "POST", "/pin/1");
     assert_eq!(r.status, 422, "{r:?}");
     assert_eq!(r.json()["result"], "rejected");
     assert!(r.body.contains("GROQ_API_KEY"), "{r:?}");

@@ -97,8 +97,10 @@ fn results_go_to_stdout_diagnostics_and_errors_to_stderr() {
         (&["diff", "1", "2", "--snapshots", snaps], 0, "rate_limits.local.rpm: 600 → 300", ""),
         (&["diff", "2", "--against", bad, "--snapshots", snaps], 1, "", "rate_limits.yaml"),
         (&["diff", "2", "--against", bad, "--snapshots", snaps, "--format", "json"], 1, "", "rate_limits.yaml"),
+        (&["restore", "1", "--config", cfg, "--snapshots", snaps, "--dry-run"], 0, "dry run: ", ""),
+        (&["restore", "9", "--config", cfg, "--snapshots", snaps], 1, "", "nothing written"),
+        // `rollback`, the command's old name, is still accepted.
         (&["rollback", "1", "--config", cfg, "--snapshots", snaps, "--dry-run"], 0, "dry run: ", ""),
-        (&["rollback", "9", "--config", cfg, "--snapshots", snaps], 1, "", "nothing written"),
     ];
     for (args, code, stdout_start, stderr_has) in cases {
         let (got, stdout, stderr) = run(args, &[]);
@@ -382,7 +384,7 @@ fn read_only_commands_write_nothing_and_refuse_a_directory_that_is_not_a_store()
     }
     // rollback refuses it too, before writing anything.
     let (code, _, stderr) =
-        run(&["rollback", "1", "--config", f.config(), "--snapshots", empty.path().to_str().unwrap()], &[]);
+        run(&["restore", "1", "--config", f.config(), "--snapshots", empty.path().to_str().unwrap()], &[]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("is not a hotconf snapshot store"), "{stderr}");
     assert_eq!(tree(empty.path()), before);
@@ -403,23 +405,23 @@ fn versions_take_the_v_that_history_prints_and_bad_values_are_usage_errors() {
     assert!(stdout.contains("rpm: 300"));
     let (code, stdout, _) = run(&["diff", "v1", "v2", "--snapshots", snaps], &[]);
     assert_eq!((code, stdout.as_str()), (Some(0), "rate_limits.local.rpm: 600 → 300\n"));
-    let (code, stdout, _) = run(&["rollback", "v1", "--config", f.config(), "--snapshots", snaps, "--dry-run"], &[]);
+    let (code, stdout, _) = run(&["restore", "v1", "--config", f.config(), "--snapshots", snaps, "--dry-run"], &[]);
     assert_eq!(code, Some(0));
-    assert!(stdout.contains("rolling") && stdout.contains("back to version 1"), "{stdout}");
+    assert!(stdout.contains("restoring version 1 into"), "{stdout}");
 
     for args in [
         &["show", "vx", "--snapshots", snaps][..],
         &["show", "v0", "--snapshots", snaps],
         &["diff", "1", "-2", "--snapshots", snaps],
-        &["rollback", "V1", "--snapshots", snaps],
+        &["restore", "V1", "--snapshots", snaps],
         &["run", "--admin-addr", "localhost:9999"],
         &["run", "--admin-addr", "127.0.0.1"],
         &["run", "--retention", "0"],
         &["run", "--reload-timeout-ms", "0"],
-        &["rollback", "1", "--wait=0s"],
-        &["rollback", "1", "--wait=soon"],
-        &["rollback", "1", "--wait", "--dry-run"],
-        &["rollback", "1", "--wait", "--admin-addr", "localhost:9477"],
+        &["restore", "1", "--wait=0s"],
+        &["restore", "1", "--wait=soon"],
+        &["restore", "1", "--wait", "--dry-run"],
+        &["restore", "1", "--wait", "--admin-addr", "localhost:9477"],
     ] {
         let (code, stdout, stderr) = run(args, &[]);
         assert_eq!(code, Some(2), "{args:?}: {stdout}{stderr}");
@@ -437,7 +439,7 @@ fn rollback_wait_until_the_service_runs_the_content() {
     assert_eq!(s.wait_for("reload.applied")["version"], 2);
     let admin = s.admin.to_string();
     let (cfg, snaps) = (config.path().to_str().unwrap(), store.path().to_str().unwrap());
-    let args = ["rollback", "v1", "--wait=20s", "--config", cfg, "--snapshots", snaps, "--admin-addr", &admin];
+    let args = ["restore", "v1", "--wait=20s", "--config", cfg, "--snapshots", snaps, "--admin-addr", &admin];
 
     // Without the token: the files are written, the wait cannot ask: exit 3 at once.
     let (code, _, stderr) = run(&args, &[]);
@@ -465,7 +467,7 @@ fn rollback_wait_until_the_service_runs_the_content() {
     let version = format!("v{}", m.version);
     let env = [("HOTCONF_ADMIN_TOKEN", "t0ken"), ("GROQ_API_KEY", CANARY), ("GEMINI_API_KEY", CANARY)];
     let (code, stdout, stderr) =
-        run(&["rollback", &version, "--wait", "--config", cfg, "--snapshots", snaps, "--admin-addr", &admin], &env);
+        run(&["restore", &version, "--wait", "--config", cfg, "--snapshots", snaps, "--admin-addr", &admin], &env);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("GROQ_API_KEY"), "{stderr}");
     assert!(
@@ -494,12 +496,12 @@ fn rollback_wait_is_bounded_by_its_timeout() {
     let addr = silent.local_addr().unwrap().to_string();
     let started = Instant::now();
     let (code, stdout, stderr) = run(
-        &["rollback", "1", "--wait=700ms", "--config", f.config(), "--snapshots", f.snapshots(), "--admin-addr", &addr],
+        &["restore", "1", "--wait=700ms", "--config", f.config(), "--snapshots", f.snapshots(), "--admin-addr", &addr],
         &[],
     );
     let took = started.elapsed();
     assert_eq!(code, Some(3), "{stdout}{stderr}");
-    assert!(stdout.starts_with(&format!("rolled {} back to version 1", f.config())), "{stdout}");
+    assert!(stdout.starts_with(&format!("restored version 1 into {}", f.config())), "{stdout}");
     assert!(stderr.contains("error: timed out after 700ms waiting for the service"), "{stderr}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     // Nothing listening at all: the same bound.
@@ -507,7 +509,7 @@ fn rollback_wait_is_bounded_by_its_timeout() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let (code, _, stderr) = run(
         &[
-            "rollback",
+            "restore",
             "1",
             "--wait=300ms",
             "--config",
@@ -532,7 +534,7 @@ fn rollback_wait_shows_progress_on_a_terminal() {
     let f = Fixture::new();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let command = format!(
-        "{} rollback v1 --wait=400ms --config {} --snapshots {} --admin-addr {closed}",
+        "{} restore v1 --wait=400ms --config {} --snapshots {} --admin-addr {closed}",
         env!("CARGO_BIN_EXE_hotconf"),
         f.config(),
         f.snapshots()

@@ -143,44 +143,45 @@ fn diff_between_versions_and_against_a_directory() {
 }
 
 #[test]
-fn rollback_dry_run_then_apply_then_service_records_it() {
+fn restore_dry_run_then_apply_announces_the_version_to_the_service() {
     let f = fixture();
     let before = f.read_config();
-    let (code, stdout, _) = f.run(&["rollback", "1", "--config", f.config(), "--dry-run"]);
+    let (code, stdout, _) = f.run(&["restore", "1", "--config", f.config(), "--dry-run"]);
     assert_eq!(code, Some(0));
     assert_eq!(
         stdout,
         format!(
-            "dry run: rolling {} back to version 1 would change:\nagent_chains.mary.fallbacks: [] → [local-small]\nrate_limits.local.rpm: 300 → 600\nnothing written\n",
+            "dry run: restoring version 1 into {} would change:\nagent_chains.mary.fallbacks: [] → [local-small]\nrate_limits.local.rpm: 300 → 600\nnothing written\n",
             f.config()
         )
     );
     assert_eq!(f.read_config(), before, "a dry run wrote");
-    assert_eq!(f.store().rollback_intent().unwrap(), None);
+    assert_eq!(f.store().restore_intent().unwrap(), None);
 
-    let (code, stdout, _) = f.run(&["rollback", "1", "--config", f.config()]);
+    let (code, stdout, _) = f.run(&["restore", "1", "--config", f.config()]);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.starts_with(&format!(
-        "rolled {} back to version 1: agent_chains.yaml, rate_limits.yaml written\n",
+        "restored version 1 into {}: agent_chains.yaml, rate_limits.yaml written\n",
         f.config()
     )));
     let store = f.store();
     assert_eq!(f.read_config().bundle_hash(), store.read(1).unwrap().sources().bundle_hash());
-    // The running poller picks the files up as a change: the store records a rollback of 1.
-    let Commit::Created(m) = store.commit(&f.read_config(), Origin::Change).unwrap() else { panic!() };
-    assert_eq!((m.version, m.origin, m.same_as), (4, Origin::Rollback { of: 1 }, Some(1)));
+    // The intent announces version 1's content, so the running service stores the change as a
+    // restore of 1 (through `hotconf run`: run.rs, `cli_restore_while_running_…`).
+    let intent = store.restore_intent().unwrap().expect("an intent");
+    assert_eq!((intent.version, intent.bundle_hash), (1, store.read(1).unwrap().manifest().bundle_hash.clone()));
     let records = store.audit().read_all().unwrap();
     let events: Vec<&str> = records
         .iter()
         .map(|r| match &r.event {
             AuditEvent::Accepted { .. } => "accepted",
-            AuditEvent::RolledBack { .. } => "rolled_back",
+            AuditEvent::Restored { .. } => "restored",
             _ => "other",
         })
         .collect();
-    assert_eq!(events, ["accepted", "accepted", "accepted", "rolled_back", "accepted"]);
-    // Rolling back to what the directory holds writes nothing.
-    let (code, stdout, _) = f.run(&["rollback", "1", "--config", f.config()]);
+    assert_eq!(events, ["accepted", "accepted", "accepted", "restored"]);
+    // Restoring what the directory holds writes nothing.
+    let (code, stdout, _) = f.run(&["restore", "1", "--config", f.config()]);
     assert_eq!((code, stdout), (Some(0), format!("{} already holds version 1; nothing written\n", f.config())));
 }
 
@@ -191,21 +192,21 @@ fn assert_refused(f: &Fixture, args: &[&str], message: &str) {
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains(message), "{stderr}");
     assert!(stderr.contains("nothing written"), "{stderr}");
-    assert_eq!(f.read_config(), before, "a refused rollback wrote");
+    assert_eq!(f.read_config(), before, "a refused restore wrote");
     assert_eq!(std::fs::read(f.snapshots.path().join("audit.jsonl")).unwrap(), audit_before);
-    assert_eq!(f.store().rollback_intent().unwrap(), None);
+    assert_eq!(f.store().restore_intent().unwrap(), None);
 }
 
 #[test]
-fn rollback_refusals_write_nothing() {
+fn restore_refusals_write_nothing() {
     let f = fixture();
-    assert_refused(&f, &["rollback", "7", "--config", f.config()], "version 7 does not exist");
+    assert_refused(&f, &["restore", "7", "--config", f.config()], "version 7 does not exist");
 
     // Version 2's file damaged on disk (truncated): reported, never restored.
     let file = f.snapshots.path().join("v000002/files/rate_limits.yaml");
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-    assert_refused(&f, &["rollback", "2", "--config", f.config()], "version 2 is damaged: file rate_limits.yaml is");
+    assert_refused(&f, &["restore", "2", "--config", f.config()], "version 2 is damaged: file rate_limits.yaml is");
     let (code, _, stderr) = f.run(&["show", "2"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("damaged"), "{stderr}");
@@ -223,7 +224,7 @@ fn rollback_refusals_write_nothing() {
     f.change("providers.yaml", "groq:\n  enabled: true", "groq:\n  enabled: false");
     assert_refused(
         &f,
-        &["rollback", "4", "--config", f.config()],
+        &["restore", "4", "--config", f.config()],
         "error[missing-env-var]: environment variable GROQ_API_KEY is not set or empty\n  --> providers.yaml:22:16",
     );
 }

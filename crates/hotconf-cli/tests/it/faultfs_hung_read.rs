@@ -61,7 +61,7 @@ fn a_hung_read_never_wedges_the_service_and_the_newest_content_is_applied_on_rel
     let (status, body) = answers_within(&s, "POST", "/reload", bound);
     assert_ne!(status, 200, "a reload over a hung mount cannot succeed: {body}");
     // A pin reads only the store (not on the hung mount): it is applied.
-    let (status, body) = answers_within(&s, "POST", "/rollback/1", bound);
+    let (status, body) = answers_within(&s, "POST", "/pin/1", bound);
     assert_eq!(status, 200, "{body}");
     assert_eq!(answers_within(&s, "GET", "/healthz", Duration::from_secs(1)).0, 200);
 

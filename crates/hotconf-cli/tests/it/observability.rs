@@ -85,10 +85,10 @@ fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
     let admin = started["admin_addr"].parse().unwrap();
     edit(config.path(), "rate_limits.yaml", "rpm: 600\n  burst: 20", "rpm: 650\n  burst: 25");
     assert_eq!(wait_for("reload.applied")["version"], "2");
-    let (code, body) = http(admin, "POST", "/rollback/1", None);
+    let (code, body) = http(admin, "POST", "/pin/1", None);
     assert_eq!(code, 200, "{body}");
     let applied = wait_for("reload.applied");
-    assert_eq!(applied["origin"], "rollback of v1");
+    assert_eq!(applied["origin"], "pin of v1");
     // A list field reads as its items joined by commas.
     assert_eq!(applied["files"], "agent_chains.yaml,providers.yaml,rate_limits.yaml");
     // A multi-line diff: escaped on one log line, whole again once parsed.

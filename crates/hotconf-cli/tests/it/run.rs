@@ -261,14 +261,14 @@ fn refuses_to_start_on_an_invalid_config() {
 }
 
 #[test]
-fn sighup_reloads_and_rollback_pins_a_version() {
+fn sighup_reloads_and_a_pin_makes_a_version_live() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
     let s = Service::start(config.path(), store.path(), &[]);
     edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 650");
     assert_eq!(s.wait_for("reload.applied")["version"], 2);
     // Pin version 1 live without touching the files (a read-only ConfigMap).
-    let (code, body) = s.http("POST", "/rollback/1");
+    let (code, body) = s.http("POST", "/pin/1");
     assert_eq!(code, 200, "{body}");
     let pinned: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(pinned["result"], "applied");
@@ -276,9 +276,9 @@ fn sighup_reloads_and_rollback_pins_a_version() {
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
     let status = s.get_json("/status");
     assert_eq!(status["pinned"], 1, "{status}\n{}", s.raw.lock().unwrap());
-    s.wait_for("rollback.applied");
+    s.wait_for("pin.applied");
     // An unknown version is refused (404) and changes nothing.
-    let (code, _) = s.http("POST", "/rollback/99");
+    let (code, _) = s.http("POST", "/pin/99");
     assert_eq!(code, 404);
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
     // SIGHUP re-reads the files: the disk content (650) replaces the pin.
@@ -321,24 +321,24 @@ fn admin_endpoint_rejects_bad_requests_and_checks_the_token() {
 }
 
 #[test]
-fn cli_rollback_while_running_is_applied_and_recorded_as_a_rollback() {
+fn cli_restore_while_running_is_applied_and_recorded_as_a_restore() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
     let s = Service::start(config.path(), store.path(), &[]);
     edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 650");
     assert_eq!(s.wait_for("reload.applied")["version"], 2);
     let (dir, snaps) = (config.path().to_str().unwrap(), store.path().to_str().unwrap());
-    let out = crate::support::hotconf(&["rollback", "1", "--config", dir, "--snapshots", snaps], &[]);
+    let out = crate::support::hotconf(&["restore", "1", "--config", dir, "--snapshots", snaps], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 3);
-    assert_eq!(applied["origin"], "rollback of v1");
+    assert_eq!(applied["origin"], "restore of v1");
     assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 650 → 600"), "{applied}");
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
     let history = crate::support::hotconf(&["history", "--snapshots", snaps, "--format", "json"], &[]);
     let last: Value = serde_json::from_str(String::from_utf8(history.stdout).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["version"], 3);
-    assert_eq!(last["origin"], serde_json::json!({"kind": "rollback", "of": 1}));
+    assert_eq!(last["origin"], serde_json::json!({"kind": "restore", "of": 1}));
     assert_eq!(last["same_as"], 1);
 }
 

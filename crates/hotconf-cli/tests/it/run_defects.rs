@@ -40,7 +40,7 @@ fn a_pin_survives_a_restart_until_the_files_change() {
     let s = Service::start(config.path(), store.path(), &[]);
     edit(config.path(), "rate_limits.yaml", "rpm: 600", "rpm: 650");
     assert_eq!(s.wait_for("reload.applied")["version"], 2);
-    let (code, body) = s.http("POST", "/rollback/1");
+    let (code, body) = s.http("POST", "/pin/1");
     assert_eq!(code, 200, "{body}");
     assert_eq!(rpm(&s, "local"), 600);
     assert_eq!(s.stop().0, Some(0));
@@ -61,7 +61,7 @@ fn a_pin_survives_a_restart_until_the_files_change() {
 
     // Pinned again, then the files change while the service is down: the pin is dropped.
     let s = Service::start(config.path(), store.path(), &[]);
-    assert_eq!(s.http("POST", "/rollback/1").0, 200);
+    assert_eq!(s.http("POST", "/pin/1").0, 200);
     assert_eq!(s.get_json("/status")["pinned"], 1);
     assert_eq!(s.stop().0, Some(0));
     edit(config.path(), "rate_limits.yaml", "rpm: 700", "rpm: 750");

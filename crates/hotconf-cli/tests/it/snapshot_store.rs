@@ -88,10 +88,9 @@ fn audit_of_a_day_of_changes() {
         ]),
         Origin::Change,
     );
-    // `hotconf rollback 1` wrote version 1 back; the service picks it up as a change.
+    // `hotconf restore 1` wrote version 1 back; the service stores it as a restore of version 1.
     let v1 = store.read(1).unwrap();
-    store.record_rollback_intent(&v1).unwrap();
-    attempt(&store, v1.sources().clone(), Origin::Change);
+    attempt(&store, v1.sources().clone(), Origin::Restore { of: 1 });
 
     let versions: Vec<(u64, Origin, Option<u64>)> =
         store.list().unwrap().iter().map(|m| (m.version, m.origin, m.same_as)).collect();
@@ -101,7 +100,7 @@ fn audit_of_a_day_of_changes() {
             (1, Origin::Startup, None),
             (2, Origin::Change, None),
             (3, Origin::Change, None),
-            (4, Origin::Rollback { of: 1 }, Some(1))
+            (4, Origin::Restore { of: 1 }, Some(1))
         ]
     );
     check_audit("audit_of_a_day_of_changes", &store);

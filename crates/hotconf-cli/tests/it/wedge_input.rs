@@ -83,7 +83,7 @@ fn validate_refuses_a_fifo_promptly_and_names_it() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(FIFO_MESSAGE), "{stderr}");
     // `rollback` reads the config directory too, and replaces the FIFO with the stored file.
-    let (out, _) = hotconf_bounded(&["rollback", "1", "--config", dir, "--snapshots", snapshots]);
+    let (out, _) = hotconf_bounded(&["restore", "1", "--config", dir, "--snapshots", snapshots]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::metadata(config.path().join("rate_limits.yaml")).unwrap().is_file());
 }

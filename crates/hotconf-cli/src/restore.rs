@@ -1,5 +1,7 @@
-//! `hotconf rollback`: validate a stored version against today's environment, then write its files
-//! back into the config directory, each atomically, for the running poller to pick up as one change.
+//! `hotconf restore` (formerly `rollback`, still accepted): validate a stored version against
+//! today's environment, then write its files back into the config directory, each atomically, for
+//! the running poller to pick up as one change. (A pin, `POST /pin/N`, changes what runs without
+//! touching the files.)
 
 use std::path::Path;
 
@@ -32,12 +34,12 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         Ok(t) => t,
         Err(e) => {
             let exit = report(&e);
-            eprintln!("error: refusing to roll back to version {version}; nothing written");
+            eprintln!("error: refusing to restore version {version}; nothing written");
             return exit;
         }
     };
     if let Err(exit) = validated_sources(target.sources(), &format!("version {version}")) {
-        eprintln!("error: version {version} no longer validates; refusing to roll back; nothing written");
+        eprintln!("error: version {version} no longer validates; refusing to restore it; nothing written");
         return exit;
     }
     let current = match Sources::read_dir(config, Sources::DEFAULT_MAX_FILE_BYTES) {
@@ -61,7 +63,7 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         return then_wait(Exit::Ok);
     }
     if matches!(mode, Mode::DryRun) {
-        println!("dry run: rolling {} back to version {version} would change:", config.display());
+        println!("dry run: restoring version {version} into {} would change:", config.display());
         print_diff(&diff, Format::Text);
         println!("nothing written");
         return Exit::Ok;
@@ -70,8 +72,8 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         Ok(s) => s,
         Err(exit) => return exit,
     };
-    // The intent goes first, so a poller that sees the files records the change as a rollback.
-    if let Err(e) = store.record_rollback_intent(&target) {
+    // The intent goes first, so a service that sees the files stores the change as a restore.
+    if let Err(e) = store.record_restore_intent(&target) {
         let exit = report(&e);
         eprintln!("error: nothing written");
         return exit;
@@ -79,7 +81,7 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
     let restored = match restore_into(config, &current, target.sources()) {
         Ok(r) => r,
         Err(e) => {
-            let _ = store.clear_rollback_intent();
+            let _ = store.clear_restore_intent();
             eprintln!("error: {}", chain(&e));
             if let StoreError::Io { source, .. } = &e {
                 if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem
@@ -88,11 +90,11 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
                     eprintln!("  help: on a read-only config directory, pin the version in the service instead");
                 }
             }
-            eprintln!("error: the rollback stopped part way; files already replaced are whole; run it again");
+            eprintln!("error: the restore stopped part way; files already replaced are whole; run it again");
             return Exit::Failure;
         }
     };
-    let event = AuditEvent::RolledBack {
+    let event = AuditEvent::Restored {
         version,
         bundle_hash: target.manifest().bundle_hash.clone(),
         config_dir: config.display().to_string(),
@@ -100,10 +102,10 @@ pub fn run(version: u64, config: &Path, snapshots: &Path, mode: Mode) -> Exit {
         diff: diff.clone(),
     };
     if let Err(e) = store.record(event) {
-        eprintln!("warning: the files are rolled back but the audit log could not be written: {}", chain(&e));
+        eprintln!("warning: the files are restored but the audit log could not be written: {}", chain(&e));
     }
     println!(
-        "rolled {} back to version {version}: {} written{}",
+        "restored version {version} into {}: {} written{}",
         config.display(),
         list(&restored.written),
         if restored.removed.is_empty() { String::new() } else { format!(", {} removed", list(&restored.removed)) }
