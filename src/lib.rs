@@ -34,12 +34,92 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Rules serde cannot express go in [`Hotconf::with_check`] ([`Problems`], [`Problem`]); a
-//! directory of files is [`Hotconf::dir`]; numbered snapshots on disk are
-//! [`Hotconf::with_snapshots`]; components that must acknowledge each version are
-//! [`Hotconf::with_component`]; metrics, alerts and hooks of your own are [`Hotconf::with_observer`].
+//! # The guide
 //!
-//! The pipeline underneath, one module a stage:
+//! Add it with your own serde types; the default build is the reload core only (no CLI, HTTP or
+//! gateway dependencies):
+//!
+//! ```toml
+//! hotconf = "0.1"
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! Three runnable examples, each tested against temporary directories (`tests/it/examples.rs`):
+//! `cargo run --example one_file` (edit `examples/config/app.yaml` while it runs), `--example
+//! multi_file` (a directory with a cross-file rule) and `--example components` (an apply step each
+//! version must pass).
+//!
+//! ## The live value
+//!
+//! [`Live::get`] is an `Arc` of one whole version (one atomic load, never blocks): keep it for a
+//! request to read one version throughout. [`Live::events`] is a [`channel::Receiver`] of
+//! [`ReloadEvent`]s: `Applied` (version and semantic diff), `Rejected` (every diagnostic), `Failed`
+//! (a typed [`FailureCause`]; retried while the content is pending), `Recovered`. [`Live::status`],
+//! [`Live::reload`] (apply the files now) and [`Live::pin`] (make a kept version live again, until
+//! the files change) are there too. Dropping the [`Live`] stops polling and joins every thread it
+//! started within its bound.
+//!
+//! ## Every problem at once
+//!
+//! A rejected edit lists every deserialization error, each with file, YAML path and line:column,
+//! and "did you mean" for unknown keys (`app.yaml:3:1: workrs: unknown key ``workrs`` / `help: did
+//! you mean ``workers``?`). Plain `#[derive(Deserialize)]` works: `deny_unknown_fields`, `Option`,
+//! defaults, `NonZeroU32`, enums, maps. Duplicate keys, several documents, deep nesting and alias
+//! bombs are refused before serde runs, in time linear in the file.
+//!
+//! ## Your own rules
+//!
+//! [`Hotconf::with_check`] runs on every config that deserialized: report any number of
+//! [`Problem`]s, with your code, message and help, at a YAML path through [`Problems`]; hotconf adds
+//! the file, line and column. A [`Problem`] says where its column points ([`Problem::at_key`]) and
+//! whether its source line may be shown ([`Problem::hiding_source_line`]), as data. Environment
+//! lookups go through the [`EnvLookup`] given to [`Hotconf::with_env`] ([`MapEnv`] in tests).
+//!
+//! ## Several files
+//!
+//! [`Hotconf::dir`] reads a directory as one mapping from file stem to document, so `T`'s fields
+//! are the files: `deny_unknown_fields` refuses unknown files, `Option` makes a file optional, and
+//! `x.yml` beside `x.yaml` is refused. For rules no serde type can hold, write a [`Schema`] and
+//! start it with [`Hotconf::with_schema`] (the reference gateway, crate `hotconf-gateway`, is one).
+//!
+//! ## Components
+//!
+//! A service that needs an apply step (resize a pool, rebuild a client) adds a [`Component`] with
+//! [`Hotconf::with_component`]: it builds its part of each version on its own thread and
+//! acknowledges it; a version goes live only once every component did within
+//! [`Hotconf::with_ack_timeout`] (default 2 s), otherwise nothing changes and the attempt is
+//! retried. A component that panics is a failed attempt, not a dead service. The parts ride on the
+//! live version ([`Publication::part`]), so a request that reads several reads them from one.
+//!
+//! ## Observers
+//!
+//! Every consequence of an attempt is an [`Observer`] fed one typed [`Report`], in one order: the
+//! audit log (with a store), then yours ([`Hotconf::with_observer`]: metrics, alerts, hooks), then
+//! the status, the log lines (`tracing`, target `hotconf`) and the events. The `hotconf` binary's
+//! Prometheus metrics and Slack alerts are observers of exactly this kind.
+//!
+//! ## Options
+//!
+//! [`Hotconf::with_snapshots`] keeps numbered versions on disk (semantic diffs in the audit log,
+//! `hotconf history`/`diff`/`restore` on them, pins that survive restarts; without it, the last 10
+//! versions in memory), [`Hotconf::with_retention`], [`Hotconf::with_interval`] (250 ms),
+//! [`Hotconf::with_stable_ticks`] (2), [`Hotconf::with_reload_timeout`] (5 s),
+//! [`Hotconf::with_retry_backoff`] (1 s doubling to 30 s), [`Hotconf::with_max_file_bytes`]
+//! (1 MiB), [`Hotconf::with_max_stuck_workers`] (4), [`Hotconf::with_shutdown_timeout`] (1 s).
+//!
+//! ## Cargo features
+//!
+//! - `schema`: `hotconf::schema` ([`schemars`](https://docs.rs/schemars) 1.x): a type's JSON
+//!   Schema (draft 2020-12) for editors, its stable file text and the YAML modeline that names it.
+//! - `store`: `hotconf::store`, the snapshot store's own API, for tools that list, diff and
+//!   restore the versions a service keeps and for CI jobs that snapshot-test an audit record. A
+//!   service needs no feature to keep a store ([`Hotconf::with_snapshots`]).
+//! - `testing`: `hotconf::testing`, the poller's sans-IO core with an injected clock and an
+//!   in-memory filesystem, for tests that drive polling by hand. No stability promise.
+//!
+//! ## Underneath
+//!
+//! The pipeline, one module a stage (see ARCHITECTURE.md for the data flow and its invariants):
 //!
 //! ```text
 //! files ──▶ source (read, ignore rules, size cap)
@@ -48,8 +128,11 @@
 //!       ──▶ snapshot (each validated bundle becomes a numbered, hash-verified version on disk;
 //!                     semantic diff, audit log, pin and restore)
 //!       ──▶ publish (a versioned, immutable `Publication`, applied to every component or none)
-//!       ──▶ components (the gateway's rate limiters, orchestrator and provider factory)
+//!       ──▶ components (yours; the gateway's rate limiters, orchestrator and provider factory)
 //! ```
+//!
+//! [`validate_with`] runs a [`Schema`] on any [`Sources`] (e.g. in a CI check of your own);
+//! [`SerdeSchema`] is the schema [`Hotconf::file`] and [`Hotconf::dir`] build.
 //!
 //! The reference LLM gateway (crate `hotconf-gateway`) is one implementation of [`Schema`]; a
 //! service with its own files implements the trait for them and reuses everything else.
