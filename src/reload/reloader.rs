@@ -232,47 +232,12 @@ impl ReloaderHandle {
         sink.apply(Arc::new(Publication::new(version, hash, Arc::new(config_value))))?;
         store.set_running(version)?;
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
-        let components: Vec<ComponentStatus> = sink.applied_versions().into_iter().map(ComponentStatus::from).collect();
-
         let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, Vec::new())));
-        let mut chain: Vec<Box<dyn Observer>> = vec![Box::new(AuditTrail::new(Arc::clone(&store)))];
-        chain.extend(observers);
-        chain.push(Box::new(StatusBoard::new(Arc::clone(&status))));
-        chain.push(Box::new(LogLines));
-        if let Some(events) = config.events.clone() {
-            chain.push(Box::new(EventQueue::new(events)));
-        }
-        let mut observers = Observers::new(chain);
-        observers.feed(&Report::Started(&AttemptReport {
-            trigger: Trigger::Startup,
-            outcome: AttemptOutcome::Applied { version, files: files.clone() },
-            attempt: 1,
-            content: Some(hash),
-            files: files.clone(),
-            candidate_files: files,
-            diagnostics: None,
-            origin: Some(origin),
-            diff: Some(SemanticDiff::default()),
-            pin: pinned,
-            pin_refused: false,
-            recovered: false,
-            retry_in: None,
-            duration: started.elapsed(),
-            at: SystemTime::now(),
-            state: ReloadState {
-                running_version: version,
-                running_hash: hash,
-                pinned,
-                failing: false,
-                workers_stuck: 0,
-                components,
-            },
-        }));
-
+        let observers = Observers::chain(Arc::clone(&store), observers, Arc::clone(&status), config.events.clone());
         let validator =
             Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
         let shutdown_timeout = config.shutdown_timeout;
-        let reloader = Reloader {
+        let mut reloader = Reloader {
             sink,
             store,
             config,
@@ -284,6 +249,15 @@ impl ReloaderHandle {
             failing: false,
             retry: None,
         };
+        let mut verdict =
+            Verdict::new(Trigger::Startup, AttemptOutcome::Applied { version, files: files.clone() }, started)
+                .content(hash, files.clone());
+        verdict.candidate_files = files;
+        verdict.origin = Some(origin);
+        verdict.diff = Some(SemanticDiff::default());
+        verdict.pin = pinned;
+        let report = reloader.report(verdict, 1, None);
+        reloader.observers.feed(&Report::Started(&report));
         let (tx, rx) = bounded(16);
         let (alive, exited) = bounded::<()>(0);
         let thread = std::thread::Builder::new()
@@ -520,7 +494,14 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     /// The one place an attempt ends: the reloader's state is attached to the verdict, and the
     /// report goes to every observer in order (audit, the user's, status, log, events).
     fn finish(&mut self, verdict: Verdict, attempt: u32, retry_in: Option<Duration>) -> AttemptOutcome {
-        let report = AttemptReport {
+        let report = self.report(verdict, attempt, retry_in);
+        self.observers.feed(&Report::Attempt(&report));
+        report.outcome
+    }
+
+    /// The report of `verdict`, with the reloader's state after it.
+    fn report(&self, verdict: Verdict, attempt: u32, retry_in: Option<Duration>) -> AttemptReport {
+        AttemptReport {
             trigger: verdict.trigger,
             outcome: verdict.outcome,
             attempt,
@@ -537,9 +518,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             duration: verdict.started.elapsed(),
             at: SystemTime::now(),
             state: self.state(),
-        };
-        self.observers.feed(&Report::Attempt(&report));
-        report.outcome
+        }
     }
 
     fn state(&self) -> ReloadState {
@@ -757,11 +736,25 @@ fn validate_failure(error: &ValidateError) -> Failure {
 
 /// The observers of one reloader, fed in the order they were added. A panic in one is caught
 /// and logged: the others and the reloader go on.
-pub(crate) struct Observers(Vec<Box<dyn Observer>>);
+struct Observers(Vec<Box<dyn Observer>>);
 
 impl Observers {
-    pub(crate) fn new(observers: Vec<Box<dyn Observer>>) -> Self {
-        Self(observers)
+    /// The built-in observers around the user's, in the one order: the audit trail, the user's,
+    /// the status board, the log lines, the events channel (when there is one).
+    fn chain(
+        store: Arc<History>,
+        user: Vec<Box<dyn Observer>>,
+        status: Arc<ArcSwap<Status>>,
+        events: Option<Sender<ReloadEvent>>,
+    ) -> Self {
+        let mut chain: Vec<Box<dyn Observer>> = vec![Box::new(AuditTrail::new(store))];
+        chain.extend(user);
+        chain.push(Box::new(StatusBoard::new(status)));
+        chain.push(Box::new(LogLines));
+        if let Some(events) = events {
+            chain.push(Box::new(EventQueue::new(events)));
+        }
+        Self(chain)
     }
 
     fn feed(&mut self, report: &Report<'_>) {
