@@ -166,10 +166,10 @@ pub use reload::{
 pub use source::env::{EnvLookup, MapEnv, ProcessEnv};
 pub use source::read::FileKind;
 pub use source::{FileBody, ReadError, SourceFile, Sources};
-pub use validate::{did_you_mean, Segment, YamlPath};
 pub use validate::{validate_with, Schema, Validated};
 pub use validate::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 pub use validate::{Problems, SerdeSchema};
+pub use validate::{Segment, Suggestions, YamlPath};
 pub use watch::PollErrorKind;
 
 /// Internals for the benchmarks and for tests that drive polling by hand (feature `testing`): the

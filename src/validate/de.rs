@@ -20,6 +20,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Unexp
 use yaml_serde::Value;
 
 use super::diagnostic::Problem;
+use super::suggest::did_you_mean;
 use super::yaml::YamlPath;
 
 /// The most deserialization passes over one document.
@@ -165,45 +166,6 @@ pub(crate) fn yaml_words(expected: &str) -> &str {
 /// `` `a`, `b`, `c` ``.
 pub(crate) fn quoted(names: &[&str]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let len = word.chars().count();
-    let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance counting a swap of two neighbours as one edit (`rmp` is one from `rpm`): the
-/// optimal string alignment distance.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len() > 64 || b.len() > 64 {
-        return usize::MAX;
-    }
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[derive(Default)]
@@ -996,11 +958,5 @@ mod tests {
         for (yaml, expected) in cases {
             assert_eq!(check(yaml), *expected, "{yaml}");
         }
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(did_you_mean("greting", ["greeting", "workers"]), Some("greeting"));
-        assert_eq!(did_you_mean("zzz", ["greeting", "workers"]), None);
     }
 }

@@ -5,6 +5,7 @@
 mod de;
 mod diagnostic;
 pub(crate) mod prescan;
+mod suggest;
 mod typed;
 mod yaml;
 
@@ -12,8 +13,8 @@ use std::fmt::Debug;
 
 use crate::source::env::EnvLookup;
 use crate::source::Sources;
-pub use de::did_you_mean;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+pub use suggest::Suggestions;
 pub use typed::{Problems, SerdeSchema};
 pub use yaml::{Segment, YamlPath};
 

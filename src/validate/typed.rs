@@ -10,8 +10,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
-use super::de::{self, did_you_mean, quoted, DeKind, Found, Outcome};
+use super::de::{self, quoted, DeKind, Found, Outcome};
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+use super::suggest::did_you_mean;
 use super::yaml::{parse_file, ParsedFile, Segment, YamlPath};
 use super::Schema;
 use crate::source::env::EnvLookup;

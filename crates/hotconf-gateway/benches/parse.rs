@@ -95,7 +95,10 @@ fn cases() -> Vec<(&'static str, &'static str, String)> {
 }
 
 fn main() {
-    let shipped = |name: &str| std::fs::read(format!("config/{name}")).expect("run from the crate root");
+    let shipped = |name: &str| {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config").join(name))
+            .expect("the shipped config")
+    };
     let mut worst = Duration::ZERO;
     println!(
         "{:<42} {:>9} {:>9} {:>9} {:>7}  first diagnostic",
@@ -137,4 +140,62 @@ fn main() {
         );
     }
     println!("worst: {:.1} ms (target: < 100 ms)", worst.as_secs_f64() * 1000.0);
+    bundles();
+}
+
+/// Cross-file families: every file under its caps, the cost in the rules that join them (a chain
+/// naming providers, limits for providers): many names, long names, names a typo apart, many
+/// references. Prints each and the slowest.
+fn bundles() {
+    // A provider name `width` characters long, the `i`th: all of one length and a typo apart.
+    let name = |prefix: &str, i: usize, width: usize| format!("{prefix}{:0>w$}", i, w = width - prefix.len());
+    let providers = |n: usize, width: usize| {
+        count(n, |i| format!("{}:\n  model: m\n  base_url: http://127.0.0.1:1\n", name("p", i, width)))
+    };
+    let chains = |n: usize, width: usize| {
+        // Each chain's primary and fallback: unknown, one edit from a provider.
+        count(n / 2, |i| {
+            format!("a{i}: {{primary: {}, fallbacks: [{}]}}\n", name("q", i, width), name("q", i + n, width))
+        })
+    };
+    let families: Vec<(String, String, String)> = vec![
+        ("2,000 providers × 2,000 unknown chain entries".into(), providers(2_000, 8), chains(2_000, 8)),
+        ("8,000 providers × 8,000 unknown chain entries".into(), providers(8_000, 8), chains(8_000, 8)),
+        // The most references the node cap allows: one chain of 45,000 unknown fallbacks.
+        (
+            "8,000 providers × 45,000 unknown fallbacks in one chain".into(),
+            providers(8_000, 8),
+            format!(
+                "a: {{primary: {}, fallbacks: [{}]}}\n",
+                name("q", 0, 8),
+                (1..45_000).map(|i| name("q", i, 8)).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        ("long names: 2,000 × 2,000 of 64 characters".into(), providers(2_000, 64), chains(2_000, 64)),
+        (
+            "many agents, one unknown provider each".into(),
+            providers(100, 8),
+            count(20_000, |i| format!("a{i}: {{primary: {}}}\n", name("q", i % 50, 8))),
+        ),
+    ];
+    println!("\n{:<52} {:>9} {:>9} {:>7}", "bundle (cross-file rules)", "bytes", "ms", "diags");
+    let mut worst = (Duration::ZERO, String::new());
+    for (what, providers, chains) in families {
+        let bytes = providers.len() + chains.len();
+        let sources = Sources::from_files([
+            SourceFile::new("providers.yaml", providers),
+            SourceFile::new("agent_chains.yaml", chains),
+            SourceFile::new("rate_limits.yaml", "{}\n"),
+        ]);
+        let started = Instant::now();
+        let outcome = validate_config(sources, &MapEnv::new());
+        let _ = outcome.as_ref().err().map(ToString::to_string);
+        let took = started.elapsed();
+        let diags = outcome.as_ref().err().map_or(0, |d| d.len());
+        println!("{what:<52} {bytes:>9} {:>9.1} {diags:>7}", took.as_secs_f64() * 1000.0);
+        if took > worst.0 {
+            worst = (took, what);
+        }
+    }
+    println!("slowest bundle: {} ({:.1} ms; target: < 100 ms)", worst.1, worst.0.as_secs_f64() * 1000.0);
 }

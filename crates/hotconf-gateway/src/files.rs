@@ -83,6 +83,9 @@ pub(super) struct Name(pub String);
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
+        if looks_like_key(&name) {
+            return Err(problem(Rule::KeyShapedValue));
+        }
         if !is_valid_name(&name) {
             return Err(problem(Rule::InvalidName));
         }
@@ -105,6 +108,9 @@ impl<'de> Deserialize<'de> for Text {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
                 if s.is_empty() {
                     return Err(problem(Rule::EmptyString));
+                }
+                if looks_like_key(s) {
+                    return Err(problem(Rule::KeyShapedValue));
                 }
                 Ok(Text(s.to_owned()))
             }

@@ -164,6 +164,9 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
             cx.report_at(at(RATE_LIMITS, &name.0), kind.into());
         }
     }
+    // Suggestions for unknown providers through an index built once, whose work is bounded
+    // (`Suggestions::MAX_COMPARED` names a lookup, `MAX_LOOKUPS` lookups): linear in the bundle.
+    let suggestions = hotconf::Suggestions::new(files.providers.keys().map(|n| n.0.as_str()));
     // Named in every unknown-provider problem: built once, and short whatever the file holds.
     let mut known: Vec<String> = files.providers.keys().take(10).map(|n| n.0.clone()).collect();
     if files.providers.len() > known.len() {
@@ -180,17 +183,14 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
             }
             let enabled_clean = cx.is_clean(&at(PROVIDERS, name).key("enabled"));
             let kind = match files.providers.get(&files::Name(name.to_owned())) {
-                None if providers_clean => {
-                    let close = hotconf::did_you_mean(name, files.providers.keys().map(|n| n.0.as_str()));
-                    match close {
-                        Some(s) => Rule::UnknownProvider {
-                            name: name.to_owned(),
-                            suggestion: Some(s.to_owned()),
-                            known: Vec::new(),
-                        },
-                        None => Rule::UnknownProvider { name: name.to_owned(), suggestion: None, known: known.clone() },
-                    }
-                }
+                None if providers_clean => match suggestions.closest(name) {
+                    Some(s) => Rule::UnknownProvider {
+                        name: name.to_owned(),
+                        suggestion: Some(s.to_owned()),
+                        known: Vec::new(),
+                    },
+                    None => Rule::UnknownProvider { name: name.to_owned(), suggestion: None, known: known.clone() },
+                },
                 Some(defined) if !defined.enabled.0 && enabled_clean => {
                     Rule::DisabledProvider { name: name.to_owned() }
                 }

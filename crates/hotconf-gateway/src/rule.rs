@@ -23,6 +23,9 @@ pub(super) enum Rule {
     InlineSecret { key: String },
     /// A URL carrying a credential (userinfo, or a secret query parameter such as `api_key=`).
     CredentialInUrl,
+    /// A value in a well-known key format (`sk-…`, `AKIA…`) in any other field: refused, so it is
+    /// shown nowhere (not in `/config` either).
+    KeyShapedValue,
     /// `api_key_env` holds a value in a well-known key format (`AKIA…`, `sk-…`).
     KeyInEnvName,
     /// `api_key_env` does not look like an environment variable name (it may be a key).
@@ -52,6 +55,7 @@ impl Rule {
             InvalidUrl { .. } => "invalid-url",
             InlineSecret { .. } => "inline-secret",
             CredentialInUrl => "credential-in-url",
+            KeyShapedValue => "key-shaped-value",
             KeyInEnvName => "key-in-env-name",
             NotAnEnvVarName => "not-an-env-var-name",
             MissingEnvVar { .. } => "missing-env-var",
@@ -78,6 +82,9 @@ impl Rule {
             }
             CredentialInUrl => "never put a key in a URL: put it in an environment variable, name that variable with \
                 `api_key_env`, and keep only scheme, host, port, path and non-secret parameters in the URL"
+                .into(),
+            KeyShapedValue => "never write a key in YAML: put it in an environment variable, name that variable with \
+                `api_key_env`, and rotate it, since it was written into a config file"
                 .into(),
             KeyInEnvName => "`api_key_env` holds the NAME of an environment variable (e.g. GROQ_API_KEY): put the key \
                 in that variable, and rotate it, since it was written into a config file"
@@ -109,6 +116,9 @@ impl fmt::Display for Rule {
             InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
             InlineSecret { key } => write!(f, "inline secret under `{key}` is not allowed (value not shown)"),
             CredentialInUrl => f.write_str("credentials in a URL are not allowed (value not shown)"),
+            KeyShapedValue => {
+                f.write_str("this looks like an API key, which never belongs in a config file (value not shown)")
+            }
             KeyInEnvName => f.write_str("this looks like a key, not a variable name (value not shown)"),
             NotAnEnvVarName => f.write_str("not an environment variable name (value not shown)"),
             MissingEnvVar { var } => write!(f, "environment variable {var} is not set or empty"),
@@ -130,7 +140,9 @@ impl From<Rule> for Problem {
             _ => problem,
         };
         match rule {
-            InlineSecret { .. } | CredentialInUrl | KeyInEnvName | NotAnEnvVarName => problem.hiding_source_line(),
+            InlineSecret { .. } | CredentialInUrl | KeyShapedValue | KeyInEnvName | NotAnEnvVarName => {
+                problem.hiding_source_line()
+            }
             _ => problem,
         }
     }

@@ -1,8 +1,10 @@
 //! The `hotconf` binary's integration tests, built into one test binary (see ARCHITECTURE.md, "Tests"):
 //! the real binary on real files, admin HTTP, logs, the store on disk, FUSE faults.
 
+mod admin_body;
 mod admin_http;
 mod cli_ci;
+mod cli_schema_write;
 mod cli_snapshot;
 mod cli_validate;
 mod diagnostics;
@@ -21,3 +23,4 @@ mod snapshot_store;
 mod support;
 #[cfg(unix)]
 mod wedge_input;
+mod secrets_deny;
