@@ -30,7 +30,7 @@ impl<'a> Suggestions<'a> {
     pub const MAX_COMPARED: usize = 32;
     /// Lookups one index answers; past them, [`Suggestions::closest`] is `None` at once (a file
     /// lists at most 100 problems: a suggestion past them would not be shown).
-    pub const MAX_LOOKUPS: usize = 300;
+    pub const MAX_LOOKUPS: usize = 100;
 
     /// An index of `names` (kept in their order for ties).
     pub fn new(names: impl IntoIterator<Item = &'a str>) -> Self {

@@ -181,7 +181,6 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
             if !seen.insert(name) {
                 cx.report_at(p.clone(), Rule::RepeatedInChain { name: name.to_owned() }.into());
             }
-            let enabled_clean = cx.is_clean(&at(PROVIDERS, name).key("enabled"));
             let kind = match files.providers.get(&files::Name(name.to_owned())) {
                 None if providers_clean => match suggestions.closest(name) {
                     Some(s) => Rule::UnknownProvider {
@@ -191,7 +190,7 @@ fn rules(files: &Files, cx: &mut Problems<'_>) {
                     },
                     None => Rule::UnknownProvider { name: name.to_owned(), suggestion: None, known: known.clone() },
                 },
-                Some(defined) if !defined.enabled.0 && enabled_clean => {
+                Some(defined) if !defined.enabled.0 && cx.is_clean(&at(PROVIDERS, name).key("enabled")) => {
                     Rule::DisabledProvider { name: name.to_owned() }
                 }
                 _ => continue,
