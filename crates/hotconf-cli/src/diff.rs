@@ -4,6 +4,9 @@
 //! Streams: the diff (text, or one JSON object a change) goes to stdout; the candidate's
 //! diagnostics and every error to stderr, except with `--format github`, whose workflow commands
 //! go to stdout for the runner to read.
+//!
+//! A change's line shows file names, YAML paths and values a user wrote through [`visible`], one
+//! change a line whatever they hold; JSON is escaped by serde_json.
 
 use std::path::Path;
 
@@ -13,6 +16,7 @@ use hotconf::{validate_with, EnvLookup, ProcessEnv, Sources};
 use hotconf_gateway::GatewaySchema;
 
 use crate::envcheck::Env;
+use crate::escape::visible;
 use crate::store::{open_existing, report};
 use crate::{github, CheckFormat, Exit, Format};
 
@@ -86,7 +90,7 @@ fn validated(dir: &Path, env: &dyn EnvLookup, format: CheckFormat) -> Result<Sou
         if format == CheckFormat::Github {
             println!("{}", github::plain_error(&message));
         }
-        eprintln!("error: {message}");
+        eprintln!("error: {}", visible(&message));
         Exit::Invalid
     })?;
     let label = dir.display().to_string();
@@ -117,11 +121,16 @@ pub fn validated_sources(sources: &Sources, label: &str) -> Result<(), Exit> {
     }
 }
 
-/// One change a line (text), or one JSON object a change (json); `no changes` for none in text.
+/// One change a line (text, control characters made visible), or one JSON object a change
+/// (json); `no changes` for none in text.
 pub fn print_diff(diff: &SemanticDiff, format: Format) {
     match format {
         Format::Text if diff.is_empty() => println!("no changes"),
-        Format::Text => println!("{diff}"),
+        Format::Text => {
+            for change in diff.changes() {
+                println!("{}", visible(&change.to_string()));
+            }
+        }
         Format::Json => {
             for change in diff.changes() {
                 println!("{}", serde_json::to_string(change).expect("a change serializes"));

@@ -1,10 +1,14 @@
 //! `hotconf history` and `hotconf show`: list the stored versions, print one manifest or file.
+//!
+//! File names and error texts in the table and in errors go through [`visible`]; the manifest is
+//! JSON (escaped by serde_json), and a file `show` prints is its bytes, unchanged, on purpose.
 
 use std::io::Write;
 use std::path::Path;
 
 use hotconf::store::{Entry, Manifest};
 
+use crate::escape::visible;
 use crate::store::{chain, open_existing, report};
 use crate::{Exit, Format};
 
@@ -40,7 +44,7 @@ pub fn history(snapshots: &Path, format: Format) -> Exit {
         }
         Format::Text => {
             if entries.is_empty() {
-                println!("no versions in {}", snapshots.display());
+                println!("no versions in {}", visible(&snapshots.display().to_string()));
                 return Exit::Ok;
             }
             let rows: Vec<[String; 5]> = entries.iter().filter_map(|e| row(e, running)).collect();
@@ -82,7 +86,7 @@ fn row(entry: &Entry, running: Option<u64>) -> Option<[String; 5]> {
             [format!("{mark}{}", m.version), m.created_at.clone(), origin, changed(m), m.short_hash().to_owned()]
         }
         Entry::Damaged { version, error } => {
-            [format!(" {version}"), "-".into(), "damaged".into(), chain(error), "-".into()]
+            [format!(" {version}"), "-".into(), "damaged".into(), visible(&chain(error)).into_owned(), "-".into()]
         }
         _ => return None,
     })
@@ -92,7 +96,7 @@ fn changed(m: &Manifest) -> String {
     if m.changed_files.is_empty() {
         "-".to_owned()
     } else {
-        m.changed_files.join(", ")
+        visible(&m.changed_files.join(", ")).into_owned()
     }
 }
 
@@ -111,7 +115,11 @@ pub fn show(snapshots: &Path, version: u64, file: Option<&str>) -> Exit {
         Some(name) => {
             let Some(bytes) = stored.sources().get(name).and_then(|f| f.bytes()) else {
                 let names: Vec<&str> = stored.sources().names().collect();
-                eprintln!("error: version {version} has no file {name}; it has {}", names.join(", "));
+                eprintln!(
+                    "error: version {version} has no file {}; it has {}",
+                    visible(name),
+                    visible(&names.join(", "))
+                );
                 return Exit::Invalid;
             };
             let mut out = std::io::stdout().lock();

@@ -8,6 +8,14 @@
 //! (`DiagnosticKind::may_show_secret`, data the rule set), and every line shown goes through the
 //! library's one secret knowledge (`hotconf::secret::mask_line`): what a diff would redact is
 //! masked here too.
+//!
+//! Hostile names: everything a user wrote (the file's name in the origin and the title, the YAML
+//! path in the label, keys quoted in the message and the help, the source line after masking)
+//! goes through [`crate::escape::visible`], so a control character in any of them is shown as an
+//! escape and never reaches the terminal. A source line keeps its tabs (annotate-snippets draws
+//! each as four spaces, and a tab stays one column, so ` --> path:line:col` stays true for an
+//! ordinary file); any other control character in it (which YAML refuses anyway) is escaped, the
+//! caret stays under its token, and the column printed then counts the line as shown.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,6 +23,8 @@ use std::path::Path;
 
 use annotate_snippets::{Level, Renderer, Snippet};
 use hotconf::{Diagnostic, DiagnosticKind, Diagnostics, Sources};
+
+use crate::escape::visible;
 
 /// The text of each UTF-8 file of `sources`, by name, for the snippets.
 pub fn texts(sources: &Sources) -> HashMap<String, String> {
@@ -65,13 +75,13 @@ pub fn eprint(diagnostics: &Diagnostics, dir: Option<&Path>, texts: &HashMap<Str
 
 fn one(d: &Diagnostic, dir: Option<&Path>, text: Option<&str>, renderer: &Renderer) -> String {
     let origin = match dir {
-        Some(dir) => dir.join(&d.file).display().to_string(),
-        None => d.file.clone(),
+        Some(dir) => visible(&dir.join(&d.file).display().to_string()).into_owned(),
+        None => visible(&d.file).into_owned(),
     };
-    let message = d.kind.to_string();
-    let help = d.kind.help();
-    let code = d.kind.code().to_owned();
-    let path_label = d.path.clone().unwrap_or_default();
+    let message = visible(&d.kind.to_string()).into_owned();
+    let help = d.kind.help().map(|h| visible(&h).into_owned());
+    let code = visible(d.kind.code()).into_owned();
+    let path_label = visible(d.path.as_deref().unwrap_or_default()).into_owned();
     let snippet = match (d.line, d.column, text) {
         (Some(line), Some(column), Some(text)) if !d.kind.may_show_secret() => {
             snippet_parts(text, line, column, &d.kind)
@@ -108,7 +118,8 @@ fn prefix(path: &str) -> String {
     }
 }
 
-/// The source shown: from the first line annotated to the last, masked, and the spans in it.
+/// The source shown: from the first line annotated to the last, masked then escaped, and the
+/// spans in it.
 struct Parts {
     source: String,
     line_start: u32,
@@ -122,22 +133,24 @@ fn snippet_parts(text: &str, line: u32, column: u32, kind: &DiagnosticKind) -> O
         _ => None,
     };
     let line_start = first.map_or(line, |f| f.0);
-    let lines: Vec<String> = text
+    let masked: Vec<String> = text
         .lines()
         .skip(line_start as usize - 1)
         .take((line - line_start + 1) as usize)
         .map(hotconf::secret::mask_line)
         .collect();
-    if lines.len() != (line - line_start + 1) as usize {
+    if masked.len() != (line - line_start + 1) as usize {
         return None;
     }
+    let lines: Vec<String> = masked.iter().map(|l| shown(l)).collect();
     let source = lines.join("\n");
-    // Byte offset in `source` of a 1-based line and column.
+    // Byte offset in `source` of a 1-based line and column (columns count the characters of the
+    // line as written; an escape before the column moves it right by its width).
     let offset = |l: u32, c: u32| -> Option<usize> {
         let before: usize = lines[..(l - line_start) as usize].iter().map(|x| x.len() + 1).sum();
-        let this = &lines[(l - line_start) as usize];
+        let this = &masked[(l - line_start) as usize];
         let within = this.char_indices().nth(c as usize - 1).map(|(i, _)| i).unwrap_or(this.len());
-        Some(before + within)
+        Some(before + shown(&this[..within]).len())
     };
     let span_at = |l: u32, c: u32| -> Option<std::ops::Range<usize>> {
         let start = offset(l, c)?;
@@ -157,6 +170,11 @@ fn snippet_parts(text: &str, line: u32, column: u32, kind: &DiagnosticKind) -> O
         source,
         line_start,
     })
+}
+
+/// A source line as shown: every control character escaped but the tabs annotate-snippets draws.
+fn shown(line: &str) -> String {
+    line.split('\t').map(visible).collect::<Vec<_>>().join("\t")
 }
 
 /// The length of the token `rest` starts with: a quoted string, a flow collection's item, a key
@@ -181,6 +199,35 @@ fn token_len(rest: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_everywhere_and_the_caret_stays_under_its_token() {
+        let problem = hotconf::Problem::new("c\u{1b}", "bad `k\u{1b}y`").with_help("fix `k\u{1b}y`\r\nerror: forged");
+        let d = Diagnostic::file("f\u{1b}[2J\nerror: forged.yaml", DiagnosticKind::Custom(Box::new(problem)))
+            .at_path("a.k\u{1b}y")
+            .at_position(Some((1, 6)));
+        let texts = HashMap::from([(d.file.clone(), "k\u{1b}y: 0 # \u{7}\n".to_owned())]);
+        let out = render(&Diagnostics::new(vec![d]), Some(Path::new("conf")), &texts, false);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], r"error[c\x1b]: bad `k\x1by`");
+        // The column counts the line as shown: `0` is its ninth character.
+        assert_eq!(lines[1], r" --> conf/f\x1b[2J\nerror: forged.yaml:1:9");
+        let source = lines.iter().position(|l| l.starts_with("1 | ")).expect("the source line");
+        assert_eq!(lines[source], r"1 | k\x1by: 0 # \x07");
+        // The caret under `0`, the sixth character as written.
+        assert_eq!(lines[source + 1], r"  |         ^ a.k\x1by");
+        assert!(out.contains(r"= help: fix `k\x1by`\r\nerror: forged"), "{out}");
+
+        // A tab in a source line is drawn as spaces (by annotate-snippets, as before) and stays one
+        // column in the location.
+        let d = Diagnostic::file("a.yaml", DiagnosticKind::Custom(Box::new(hotconf::Problem::new("c", "m"))))
+            .at_position(Some((1, 4)));
+        let texts = HashMap::from([(d.file.clone(), "k:\t0\n".to_owned())]);
+        let out = render(&Diagnostics::new(vec![d]), None, &texts, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[1..4], [" --> a.yaml:1:4", "  |", "1 | k:    0"], "{out}");
+    }
 
     #[test]
     fn token_lengths() {

@@ -13,7 +13,7 @@ pub use hotconf::error_chain as chain;
 /// Prints `error` to stderr and maps it to an exit code: 1 for a missing, damaged or too-new
 /// version (a refusal), 3 for a store that cannot be read or written.
 pub fn report(error: &StoreError) -> Exit {
-    eprintln!("error: {}", chain(error));
+    eprintln!("error: {}", crate::escape::visible(&chain(error)));
     if error.is_refusal() {
         if matches!(error, StoreError::Corrupt { .. } | StoreError::BadManifest { .. }) {
             eprintln!(
@@ -31,7 +31,7 @@ pub fn report(error: &StoreError) -> Exit {
 /// (1); both name the `--snapshots` option.
 pub fn open_existing(dir: &Path) -> Result<SnapshotStore, Exit> {
     if !dir.is_dir() {
-        eprintln!("error: no snapshot store at {}", dir.display());
+        eprintln!("error: no snapshot store at {}", crate::escape::visible(&dir.display().to_string()));
         eprintln!("  help: pass the service's store with --snapshots DIR");
         return Err(Exit::Failure);
     }

@@ -1,7 +1,9 @@
 //! `hotconf validate`: the check an operator runs before shipping a change.
 //!
 //! Streams: the result (the `ok:` line, or with `--format json|github` every object or
-//! workflow command) goes to stdout; diagnostics and errors a person reads go to stderr.
+//! workflow command) goes to stdout; diagnostics and errors a person reads go to stderr. Every
+//! text line shows what a user wrote (the directory, file names, keys) through
+//! [`visible`]; JSON is escaped by serde_json.
 
 use std::path::Path;
 
@@ -9,6 +11,7 @@ use hotconf::{validate_with, Schema, Sources};
 use hotconf_gateway::GatewaySchema;
 
 use crate::envcheck::Env;
+use crate::escape::visible;
 use crate::{github, CheckFormat, Exit};
 
 pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
@@ -17,14 +20,14 @@ pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
         Err(e) => {
             let message = format!("{e}: {}", e.source);
             match format {
-                CheckFormat::Text => eprintln!("error: {message}"),
+                CheckFormat::Text => eprintln!("error: {}", visible(&message)),
                 CheckFormat::Json => println!(
                     "{}",
                     serde_json::json!({"file": dir.display().to_string(), "code": "unreadable-directory", "message": message})
                 ),
                 CheckFormat::Github => {
                     println!("{}", github::plain_error(&message));
-                    eprintln!("error: {message}");
+                    eprintln!("error: {}", visible(&message));
                 }
             }
             return Exit::Invalid;
@@ -41,7 +44,8 @@ pub fn run(dir: &Path, format: CheckFormat, env: &Env) -> Exit {
             let summary = schema.summary(valid.config());
             match format {
                 CheckFormat::Text | CheckFormat::Github => {
-                    println!("ok: {}: {file_count} files, {summary}, bundle {}", dir.display(), &hash[..12])
+                    let line = format!("ok: {}: {file_count} files, {summary}, bundle {}", dir.display(), &hash[..12]);
+                    println!("{}", visible(&line));
                 }
                 CheckFormat::Json => println!(
                     "{}",
@@ -80,7 +84,8 @@ pub fn print_github<T: serde::Serialize>(dir: &Path, diagnostics: &[T]) {
     }
 }
 
-/// `DIR is invalid: N problem(s)`, the closing line every command prints after the diagnostics.
+/// `DIR is invalid: N problem(s)`, the closing line every command prints after the diagnostics
+/// (`label` shown through [`visible`]).
 pub fn invalid_summary(label: &str, problems: usize) -> String {
-    format!("{label} is invalid: {problems} problem{}", if problems == 1 { "" } else { "s" })
+    format!("{} is invalid: {problems} problem{}", visible(label), if problems == 1 { "" } else { "s" })
 }

@@ -172,7 +172,9 @@ fn report_rejection(version: u64, running: u64, attempt: &Value) {
             _ => String::new(),
         };
         let path = d["path"].as_str().map(|p| format!("{p}: ")).unwrap_or_default();
-        eprintln!("{}{at}: {path}{}", d["file"].as_str().unwrap_or("?"), d["message"].as_str().unwrap_or("?"));
+        let (file, message) = (d["file"].as_str().unwrap_or("?"), d["message"].as_str().unwrap_or("?"));
+        let line = format!("{file}{at}: {path}{message}");
+        eprintln!("{}", crate::escape::visible(&line));
     }
     eprintln!("error: the service rejected version {version}'s content; it keeps running version {running}");
     eprintln!("  help: the service checks its own environment; `hotconf validate` on its host shows the same problems");
