@@ -4,6 +4,7 @@ mod admin;
 mod args;
 mod diff;
 mod envcheck;
+mod escape;
 mod github;
 mod history;
 mod jsonlog;
@@ -193,7 +194,8 @@ enum Command {
         /// The config file.
         file: Option<String>,
         /// Write each file's schema as `DIR/<stem>.schema.json` instead of printing (how the
-        /// repository's schemas/ is regenerated).
+        /// repository's schemas/ is regenerated), each through a temporary file renamed over the
+        /// name: a symlink or FIFO there is replaced, never followed or waited on.
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },
@@ -223,7 +225,7 @@ fn main() -> ExitCode {
                     // Once: as a JSON event for a log pipeline, or as a line for a person.
                     match log_format {
                         LogFormat::Json => tracing::error!(event = "fatal", error = format!("{e:#}")),
-                        LogFormat::Text => eprintln!("error: {e:#}"),
+                        LogFormat::Text => eprintln!("error: {}", escape::visible(&format!("{e:#}"))),
                     }
                     Exit::Failure
                 }

@@ -3,10 +3,15 @@
 //!
 //! Hardened for a hostile network: a request head must arrive whole within [`Limits::head_timeout`]
 //! (hyper's `header_read_timeout`, a whole-head deadline, not a per-read one), so a client
-//! dripping a byte a second is closed; idle and slow connections cost a task each, never a
-//! thread, so 1,000 of them do not delay `/healthz`; open connections are capped at
+//! dripping a byte a second is closed; its body, whatever the framing (`Content-Length` or
+//! chunked), is read and counted before any handler runs: past [`MAX_BODY_BYTES`] read it gets
+//! `413` without the rest being read, and a body not whole within the same timeout again (counted
+//! from the end of the head) gets `408`; either way the connection is closed. Idle and slow
+//! connections cost a task each, never a thread, so 1,000 of them do not delay `/healthz`; open
+//! connections are capped at
 //! [`Limits::max_connections`], and a new connection past the cap evicts the oldest one that has no
-//! request in flight, so an attacker holding connections cannot starve new ones.
+//! request in flight (a request is in flight once its body is in and its handler runs), so an
+//! attacker holding connections, or dripping bodies, cannot starve new ones.
 //!
 //! `GET`/`HEAD` handlers run on the runtime thread and must never block; other methods (a
 //! reload, a pin, which wait on the reloader) run on a small blocking pool.
@@ -20,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, StatusCode};
@@ -31,7 +36,8 @@ use tokio::sync::oneshot;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted; larger ones get `431`.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// Largest request body accepted (bodies are ignored); larger ones get `413`.
+/// Largest request body accepted, counted as its bytes are read whatever the framing (bodies are
+/// read and dropped, never kept); a body past it gets `413` and the connection is closed unread.
 const MAX_BODY_BYTES: u64 = 64 * 1024;
 /// Open connections at most, by default; past it, the oldest idle one is closed for the new one.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -99,7 +105,7 @@ impl Response {
 /// The server's bounds against slow and numerous clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// How long a client has to send a whole request head.
+    /// How long a client has to send a whole request head; then as long again for its whole body.
     pub head_timeout: Duration,
     /// Open connections at most.
     pub max_connections: usize,
@@ -275,8 +281,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let (handler, busy) = (Arc::clone(&handler), Arc::clone(&busy));
         async move {
-            busy.store(true, Ordering::Relaxed);
-            let response = respond(request, handler).await;
+            let response = respond(request, head_timeout, handler, &busy).await;
             busy.store(false, Ordering::Relaxed);
             Ok::<_, Infallible>(response)
         }
@@ -296,8 +301,21 @@ async fn serve_connection(
     }
 }
 
-async fn respond(request: hyper::Request<Incoming>, handler: Handler) -> hyper::Response<Full<Bytes>> {
-    let response = match parse(&request) {
+/// Reads the body (bounded in size and time), then runs the handler, marking the connection
+/// `busy` (not to be evicted) only while the handler runs.
+async fn respond(
+    request: hyper::Request<Incoming>,
+    body_timeout: Duration,
+    handler: Handler,
+    busy: &AtomicBool,
+) -> hyper::Response<Full<Bytes>> {
+    let (head, body) = request.into_parts();
+    let parsed = match parse(&head) {
+        Ok(parsed) => read_body(body, body_timeout).await.map(|()| parsed),
+        Err(r) => Err(r),
+    };
+    busy.store(true, Ordering::Relaxed);
+    let response = match parsed {
         Err(r) => r,
         Ok(parsed) if matches!(parsed.method, Method::GET | Method::HEAD) => {
             // Never blocks: served on the runtime thread.
@@ -311,12 +329,34 @@ async fn respond(request: hyper::Request<Incoming>, handler: Handler) -> hyper::
     encode(response)
 }
 
-fn parse(request: &hyper::Request<Incoming>) -> Result<Request, Response> {
-    let length = request.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+/// Reads and drops the body, counting its bytes as they arrive, whatever the framing: `413` as
+/// soon as more than [`MAX_BODY_BYTES`] have been read (the rest is never read), `408` unless it
+/// is whole within `timeout`, `400` for a malformed one (a bad chunk, a body cut short). No body
+/// is kept: no handler needs one.
+async fn read_body(mut body: Incoming, timeout: Duration) -> Result<(), Response> {
+    let read = async {
+        let mut read: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| Response::error(400, "malformed or incomplete request body"))?;
+            read += frame.data_ref().map_or(0, |data| data.len() as u64);
+            if read > MAX_BODY_BYTES {
+                return Err(Response::error(413, "request body too large"));
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| Err(Response::error(408, "request body not received in time")))
+}
+
+fn parse(request: &hyper::http::request::Parts) -> Result<Request, Response> {
+    // A declared length past the cap is refused before a byte of the body is read.
+    let length = request.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
     if length.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > MAX_BODY_BYTES) {
         return Err(Response::error(413, "request body too large"));
     }
-    let path = request.uri().path();
+    let path = request.uri.path();
     if !path.starts_with('/') {
         return Err(Response::error(400, "the request target must be a path"));
     }
@@ -326,11 +366,11 @@ fn parse(request: &hyper::Request<Incoming>) -> Result<Request, Response> {
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| Response::error(400, "malformed percent-encoding in the path"))?;
     let authorization =
-        request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        request.headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     Ok(Request {
-        method: request.method().clone(),
+        method: request.method.clone(),
         segments,
-        query: request.uri().query().unwrap_or("").to_owned(),
+        query: request.uri.query().unwrap_or("").to_owned(),
         authorization,
     })
 }

@@ -4,10 +4,12 @@
 mod admin_body;
 mod admin_http;
 mod cli_ci;
+mod cli_env_file;
 mod cli_schema_write;
 mod cli_snapshot;
 mod cli_validate;
 mod diagnostics;
+mod escaping;
 mod faultfs_fs;
 mod faultfs_hung_read;
 mod faultfs_service;
@@ -18,9 +20,9 @@ mod run_defects;
 mod run_recovery;
 mod schema;
 mod secrets;
+mod secrets_deny;
 mod service;
 mod snapshot_store;
 mod support;
 #[cfg(unix)]
 mod wedge_input;
-mod secrets_deny;
