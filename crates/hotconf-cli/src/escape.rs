@@ -9,8 +9,10 @@
 //! Escaped: every control character — C0 (U+0000–U+001F, ESC, CR, LF and TAB among them), DEL,
 //! C1 (U+0080–U+009F, of which U+009B is a one-character CSI) — and the Unicode line and
 //! paragraph separators U+2028 and U+2029, which some viewers break lines on (the set `logfmt`
-//! escapes). TAB is escaped too: it is invisible, reads as spaces, and in a key or a file name is
-//! exactly the difference a person cannot otherwise see; `logfmt` writes it as `\t` as well.
+//! escapes), and the bidirectional formatting characters (U+200E/F, U+202A–E, U+2066–9), which
+//! reorder how a name or a line reads ("Trojan Source"). TAB is escaped too: it is invisible,
+//! reads as spaces, and in a key or a file name is exactly the difference a person cannot
+//! otherwise see; `logfmt` writes it as `\t` as well.
 //! Everything else, non-ASCII letters included, is left as written, and so is `\`: a name that
 //! holds the text `\x1b` reads the same as one holding ESC, which is ambiguous to the eye but
 //! harmless, and escaping `\` would double every separator of a Windows path.
@@ -47,7 +49,10 @@ pub fn visible(s: &str) -> Cow<'_, str> {
 }
 
 fn escaped(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    // Controls, the line and paragraph separators, and the bidirectional formatting characters
+    // ("Trojan Source": they reorder how a name or a line is displayed).
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -66,6 +71,8 @@ mod tests {
             ("nul\0del\u{7f}tab\t", r"nul\x00del\x7ftab\t"),
             ("csi\u{9b}31mnel\u{85}", r"csi\u{9b}31mnel\u{85}"),
             ("ls\u{2028}ps\u{2029}", r"ls\u{2028}ps\u{2029}"),
+            ("lmy.\u{202e}lmay", r"lmy.\u{202e}lmay"),
+            ("\u{2066}a\u{2069}\u{200f}", r"\u{2066}a\u{2069}\u{200f}"),
             ("ünïcode → ok, 日本語, C:\\config", "ünïcode → ok, 日本語, C:\\config"),
         ];
         for (input, expected) in cases {

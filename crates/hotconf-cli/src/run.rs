@@ -35,7 +35,7 @@ pub struct RunArgs {
     #[arg(long, default_value = admin::DEFAULT_ADDR, value_parser = crate::args::admin_addr)]
     pub admin_addr: crate::args::AdminAddr,
     /// The environment variable holding the admin bearer token; when it is set, every admin
-    /// endpoint but /healthz requires `Authorization: Bearer <token>`.
+    /// endpoint but /healthz and /metrics requires `Authorization: Bearer <token>`.
     #[arg(long, default_value = "HOTCONF_ADMIN_TOKEN")]
     pub admin_token_env: String,
     /// How long an admin client has to send a whole request head, in milliseconds; a slower
@@ -74,6 +74,7 @@ fn retention(arg: &str) -> Result<usize, String> {
 const SHUTDOWN_BOUND: Duration = Duration::from_millis(1500);
 
 pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
+    raise_fd_limit();
     let env: Arc<dyn EnvLookup> = Arc::new(ProcessEnv);
     let admin_addr: Option<SocketAddr> = match args.admin_addr {
         crate::args::AdminAddr::Off => None,
@@ -232,6 +233,29 @@ fn shutdown(server: Option<admin::Server>, live: Arc<Live<GatewayConfig>>) {
                 );
                 return;
             }
+        }
+    }
+}
+
+/// Raises the soft limit on open file descriptors to the hard one, as Go's runtime does at start:
+/// systemd's default soft limit (1,024) is easily reached by admin connections, and the store and
+/// the poller need descriptors of their own. Logged once; a refusal is logged and ignored.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit read and write the struct given, nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let from = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
+            tracing::info!(event = "fd_limit.raised", from = from as u64, to = limit.rlim_cur as u64);
+        } else {
+            let error = std::io::Error::last_os_error();
+            tracing::warn!(event = "fd_limit.kept", limit = from as u64, error = %error);
         }
     }
 }

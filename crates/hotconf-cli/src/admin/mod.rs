@@ -25,7 +25,7 @@ pub struct Admin {
     /// The running pipeline: its status, reloads and pins, and the gateway's view.
     pub live: Arc<Live<GatewayConfig>>,
     pub metrics: Arc<Metrics>,
-    /// When set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
+    /// When set, every endpoint but `/healthz` and `/metrics` requires `Authorization: Bearer <token>`.
     pub token: Option<String>,
 }
 
@@ -88,7 +88,9 @@ impl<'a> Route<'a> {
 impl Admin {
     fn handle(&self, r: &Request) -> Response {
         let route = Route::of(&r.segments);
-        if route != Some(Route::Healthz) && !self.authorized(r) {
+        // Probes and scrapes need no token (the shipped scrape config and a kubelet send none, and
+        // neither reveals a value or changes anything); every other endpoint does, when one is set.
+        if !matches!(route, Some(Route::Healthz | Route::Metrics)) && !self.authorized(r) {
             return Response::error(401, "missing or wrong bearer token");
         }
         let Some(route) = route else { return Response::error(404, "not found") };
@@ -100,7 +102,11 @@ impl Admin {
             Route::Metrics => Response {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: self.metrics.render(),
+                body: {
+                    let mut body = self.metrics.render();
+                    crate::observe::metrics::render_process(&mut body);
+                    body
+                },
                 headers: Vec::new(),
             },
             Route::Status => Response::json(200, &json!(*self.live.status())),

@@ -55,6 +55,7 @@ pub struct Metrics {
     last_success_unix_millis: AtomicU64,
     running_applied_unix_millis: AtomicU64,
     workers_stuck: AtomicU64,
+    pinned: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
@@ -129,6 +130,11 @@ impl Metrics {
         }
     }
 
+    /// Records whether a pinned version runs (the files on disk are not what runs).
+    pub fn pinned(&self, pinned: bool) {
+        self.pinned.store(u64::from(pinned), Ordering::Relaxed);
+    }
+
     /// Records how many validator workers are stuck in abandoned attempts.
     pub fn workers_stuck(&self, stuck: usize) {
         self.workers_stuck.store(stuck as u64, Ordering::Relaxed);
@@ -200,7 +206,7 @@ impl Metrics {
         o.sample("config_reload_duration_seconds_sum", &[], sum);
         o.sample("config_reload_duration_seconds_count", &[], count);
         let millis = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1000.0;
-        let plain: [(&str, &str, &str, f64); 6] = [
+        let plain: [(&str, &str, &str, f64); 7] = [
             (
                 "config_files_changed_total",
                 "counter",
@@ -237,11 +243,19 @@ impl Metrics {
                 "Validator workers still stuck in an abandoned attempt.",
                 self.workers_stuck.load(Ordering::Relaxed) as f64,
             ),
+            (
+                "config_pinned",
+                "gauge",
+                "Whether a pinned version runs (1) rather than the files on disk (0).",
+                self.pinned.load(Ordering::Relaxed) as f64,
+            ),
         ];
         for (name, kind, help, value) in plain {
             o.family(name, kind, help);
             o.sample(name, &[], value);
         }
+        o.family("build_info", "gauge", "The running binary's version, always 1.");
+        o.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
         let labelled = self.lock();
         o.family("config_info", "gauge", "The running config's bundle hash (blake3), for fleet convergence checks.");
         o.sample("config_info", &[("hash", &labelled.config_hash)], 1.0);
@@ -264,6 +278,77 @@ impl Metrics {
     }
 }
 
+/// The process's own families, under their standard names (`process_*`, no prefix), as the
+/// Prometheus client libraries export them: start time, CPU seconds, resident memory, open and
+/// maximum file descriptors. Read from `/proc/self` at each scrape (Linux); absent elsewhere.
+pub fn render_process(out: &mut String) {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(p) = process::read() else { return };
+        let mut o = Family { out, prefix: "" };
+        for (name, kind, help, value) in [
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since the Unix epoch, in seconds.",
+                p.start_time,
+            ),
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent, in seconds.",
+                p.cpu_seconds,
+            ),
+            ("process_resident_memory_bytes", "gauge", "Resident memory size, in bytes.", p.resident_bytes),
+            ("process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds),
+            ("process_max_fds", "gauge", "Maximum number of open file descriptors (the soft limit).", p.max_fds),
+        ] {
+            o.family(name, kind, help);
+            o.sample(name, &[], value);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = out;
+}
+
+#[cfg(target_os = "linux")]
+mod process {
+    /// The figures `render_process` exports.
+    pub(super) struct Process {
+        pub start_time: f64,
+        pub cpu_seconds: f64,
+        pub resident_bytes: f64,
+        pub open_fds: f64,
+        pub max_fds: f64,
+    }
+
+    /// Reads `/proc/self/stat`, `/proc/stat` (boot time), `/proc/self/fd` and the fd limit.
+    pub(super) fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+        // SAFETY: sysconf and getrlimit only read process-wide values into the given struct.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))?;
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let max_fds =
+            if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur as f64 } else { 0.0 };
+        let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as f64).unwrap_or(0.0);
+        Some(Process {
+            start_time: boot + field(22)? / ticks,
+            cpu_seconds: (field(14)? + field(15)?) / ticks,
+            resident_bytes: field(24)? * page,
+            open_fds,
+            max_fds,
+        })
+    }
+}
+
 /// Feeds the reloader's reports into shared [`Metrics`].
 #[derive(Debug)]
 pub struct MetricsObserver(pub Arc<Metrics>);
@@ -273,12 +358,14 @@ impl Observer for MetricsObserver {
         let m = &self.0;
         match report {
             Report::Started(attempt) => {
+                m.pinned(attempt.state.pinned.is_some());
                 m.register_components(attempt.state.components.iter().map(|c| c.name));
                 m.running(attempt.state.running_version, &attempt.state.running_hash.to_hex(), 0);
                 m.reload(ReloadResult::Success, attempt.duration);
             }
             Report::Attempt(attempt) => {
                 m.workers_stuck(attempt.state.workers_stuck);
+                m.pinned(attempt.state.pinned.is_some());
                 if attempt.pin_refused {
                     return;
                 }

@@ -296,7 +296,25 @@ fn admin_endpoint_rejects_bad_requests_and_checks_the_token() {
     let store = tempfile::tempdir().unwrap();
     let s = Service::start(config.path(), store.path(), &[("HOTCONF_ADMIN_TOKEN", CANARY)]);
     assert_eq!(s.http("GET", "/healthz").0, 200);
+    // A scraper needs no token; reading the status or changing anything does.
+    let (code, metrics) = s.http("GET", "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("hotconf_config_running_version 1"), "{metrics}");
+    for family in [
+        "process_start_time_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "hotconf_build_info{version=",
+        "hotconf_config_pinned 0",
+    ] {
+        assert!(metrics.lines().any(|l| l.starts_with(family)), "no {family} in\n{metrics}");
+    }
+    assert!(!metrics.contains(CANARY));
     assert_eq!(s.http("GET", "/status").0, 401);
+    assert_eq!(s.http("POST", "/reload").0, 401);
+    assert_eq!(s.http("POST", "/pin/1").0, 401);
     assert_eq!(http(s.admin, "GET", "/status", Some("wrong")).0, 401);
     assert_eq!(http(s.admin, "GET", "/status", Some(CANARY)).0, 200);
     assert_eq!(http(s.admin, "GET", "/nope", Some(CANARY)).0, 404);
