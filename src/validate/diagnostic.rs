@@ -85,6 +85,14 @@ pub enum DiagnosticKind {
     AliasExpansion,
     /// The file holds more YAML nodes than allowed (50,000).
     TooManyNodes,
+    /// The config files together are over a cap of the whole bundle: this file is where it is
+    /// crossed. The caps bound the work of judging any directory, however its files are split.
+    BundleTooLarge {
+        /// What is capped: `files`, `bytes` or `nodes`.
+        measure: &'static str,
+        /// The cap.
+        limit: u64,
+    },
     /// A required key is absent.
     MissingKey {
         /// The key.
@@ -121,6 +129,7 @@ impl DiagnosticKind {
             TooDeep => "too-deep",
             AliasExpansion => "alias-expansion",
             TooManyNodes => "too-many-nodes",
+            BundleTooLarge { .. } => "bundle-too-large",
             MissingKey { .. } => "missing-key",
             MoreProblems { .. } => "more-problems",
         }
@@ -133,6 +142,7 @@ impl DiagnosticKind {
         match self {
             Custom(problem) => !problem.points_at_key(),
             MissingKey { .. } | DuplicateKey { .. } | MergeKey | MoreProblems { .. } | MissingFile => false,
+            BundleTooLarge { .. } => false,
             _ => true,
         }
     }
@@ -173,6 +183,7 @@ impl DiagnosticKind {
                     .into()
             }
             TooManyNodes => "trim the file: remove entries it does not need".into(),
+            BundleTooLarge { .. } => "trim the config files together: remove files or entries they do not need".into(),
             MissingKey { key } => format!("add `{key}: …` to this mapping"),
             MoreProblems { .. } => "fix the problems listed first; each file lists its first 100".into(),
             Unreadable { .. } => {
@@ -233,6 +244,15 @@ impl fmt::Display for DiagnosticKind {
             TooManyNodes => {
                 write!(f, "file holds more than {} YAML nodes (keys, values, list items)", super::prescan::MAX_NODES)
             }
+            BundleTooLarge { measure: "bytes", limit } => write!(
+                f,
+                "the config files together hold more than {} MiB; this file is past the limit, and nothing is judged",
+                limit / (1024 * 1024)
+            ),
+            BundleTooLarge { measure, limit } => write!(
+                f,
+                "the config files together hold more than {limit} {measure}; this file is past the limit, and nothing is judged"
+            ),
             MoreProblems { count } => write!(f, "and {count} more problems in this file, not listed"),
             Custom(problem) => f.write_str(problem.message()),
         }

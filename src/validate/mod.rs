@@ -40,6 +40,29 @@ pub trait Schema: Send + Sync + 'static {
     }
 }
 
+/// Refuses a bundle over the caps of [`validate_with`], at the file that crosses one.
+fn check_bundle(sources: &Sources) -> Result<(), Diagnostics> {
+    let mut bytes = 0u64;
+    for (i, file) in sources.files().iter().enumerate() {
+        bytes += match file.body() {
+            crate::source::FileBody::Bytes(b) => b.len() as u64,
+            _ => 0,
+        };
+        let crossed = if i >= MAX_BUNDLE_FILES {
+            Some(("files", MAX_BUNDLE_FILES as u64))
+        } else if bytes > MAX_BUNDLE_BYTES {
+            Some(("bytes", MAX_BUNDLE_BYTES))
+        } else {
+            None
+        };
+        if let Some((measure, limit)) = crossed {
+            let kind = DiagnosticKind::BundleTooLarge { measure, limit };
+            return Err(Diagnostics::new(vec![Diagnostic::file(file.name(), kind)]));
+        }
+    }
+    Ok(())
+}
+
 /// A config that passed validation, with the exact files it came from and their bundle hash.
 /// Only [`validate_with`] makes one.
 #[derive(Debug)]
@@ -71,13 +94,24 @@ impl<C> Validated<C> {
     }
 }
 
+/// The most config files one bundle may hold.
+const MAX_BUNDLE_FILES: usize = 1_024;
+/// The most bytes the files of one bundle may hold together.
+const MAX_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Validates `sources` with `schema`.
+///
+/// Whatever the schema, a bundle of more than 1,024 files or 4 MiB together is refused before
+/// it is judged (`bundle-too-large`, at the file that crosses the cap), and a [`SerdeSchema`]'s
+/// files together hold at most 50,000 YAML nodes, as one file may: judging any directory costs
+/// at most what judging one file at the caps does.
 pub fn validate_with<S: Schema>(
     schema: &S,
     sources: Sources,
     env: &dyn EnvLookup,
 ) -> Result<Validated<S::Config>, Diagnostics> {
     let sources = schema.select(sources);
+    check_bundle(&sources)?;
     let config = schema.validate(&sources, env)?;
     let hash = sources.bundle_hash();
     Ok(Validated { config, sources, hash })

@@ -56,7 +56,16 @@ pub enum Refusal {
 
 /// Scans `text` once. `Ok` means the parser may run: its cost is then linear in the text's size.
 pub fn prescan(text: &str) -> Result<(), Refusal> {
-    Scanner::new(text.as_bytes()).run()
+    prescan_within(text, MAX_NODES).map(drop)
+}
+
+/// [`prescan`] with at most `max_nodes` nodes (a bundle's remaining budget, at most
+/// [`MAX_NODES`]): the number of nodes the text holds, or the refusal.
+pub(crate) fn prescan_within(text: &str, max_nodes: u64) -> Result<u64, Refusal> {
+    let mut scanner = Scanner::new(text.as_bytes());
+    scanner.max_nodes = max_nodes.min(MAX_NODES);
+    scanner.run()?;
+    Ok(scanner.nodes)
 }
 
 /// Where the first flow collection (`[` or `{`) that is never closed opens (1-based line and
@@ -106,6 +115,8 @@ struct Scanner<'a> {
     /// The last block-context indicator was `- ` (for an anchor's owner).
     after_entry: bool,
     nodes: u64,
+    /// The most nodes allowed ([`MAX_NODES`], or less: what a bundle has left).
+    max_nodes: u64,
     alias_added: u64,
     anchors: std::collections::HashMap<Vec<u8>, u64>,
     open: Vec<OpenAnchor>,
@@ -133,6 +144,7 @@ impl<'a> Scanner<'a> {
             key: None,
             after_entry: false,
             nodes: 0,
+            max_nodes: MAX_NODES,
             alias_added: 0,
             anchors: std::collections::HashMap::new(),
             open: Vec::new(),
@@ -281,7 +293,7 @@ impl<'a> Scanner<'a> {
                     self.key = None;
                 }
             }
-            if self.nodes > MAX_NODES {
+            if self.nodes > self.max_nodes {
                 let (line, column) = self.position();
                 return Err(Refusal::TooManyNodes { line, column });
             }

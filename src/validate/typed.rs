@@ -13,7 +13,7 @@ use yaml_serde::{Mapping, Value};
 use super::de::{self, quoted, DeKind, Found, Outcome};
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 use super::suggest::did_you_mean;
-use super::yaml::{parse_file, ParsedFile, Segment, YamlPath};
+use super::yaml::{parse_file, parse_file_within, ParsedFile, Segment, YamlPath};
 use super::Schema;
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, SourcesLimits};
@@ -254,6 +254,9 @@ where
         let mut parsed: BTreeMap<String, ParsedFile<'_>> = BTreeMap::new();
         let mut absent = Vec::new();
         let mut root = Mapping::new();
+        // The files together hold at most as many nodes as one file may: judging a directory
+        // costs what judging one file at the cap does, however its content is split.
+        let mut nodes_left = super::prescan::MAX_NODES;
         for (stem, files) in &by_stem {
             match files.as_slice() {
                 [first, rest @ ..] if !rest.is_empty() => {
@@ -264,7 +267,7 @@ where
                     absent.push(YamlPath::root().key(stem));
                     root.insert(Value::String((*stem).to_owned()), Value::Null);
                 }
-                [file, ..] => match parse_file(file, self.limits.max_file_bytes) {
+                [file, ..] => match parse_file_within(file, self.limits.max_file_bytes, &mut nodes_left) {
                     Ok(mut p) => {
                         root.insert(Value::String((*stem).to_owned()), std::mem::take(&mut p.value));
                         parsed.insert((*stem).to_owned(), p);

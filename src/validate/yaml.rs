@@ -8,7 +8,7 @@ use serde::Deserialize;
 use yaml_serde::Value;
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
-use super::prescan::{prescan, Refusal};
+use super::prescan::{prescan_within, Refusal};
 use crate::source::{FileBody, SourceFile};
 
 /// One step of a YAML path: a mapping key or a sequence index.
@@ -153,6 +153,19 @@ impl<'a> ParsedFile<'a> {
 // The error is one diagnostic, made once per refused file: boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
 pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, Diagnostic> {
+    let mut budget = super::prescan::MAX_NODES;
+    parse_file_within(file, max_bytes, &mut budget)
+}
+
+/// [`parse_file`] out of a bundle's node budget: `budget` is what the files parsed before left
+/// (at most the per-file cap), and what this file holds is taken from it. A file that would take
+/// more is refused as [`DiagnosticKind::BundleTooLarge`] (or, past the per-file cap alone, as
+/// [`DiagnosticKind::TooManyNodes`]).
+pub fn parse_file_within<'a>(
+    file: &'a SourceFile,
+    max_bytes: u64,
+    budget: &mut u64,
+) -> Result<ParsedFile<'a>, Diagnostic> {
     let name = file.name();
     let bytes = match file.body() {
         FileBody::Bytes(b) => b,
@@ -175,8 +188,18 @@ pub fn parse_file(file: &SourceFile, max_bytes: u64) -> Result<ParsedFile<'_>, D
         Diagnostic::file(name, DiagnosticKind::NotUtf8).at_position(Some((line, 1)))
     })?;
     // The limits are enforced before the parser runs, so refusing any text costs linear time.
-    match prescan(text) {
-        Ok(()) => {}
+    match prescan_within(text, super::prescan::MAX_NODES) {
+        Ok(nodes) if nodes <= *budget => *budget -= nodes,
+        Ok(_) => {
+            // Under the cap of one file, over what the bundle has left: said where it is crossed
+            // (a second linear pass, on this refusal's path only).
+            let at = match prescan_within(text, *budget) {
+                Err(Refusal::TooManyNodes { line, column }) => Some((line, column)),
+                _ => None,
+            };
+            let kind = DiagnosticKind::BundleTooLarge { measure: "YAML nodes", limit: super::prescan::MAX_NODES };
+            return Err(Diagnostic::file(name, kind).at_position(at));
+        }
         Err(Refusal::TooDeep { line, column }) => {
             return Err(Diagnostic::file(name, DiagnosticKind::TooDeep).at_position(Some((line, column))))
         }

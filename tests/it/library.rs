@@ -291,3 +291,37 @@ fn a_rule_that_panics_is_a_failed_attempt_and_a_fix_recovers() {
     assert!(matches!(next_event(&events), hotconf::ReloadEvent::Applied { version: 2, .. }));
     assert!(matches!(next_event(&events), hotconf::ReloadEvent::Recovered { version: 2 }));
 }
+
+/// Caps on the whole bundle, not only each file: more than 1,024 files, 4 MiB, or (for a serde
+/// schema) 50,000 YAML nodes together is refused at the file that crosses the cap, before any of
+/// it is judged, so a directory split into many files costs no more than one file at the caps.
+#[test]
+fn a_bundle_over_a_whole_bundle_cap_is_refused_at_the_file_that_crosses_it() {
+    type Dir = BTreeMap<String, BTreeMap<String, u32>>;
+    let refused = |files: Vec<SourceFile>| -> Vec<String> {
+        let d = validate_with(&SerdeSchema::<Dir>::dir(), Sources::from_files(files), &MapEnv::new()).unwrap_err();
+        d.as_slice().iter().map(|d| format!("{} {} {}", d.file, d.kind.code(), d.kind)).collect()
+    };
+    // 30,001 nodes each: either alone is under the per-file cap; together they are over the bundle's.
+    let nodes = |name: &str| SourceFile::new(name, (0..15_000).map(|i| format!("k{i}: 1\n")).collect::<String>());
+    let got = refused(vec![nodes("a.yaml"), nodes("b.yaml")]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("b.yaml bundle-too-large the config files together hold more than 50000 YAML nodes"),
+        "{got:?}"
+    );
+    assert!(validate_with(&SerdeSchema::<Dir>::dir(), Sources::from_files([nodes("a.yaml")]), &MapEnv::new()).is_ok());
+
+    let many = (0..1_025).map(|i| SourceFile::new(format!("f{i:04}.yaml"), "a: 1\n")).collect();
+    assert_eq!(
+        refused(many),
+        ["f1024.yaml bundle-too-large the config files together hold more than 1024 files; this file is past the limit, and nothing is judged"]
+    );
+
+    let comments = |name: String| SourceFile::new(name, "# padding\n".repeat(92_000));
+    let big = (0..5).map(|i| comments(format!("f{i}.yaml"))).collect();
+    assert_eq!(
+        refused(big),
+        ["f4.yaml bundle-too-large the config files together hold more than 4 MiB; this file is past the limit, and nothing is judged"]
+    );
+}

@@ -177,6 +177,17 @@ fn bundles() {
             providers(100, 8),
             count(20_000, |i| format!("a{i}: {{primary: {}}}\n", name("q", i % 50, 8))),
         ),
+        // Just under the bundle's 50,000-node cap: the most the caps let the cross-file rule judge.
+        (
+            "under the bundle cap: 6,000 providers × 19,000 unknown fallbacks".into(),
+            providers(6_000, 8),
+            format!(
+                "a: {{primary: {}, fallbacks: [{}]}}\n",
+                name("q", 0, 8),
+                (1..19_000).map(|i| name("q", i, 8)).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        ("under the bundle cap: 3,000 × 3,000 names of 64 characters".into(), providers(3_000, 64), chains(6_000, 64)),
     ];
     println!("\n{:<52} {:>9} {:>9} {:>7}", "bundle (cross-file rules)", "bytes", "ms", "diags");
     let mut worst = (Duration::ZERO, String::new());
