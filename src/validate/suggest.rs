@@ -27,7 +27,7 @@ pub struct Suggestions<'a> {
 
 impl<'a> Suggestions<'a> {
     /// Names compared by edit distance in one lookup, nearest lengths first.
-    pub const MAX_COMPARED: usize = 32;
+    pub const MAX_COMPARED: usize = 16;
     /// Lookups one index answers; past them, [`Suggestions::closest`] is `None` at once (a file
     /// lists at most 100 problems: a suggestion past them would not be shown).
     pub const MAX_LOOKUPS: usize = 100;
