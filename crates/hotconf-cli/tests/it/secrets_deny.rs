@@ -101,3 +101,53 @@ fn snippets_mask_flow_mapped_headers_misspelt_secret_keys_and_comments() {
         refused_everywhere(model, &bad, "unknown-key");
     }
 }
+
+/// The same forms written live into a running service: each is rejected, and no output of the
+/// service (its log, every admin answer, the store's audit log and state files, `history`,
+/// `show`) ever holds the canary.
+#[test]
+fn a_running_service_rejects_every_form_and_shows_the_canary_nowhere() {
+    use crate::service::{write_atomic, Service};
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    let s = Service::start(config.path(), store.path(), &[]);
+    let path = config.path().join("providers.yaml");
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    let url = "base_url: https://api.groq.com/openai/v1";
+    let model = "model: llama-3.3-70b-versatile";
+    let forms = [
+        (url, format!("{url}?api%5Fkey={PLAIN}"), "credential-in-url"),
+        (url, format!("{url}?a=1;key={PLAIN}"), "credential-in-url"),
+        (url, format!("{url}#access_token={PLAIN}"), "credential-in-url"),
+        (url, format!("{url}?x={PLAIN}"), "credential-in-url"),
+        (model, format!("model: {KEYISH}"), "key-shaped-value"),
+        (model, format!("{model}\n  headers: {{x-api-key: {PLAIN}}}"), "unknown-key"),
+        (model, format!("{model}\n  api_kye: {PLAIN}"), "unknown-key"),
+    ];
+    for (from, to, code) in &forms {
+        write_atomic(&path, &shipped.replacen(from, to, 1));
+        let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["code"] == *code);
+        assert_eq!(rejected["file"], "providers.yaml", "{to}");
+    }
+    for answer in ["/status", "/config", "/metrics", "/route/mary"] {
+        let (_, body) = s.http("GET", answer);
+        assert_clean(answer, &body);
+    }
+    assert_eq!(s.get_json("/status")["running_version"], 1);
+    let (code, stdout, stderr) = s.stop_with_stderr();
+    assert_eq!(code, Some(0));
+    assert_clean("the service's log", &stdout);
+    assert_clean("the service's stderr", &stderr);
+    // The store's own files (the audit log holds a `rejected` record a form); `files/` keeps the
+    // operator's bytes of the versions stored, and none of these forms was stored.
+    for file in crate::support::files_under(store.path(), None) {
+        assert_clean(&file.display().to_string(), &String::from_utf8_lossy(&std::fs::read(&file).unwrap()));
+    }
+    let snaps = store.path().to_str().unwrap();
+    for args in [&["history", "--snapshots", snaps][..], &["show", "1", "--snapshots", snaps]] {
+        let out = hotconf(args, &[]);
+        let all = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {all}");
+        assert_clean(&format!("{args:?}"), &all);
+    }
+}
