@@ -226,3 +226,48 @@ fn a_fifo_planted_in_the_store_is_reported_never_waited_on() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(acquire_rpm(&s), 900);
 }
+
+/// Issue 17: cross-file worst cases written live, one after another, each rejected in its turn
+/// (at the bundle's cap, or judged within it), and a valid fix written after them is applied
+/// within 3 s of being written: no attempt is left stuck behind them.
+#[test]
+fn cross_file_worst_cases_written_live_are_rejected_and_a_fix_after_them_applied_within_3s() {
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    let s = Service::start(config.path(), store.path(), &[]);
+    let (providers_path, chains_path) = (config.path().join("providers.yaml"), config.path().join("agent_chains.yaml"));
+    let (providers, chains) =
+        (std::fs::read_to_string(&providers_path).unwrap(), std::fs::read_to_string(&chains_path).unwrap());
+    let name = |prefix: &str, i: usize, width: usize| format!("{prefix}{:0>w$}", i, w = width - prefix.len());
+    let many_providers = |n: usize, width: usize| -> String {
+        (0..n).map(|i| format!("{}:\n  model: m\n  base_url: http://127.0.0.1:1\n", name("p", i, width))).collect()
+    };
+    let one_long_chain = |n: usize, width: usize| -> String {
+        let fallbacks: Vec<String> = (1..n).map(|i| name("q", i, width)).collect();
+        format!("mary: {{primary: {}, fallbacks: [{}]}}\n", name("q", 0, width), fallbacks.join(", "))
+    };
+    let edits = [
+        (many_providers(8_000, 8), one_long_chain(45_000, 8)),
+        (many_providers(3_000, 64), one_long_chain(3_000, 64)),
+        (many_providers(6_000, 8), one_long_chain(19_000, 8)),
+        (many_providers(2_000, 8), one_long_chain(2_000, 8)),
+    ];
+    for (p, c) in &edits {
+        write_atomic(&providers_path, p);
+        write_atomic(&chains_path, c);
+        let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["problems"].is_number());
+        assert_eq!(rejected["running_version"], 1, "{rejected}");
+    }
+    let fixed_at = Instant::now();
+    write_atomic(&providers_path, &providers);
+    write_atomic(&chains_path, &chains);
+    let rate_limits = config.path().join("rate_limits.yaml");
+    write_atomic(&rate_limits, &std::fs::read_to_string(&rate_limits).unwrap().replacen("rpm: 600", "rpm: 900", 1));
+    let applied = s.wait_for("reload.applied");
+    let took = fixed_at.elapsed();
+    assert_eq!(applied["version"], 2, "{applied}");
+    assert!(took < Duration::from_secs(3), "the fix took {took:?} to be applied");
+    let status = s.get_json("/status");
+    assert_eq!((status["running_version"].as_u64(), status["workers_stuck"].as_u64()), (Some(2), Some(0)), "{status}");
+    assert_eq!(acquire_rpm(&s), 900);
+}
