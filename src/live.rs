@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use crossbeam_channel::{bounded, Receiver};
 use serde::de::DeserializeOwned;
 
 use crate::publish::{ApplyError, Component, ComponentHandle, Part, Publication, Sink};
@@ -454,20 +454,11 @@ impl<T: Send + Sync + 'static, P: Send + Sync + 'static> Member<T> for Component
     }
 
     fn send(&self, publication: Arc<Publication<T>>) -> Result<AckWait, ApplyError> {
-        let version = publication.version();
-        let ack = self.request(publication)?;
+        let pending = self.request(publication)?;
         let component = self.name();
         Ok(Box::new(move |deadline, budget| {
-            match ack.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(crate::publish::Ack { part: Ok(part), .. }) => {
-                    Ok((component, Arc::new(part) as Arc<dyn Any + Send + Sync>))
-                }
-                Ok(crate::publish::Ack { part: Err(message), .. }) => {
-                    Err(ApplyError::Panicked { component, version, message })
-                }
-                Err(RecvTimeoutError::Timeout) => Err(ApplyError::AckTimeout { component, version, timeout: budget }),
-                Err(RecvTimeoutError::Disconnected) => Err(ApplyError::Stopped { component }),
-            }
+            let part = pending.wait(deadline, budget)?;
+            Ok((component, Arc::new(part) as Arc<dyn Any + Send + Sync>))
         }))
     }
 

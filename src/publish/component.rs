@@ -69,6 +69,28 @@ pub(crate) struct Ack<P> {
 
 type Request<C, P> = (Arc<Publication<C>>, Sender<Ack<P>>);
 
+/// A component's acknowledgement of one version, still to come: the one wait for it.
+pub(crate) struct PendingAck<P> {
+    component: &'static str,
+    version: u64,
+    ack: Receiver<Ack<P>>,
+}
+
+impl<P> PendingAck<P> {
+    /// The part built, waiting until `deadline`; `budget` is the whole time allowed, for the error.
+    pub fn wait(self, deadline: std::time::Instant, budget: std::time::Duration) -> Result<P, ApplyError> {
+        let (component, version) = (self.component, self.version);
+        match self.ack.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(Ack { part: Ok(part) }) => Ok(part),
+            Ok(Ack { part: Err(message) }) => Err(ApplyError::Panicked { component, version, message }),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(ApplyError::AckTimeout { component, version, timeout: budget })
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(ApplyError::Stopped { component }),
+        }
+    }
+}
+
 /// Owns a component's thread: dropping the handle disconnects its inbox and joins it.
 #[derive(Debug)]
 pub(crate) struct ComponentHandle<C, P> {
@@ -99,32 +121,13 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
         self.name
     }
 
-    /// Sends `publication`; the acknowledgement arrives on the returned receiver.
-    pub fn request(&self, publication: Arc<Publication<C>>) -> Result<Receiver<Ack<P>>, ApplyError> {
+    /// Sends `publication`; its acknowledgement is waited for on the returned [`PendingAck`].
+    pub fn request(&self, publication: Arc<Publication<C>>) -> Result<PendingAck<P>, ApplyError> {
+        let version = publication.version();
         let (reply, ack) = bounded(1);
         let inbox = self.inbox.as_ref().ok_or(ApplyError::Stopped { component: self.name })?;
         inbox.send((publication, reply)).map_err(|_| ApplyError::Stopped { component: self.name })?;
-        Ok(ack)
-    }
-
-    /// Waits for `ack` of `version` until `deadline`; `budget` is the whole time allowed, for the error.
-    #[cfg(test)]
-    pub fn wait(
-        &self,
-        ack: &Receiver<Ack<P>>,
-        version: u64,
-        deadline: std::time::Instant,
-        budget: std::time::Duration,
-    ) -> Result<P, ApplyError> {
-        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
-        match ack.recv_timeout(timeout) {
-            Ok(Ack { part: Ok(part), .. }) => Ok(part),
-            Ok(Ack { part: Err(message), .. }) => Err(ApplyError::Panicked { component: self.name, version, message }),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                Err(ApplyError::AckTimeout { component: self.name, version, timeout: budget })
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(ApplyError::Stopped { component: self.name }),
-        }
+        Ok(PendingAck { component: self.name, version, ack })
     }
 
     /// Records that `version` is live for this component.

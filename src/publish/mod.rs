@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 pub use component::Component;
-pub(crate) use component::{Ack, ComponentHandle};
+pub(crate) use component::ComponentHandle;
 
 /// One component's part of a version: its name and what it built.
 pub(crate) type Part = (&'static str, Arc<dyn Any + Send + Sync>);

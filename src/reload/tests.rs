@@ -109,8 +109,8 @@ impl Sink<String> for TestSink {
         if publication.config().starts_with("crash") {
             panic!("test sink bug");
         }
-        let ack = self.echo.request(Arc::clone(&publication))?;
-        self.echo.wait(&ack, version, Instant::now() + self.ack_timeout, self.ack_timeout)?;
+        let pending = self.echo.request(Arc::clone(&publication))?;
+        pending.wait(Instant::now() + self.ack_timeout, self.ack_timeout)?;
         self.live.store(Some(publication));
         self.echo.mark_applied(version);
         Ok(())
