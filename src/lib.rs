@@ -138,6 +138,7 @@
 //! service with its own files implements the trait for them and reuses everything else.
 #![deny(missing_docs)]
 
+mod distance;
 mod error_text;
 mod live;
 mod publish;

@@ -2,6 +2,8 @@
 //! in their place. Shared below the pipeline's stages: validation refuses what the snapshot's diff
 //! and audit log would redact (one list, not two). Pure string functions; never touches a file.
 
+use crate::distance::edit_distance;
+
 /// What is shown instead of a secret.
 pub(crate) const REDACTED: &str = "<redacted>";
 
@@ -241,36 +243,20 @@ fn near_secret_word(key: &str) -> bool {
             w != s
                 && !w.starts_with(s)
                 && !s.starts_with(w.as_str())
-                && one_edit_apart(w, s)
-                && (s.len() >= 5 || is_transposition(w, s))
+                && edit_distance(w, s, 1) == 1
+                && (s.len() >= 5 || same_characters(w, s))
         })
     })
 }
 
-/// Whether `a` and `b` differ by exactly one substitution, insertion, deletion or swap of
-/// neighbours.
-fn one_edit_apart(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > 1 || a == b {
-        return false;
-    }
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let (ra, rb) = (&a[prefix..], &b[prefix..]);
-    match (ra.len(), rb.len()) {
-        (x, y) if x == y => ra[1..] == rb[1..] || is_transposition_chars(ra, rb),
-        (x, y) if x > y => ra[1..] == *rb,
-        _ => *ra == rb[1..],
-    }
-}
-
-fn is_transposition(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    a.len() == b.len() && is_transposition_chars(&a[prefix..], &b[prefix..])
-}
-
-fn is_transposition_chars(a: &[char], b: &[char]) -> bool {
-    a.len() >= 2 && b.len() == a.len() && a[0] == b[1] && a[1] == b[0] && a[2..] == b[2..]
+/// Whether `a` and `b` hold the same characters (so one edit between them is a swap).
+fn same_characters(a: &str, b: &str) -> bool {
+    let sorted = |s: &str| {
+        let mut chars: Vec<char> = s.chars().collect();
+        chars.sort_unstable();
+        chars
+    };
+    sorted(a) == sorted(b)
 }
 
 /// The text shown for a string value under a key of class `class`.

@@ -6,6 +6,8 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use crate::distance::edit_distance;
+
 /// Names to suggest from, indexed once (by length) for any number of lookups.
 ///
 /// ```
@@ -82,40 +84,6 @@ impl<'a> Suggestions<'a> {
 /// The candidate closest to `word` (see [`Suggestions::closest`]), for a one-off lookup.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     Suggestions::new(candidates).closest(word)
-}
-
-/// Edit distance counting a swap of two neighbours as one edit (`rmp` is one from `rpm`): the
-/// optimal string alignment distance, or `limit + 1` as soon as it must exceed `limit`. Names of
-/// more than 64 characters are never close.
-fn edit_distance(a: &str, b: &str, limit: usize) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len() > 64 || b.len() > 64 || a.len().abs_diff(b.len()) > limit {
-        return limit + 1;
-    }
-    // Three rows: the one before the previous (for swaps), the previous and the current.
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current: Vec<usize> = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        current[0] = i;
-        let mut row_min = current[0];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut d = (previous[j] + 1).min(current[j - 1] + 1).min(previous[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d = d.min(before[j - 2] + 1);
-            }
-            current[j] = d;
-            row_min = row_min.min(d);
-        }
-        if row_min > limit {
-            return limit + 1;
-        }
-        std::mem::swap(&mut before, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()].min(limit + 1)
 }
 
 #[cfg(test)]
