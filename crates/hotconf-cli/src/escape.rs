@@ -49,10 +49,17 @@ pub fn visible(s: &str) -> Cow<'_, str> {
 }
 
 fn escaped(c: char) -> bool {
-    // Controls, the line and paragraph separators, and the bidirectional formatting characters
-    // ("Trojan Source": they reorder how a name or a line is displayed).
-    c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    // And the bidirectional formatting characters ("Trojan Source": they reorder how a name or a
+    // line is displayed), which the service's log keeps as written.
+    breaks_a_line_or_commands(c)
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters a terminal or a line-based reader could take as a line break or a command: every
+/// control character and the line and paragraph separators. The service's text log (`logfmt`)
+/// escapes these.
+pub fn breaks_a_line_or_commands(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::escape::breaks_a_line_or_commands;
+
 /// The text event format: a timestamp, the level, then every field as `key=value`; the message,
 /// if any, as `msg=…`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,7 +62,8 @@ fn push_field(line: &mut String, name: &str, value: &str) {
 
 /// Appends `value`, bare when it is safe, else quoted with `\`, `"` and control characters escaped.
 pub fn push_value(out: &mut String, value: &str) {
-    let bare = !value.is_empty() && !value.chars().any(|c| matches!(c, ' ' | '"' | '=' | '\\') || unsafe_char(c));
+    let bare = !value.is_empty()
+        && !value.chars().any(|c| matches!(c, ' ' | '"' | '=' | '\\') || breaks_a_line_or_commands(c));
     if bare {
         out.push_str(value);
         return;
@@ -73,18 +76,13 @@ pub fn push_value(out: &mut String, value: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if unsafe_char(c) => {
+            c if breaks_a_line_or_commands(c) => {
                 let _ = write!(out, "\\u{{{:04x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
     out.push('"');
-}
-
-/// Characters a terminal or a line-based reader could take as a line break or a command.
-fn unsafe_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
