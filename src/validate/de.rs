@@ -8,8 +8,12 @@
 //! stand-ins, the first variant), so the pass goes on to the next problem. A stand-in that fails
 //! too (a type with its own checks) makes the node *skipped*, as if absent; a required field
 //! missing only because it was skipped is a consequence, not a new problem, and its struct is
-//! patched in turn. Unknown keys of a struct that denies them (`deny_unknown_fields`) are learnt
-//! once per struct type, then recorded and skipped without another pass. Passes are bounded
+//! patched in turn. Unknown keys are found without `deny_unknown_fields`: a struct tells its
+//! deserializer every field name it takes (aliases included), so a key outside them is recorded
+//! and skipped before serde sees it; in the lenient mode ([`UnknownKeys::Warn`]) it is a warning
+//! and serde gets it as before (a struct that denies unknown keys is then learnt once per type).
+//! A `std::time::Duration` is read from human text (`250ms`, `5s`, `2m`, `1h30m`: see
+//! [`super::duration`]) as well as serde's own `{secs, nanos}`. Passes are bounded
 //! ([`MAX_PASSES`]) and diagnostics capped per document.
 
 use std::cell::RefCell;
@@ -188,6 +192,20 @@ struct Session {
     progressed: bool,
     /// Struct types (name, field list) known to refuse unknown keys.
     denying: HashSet<(&'static str, usize)>,
+    /// What an unknown key of a struct is.
+    unknown_keys: UnknownKeys,
+    /// Unknown keys let through ([`UnknownKeys::Warn`]), once each.
+    warnings: Vec<Found>,
+}
+
+/// What an unknown key of a struct is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum UnknownKeys {
+    /// A problem, as if every struct had `deny_unknown_fields` (the default).
+    #[default]
+    Deny,
+    /// A warning; the key is ignored unless the struct denies unknown keys itself.
+    Warn,
 }
 
 impl Session {
@@ -235,6 +253,13 @@ impl Session {
         }
     }
 
+    /// Keeps an unknown key let through as a warning (once, at most `max`).
+    fn warn(&mut self, path: YamlPath, kind: DeKind) {
+        if self.warnings.len() < self.max && !self.warnings.iter().any(|w| w.path == path) {
+            self.warnings.push(Found { path, kind });
+        }
+    }
+
     fn changed(&self) -> Vec<YamlPath> {
         self.patched.iter().chain(&self.poisoned).chain(&self.injected).cloned().collect()
     }
@@ -259,6 +284,8 @@ pub(crate) struct Outcome<T> {
     pub found: Vec<Found>,
     /// Problems found past `max`, counted only, by first path segment (or `""`).
     pub more: std::collections::BTreeMap<String, usize>,
+    /// Unknown keys let through ([`UnknownKeys::Warn`]), at most `max`.
+    pub warnings: Vec<Found>,
 }
 
 /// Deserializes `root` as `T`, finding every problem (at most `max` listed, for each first path
@@ -269,8 +296,15 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
     absent: impl IntoIterator<Item = YamlPath>,
     max: usize,
     per_first: bool,
+    unknown_keys: UnknownKeys,
 ) -> Outcome<T> {
-    let cx = RefCell::new(Session { max, per_first, patched: absent.into_iter().collect(), ..Session::default() });
+    let cx = RefCell::new(Session {
+        max,
+        per_first,
+        unknown_keys,
+        patched: absent.into_iter().collect(),
+        ..Session::default()
+    });
     for _ in 0..MAX_PASSES {
         cx.borrow_mut().progressed = false;
         let result = T::deserialize(Node { value: root, path: YamlPath::root(), cx: &cx });
@@ -279,7 +313,8 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
             Ok(value) if session.found.is_empty() && session.more.is_empty() => {
                 let changed = session.changed();
                 let (value, partial) = if changed.is_empty() { (Some(value), None) } else { (None, Some(value)) };
-                return Outcome { value, partial, changed, found: Vec::new(), more: Default::default() };
+                let warnings = std::mem::take(&mut session.warnings);
+                return Outcome { value, partial, changed, found: Vec::new(), more: Default::default(), warnings };
             }
             Ok(value) => {
                 drop(session);
@@ -291,6 +326,7 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
                     changed,
                     found: one_per_mistake(session.found),
                     more: session.more,
+                    warnings: session.warnings,
                 };
             }
             Err(DeError::Fresh(kind)) => {
@@ -307,7 +343,14 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
     }
     let session = cx.into_inner();
     let changed = session.changed();
-    Outcome { value: None, partial: None, changed, found: one_per_mistake(session.found), more: session.more }
+    Outcome {
+        value: None,
+        partial: None,
+        changed,
+        found: one_per_mistake(session.found),
+        more: session.more,
+        warnings: session.warnings,
+    }
 }
 
 /// Drops a "missing `rpm`" whose mapping holds an unknown key close to it (`rmp`): one mistake,
@@ -451,6 +494,13 @@ impl<'de, 'c> de::Deserializer<'de> for Node<'de, 'c> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if super::duration::is_std_duration(name, fields) {
+            if let Some(result) = super::duration::from_scalar(self.value) {
+                let (secs, nanos) = result.map_err(|problem| DeError::Fresh(DeKind::Problem(problem)))?;
+                let entries = [("secs", secs), ("nanos", u64::from(nanos))];
+                return visitor.visit_map(de::value::MapDeserializer::new(entries.into_iter()));
+            }
+        }
         if !matches!(self.value, Value::Mapping(_)) {
             return self.invalid(&visitor);
         }
@@ -553,14 +603,16 @@ impl<'de, 'c> de::MapAccess<'de> for MapAccess<'de, 'c> {
                 continue;
             }
             if let Some((name, fields)) = self.fields {
-                let unknown = !fields.contains(&text.as_str());
-                let denied = unknown && self.cx.borrow().denying.contains(&(name, fields.as_ptr() as usize));
-                if denied {
-                    // This struct type refuses unknown keys: record and skip, no further pass.
+                if !fields.contains(&text.as_str()) {
                     let mut cx = self.cx.borrow_mut();
-                    cx.record(path.clone(), DeKind::UnknownField { field: text, expected: fields });
-                    cx.poison(path);
-                    continue;
+                    let kind = DeKind::UnknownField { field: text, expected: fields };
+                    if cx.unknown_keys == UnknownKeys::Deny || cx.denying.contains(&(name, fields.as_ptr() as usize)) {
+                        // Recorded and skipped: serde never sees it, so no further pass.
+                        cx.record(path.clone(), kind);
+                        cx.poison(path);
+                        continue;
+                    }
+                    cx.warn(path.clone(), kind);
                 }
             }
             let key = match seed.deserialize(KeyNode { value: key }) {
@@ -926,7 +978,7 @@ mod tests {
 
     fn check(yaml: &str) -> Vec<String> {
         let value: Value = yaml_serde::from_str(yaml).unwrap();
-        let out = deserialize_all::<App>(&value, [], 100, false);
+        let out = deserialize_all::<App>(&value, [], 100, false, UnknownKeys::Deny);
         let mut found: Vec<String> = out.found.iter().map(|f| format!("{}: {}", f.path, message(&f.kind))).collect();
         found.sort();
         if out.value.is_some() {
