@@ -14,6 +14,14 @@ pub trait EnvLookup: Send + Sync {
     fn is_set(&self, name: &str) -> bool {
         self.var(name).is_some_and(|v| !v.is_empty())
     }
+
+    /// Every variable whose name starts with `prefix`, with its value (for environment
+    /// overrides, [`Hotconf::with_env_prefix`](crate::Hotconf::with_env_prefix)); none unless
+    /// the lookup can list its variables.
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let _ = prefix;
+        Vec::new()
+    }
 }
 
 /// The real process environment.
@@ -23,6 +31,14 @@ pub struct ProcessEnv;
 impl EnvLookup for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        // Names or values that are not Unicode are skipped, as `var` skips them.
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect()
     }
 }
 
@@ -57,6 +73,10 @@ impl EnvLookup for MapEnv {
     fn var(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned()
     }
+
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.vars.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 /// A shared lookup, so one environment can serve several owners (rules and components).
@@ -67,5 +87,9 @@ impl<E: EnvLookup + ?Sized> EnvLookup for std::sync::Arc<E> {
 
     fn is_set(&self, name: &str) -> bool {
         (**self).is_set(name)
+    }
+
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        (**self).vars_with_prefix(prefix)
     }
 }

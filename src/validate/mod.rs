@@ -4,12 +4,12 @@
 
 mod de;
 mod diagnostic;
+mod duration;
+mod env_override;
 pub(crate) mod prescan;
 mod suggest;
 mod typed;
 mod yaml;
-
-use std::fmt::Debug;
 
 use crate::source::env::EnvLookup;
 use crate::source::Sources;
@@ -24,7 +24,7 @@ pub use yaml::{Segment, YamlPath};
 /// gateway's three files are one implementation (`hotconf_gateway::GatewaySchema`).
 pub trait Schema: Send + Sync + 'static {
     /// The typed config a valid set of files becomes. Immutable once built.
-    type Config: Debug + Send + Sync + 'static;
+    type Config: Send + Sync + 'static;
 
     /// Checks all files together, returning the config or every problem found.
     fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<Self::Config, Diagnostics>;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
-use super::de::{self, quoted, DeKind, Found, Outcome};
+use super::de::{self, quoted, DeKind, Found, Outcome, UnknownKeys};
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
+use super::env_override::{self, Applied, EnvOverrides};
 use super::suggest::did_you_mean;
 use super::yaml::{parse_file, parse_file_within, ParsedFile, Segment, YamlPath};
 use super::Schema;
@@ -139,6 +140,9 @@ pub struct SerdeSchema<T> {
     /// Whether the check also runs on partial configs.
     partial: bool,
     limits: SourcesLimits,
+    unknown_keys: UnknownKeys,
+    /// Values from the environment over the files' (read once).
+    env: Option<Arc<EnvOverrides>>,
     _config: PhantomData<fn() -> T>,
 }
 
@@ -149,6 +153,8 @@ impl<T> Clone for SerdeSchema<T> {
             check: self.check.clone(),
             partial: self.partial,
             limits: self.limits,
+            unknown_keys: self.unknown_keys,
+            env: self.env.clone(),
             _config: PhantomData,
         }
     }
@@ -173,7 +179,57 @@ impl<T> SerdeSchema<T> {
     }
 
     fn new(layout: Layout) -> Self {
-        Self { layout, check: None, partial: false, limits: SourcesLimits::default(), _config: PhantomData }
+        Self {
+            layout,
+            check: None,
+            partial: false,
+            limits: SourcesLimits::default(),
+            unknown_keys: UnknownKeys::Deny,
+            env: None,
+            _config: PhantomData,
+        }
+    }
+
+    /// This schema with unknown keys as warnings (logged, target `hotconf`, event
+    /// `config.warning`) rather than problems. By default a key no struct field takes is a
+    /// problem with "did you mean", whether or not the struct has `deny_unknown_fields` (the
+    /// deserializer knows every field a struct takes); a struct that has it still refuses.
+    #[must_use]
+    pub fn with_unknown_keys_as_warnings(mut self) -> Self {
+        self.unknown_keys = UnknownKeys::Warn;
+        self
+    }
+
+    /// This schema with environment overrides: every variable named `{prefix}__KEY__KEY…` in
+    /// `env`, read now and once, sets the value at that key path over the files' (in a
+    /// directory config the first key is the file's stem). Keys match without regard to case;
+    /// the value is read as a plain YAML scalar and validated as the file's own would be. A
+    /// problem with it names the variable, never its value.
+    ///
+    /// ```
+    /// use hotconf::{validate_with, MapEnv, SerdeSchema, SourceFile, Sources};
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct App { port: u16, db: Db }
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct Db { url: String }
+    ///
+    /// let env = MapEnv::new().with("APP__DB__URL", "postgres://db/app").with("APP__PORT", "8080");
+    /// let schema = SerdeSchema::<App>::file("app.yaml").with_env_overrides("APP", &env);
+    /// let files = Sources::from_files([SourceFile::new("app.yaml", "port: 80\ndb: {url: sqlite://x}\n")]);
+    /// let valid = validate_with(&schema, files.clone(), &env)?;
+    /// let app = valid.config();
+    /// assert_eq!((app.port, app.db.url.as_str()), (8080, "postgres://db/app"));
+    ///
+    /// let env = MapEnv::new().with("APP__PORT", "eighty");
+    /// let schema = SerdeSchema::<App>::file("app.yaml").with_env_overrides("APP", &env);
+    /// let errors = validate_with(&schema, files, &env).unwrap_err();
+    /// assert_eq!(errors.to_string(), "$APP__PORT: port: expected u16, found a string\n  help: write the number without quotes");
+    /// # Ok::<(), hotconf::Diagnostics>(())
+    /// ```
+    #[must_use]
+    pub fn with_env_overrides(mut self, prefix: &str, env: &dyn EnvLookup) -> Self {
+        self.env = Some(Arc::new(EnvOverrides::read(prefix, env)));
+        self
     }
 
     /// This schema with the user's own rule, run on a config that deserialized cleanly.
@@ -205,7 +261,7 @@ impl<T> SerdeSchema<T> {
 
 impl<T> Schema for SerdeSchema<T>
 where
-    T: DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    T: DeserializeOwned + Send + Sync + 'static,
 {
     type Config = T;
 
@@ -231,17 +287,27 @@ where
 
 impl<T> SerdeSchema<T>
 where
-    T: DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    T: DeserializeOwned + Send + Sync + 'static,
 {
     fn validate_file(&self, name: &str, sources: &Sources, env: &dyn EnvLookup) -> Result<T, Diagnostics> {
         let Some(file) = sources.get(name) else {
             return Err(Diagnostics::new(vec![Diagnostic::file(name, DiagnosticKind::MissingFile)]));
         };
         let mut parsed = parse_file(file, self.limits.max_file_bytes).map_err(|d| Diagnostics::new(vec![d]))?;
-        let value = std::mem::take(&mut parsed.value);
-        let outcome = de::deserialize_all::<T>(&value, [], MAX_DIAGNOSTICS_PER_FILE, false);
+        let mut value = std::mem::take(&mut parsed.value);
+        let (overridden, refused) = self.override_from_env(&mut value);
+        let outcome = de::deserialize_all::<T>(&value, [], MAX_DIAGNOSTICS_PER_FILE, false, self.unknown_keys);
         let files = BTreeMap::from([(String::new(), &parsed)]);
-        self.finish(outcome, &files, |path| (String::new(), path.clone()), env, false)
+        self.finish(outcome, &files, |path| (String::new(), path.clone()), env, &overridden, refused)
+    }
+
+    /// Sets the environment's values over the document's: where each landed, and the variables
+    /// that name no key path.
+    fn override_from_env(&self, root: &mut Value) -> (Vec<Applied>, Vec<Diagnostic>) {
+        match &self.env {
+            Some(overrides) => overrides.apply(root),
+            None => (Vec::new(), Vec::new()),
+        }
     }
 
     fn validate_dir(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<T, Diagnostics> {
@@ -281,39 +347,41 @@ where
                 [] => {}
             }
         }
-        let outcome = de::deserialize_all::<T>(&Value::Mapping(root), absent, MAX_DIAGNOSTICS_PER_FILE, true);
+        let mut root = Value::Mapping(root);
+        let (overridden, refused) = self.override_from_env(&mut root);
+        let outcome = de::deserialize_all::<T>(&root, absent, MAX_DIAGNOSTICS_PER_FILE, true, self.unknown_keys);
         let files: BTreeMap<String, &ParsedFile<'_>> = parsed.iter().map(|(k, v)| (k.clone(), v)).collect();
         let split = |path: &YamlPath| match path.split_first() {
             Some((Segment::Key(stem), rest)) => (stem.clone(), rest),
             _ => (String::new(), YamlPath::root()),
         };
-        match self.finish(outcome, &files, split, env, !diags.is_empty()) {
-            Ok(config) if diags.is_empty() => Ok(config),
-            Ok(_) => Err(Diagnostics::new(diags)),
-            Err(more) => {
-                diags.extend(more.into_vec());
-                Err(Diagnostics::new(diags))
-            }
-        }
+        diags.extend(refused);
+        self.finish(outcome, &files, split, env, &overridden, diags)
     }
 
     /// Turns what deserialization found into diagnostics, or runs the user's rule on the value.
     /// `split` maps a path to the key of its file in `files` and the path inside it.
+    /// `overridden`: where the environment's values landed; `refused`: problems found before
+    /// deserializing (a refused file, a variable that names no key), which make the config partial.
     fn finish(
         &self,
         outcome: Outcome<T>,
         files: &BTreeMap<String, &ParsedFile<'_>>,
         split: impl Fn(&YamlPath) -> (String, YamlPath),
         env: &dyn EnvLookup,
-        refused_files: bool,
+        overridden: &[Applied],
+        refused: Vec<Diagnostic>,
     ) -> Result<T, Diagnostics> {
         let mut outcome = outcome;
-        if refused_files {
+        if !refused.is_empty() {
             // A file that was refused has a stand-in: the config is partial.
             outcome.partial = outcome.partial.or(outcome.value.take());
         }
         let single = files.len() == 1 && files.contains_key("");
         let place = |path: &YamlPath, kind: DiagnosticKind| -> Diagnostic {
+            if let Some(applied) = env_override::source_of(overridden, path) {
+                return env_override::diagnostic(applied, path, kind);
+            }
             let (key, inner) = split(path);
             match files.get(&key) {
                 Some(file) => file.diagnostic(&inner, kind),
@@ -388,10 +456,20 @@ where
             };
             diags.push(Diagnostic::file(file, DiagnosticKind::MoreProblems { count }));
         }
+        log_warnings(&outcome.warnings, &place);
         match config {
-            Some(config) if diags.is_empty() => Ok(config),
-            _ => Err(Diagnostics::new(diags)),
+            Some(config) if diags.is_empty() && refused.is_empty() => Ok(config),
+            _ => Err(Diagnostics::new(refused.into_iter().chain(diags).collect())),
         }
+    }
+}
+
+/// Logs the unknown keys let through ([`SerdeSchema::with_unknown_keys_as_warnings`]), each with
+/// its location and "did you mean".
+fn log_warnings(warnings: &[Found], place: &dyn Fn(&YamlPath, DiagnosticKind) -> Diagnostic) {
+    for found in warnings {
+        let d = place(&found.path, kind_of(found));
+        tracing::warn!(event = "config.warning", "{d}");
     }
 }
 
