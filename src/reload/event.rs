@@ -44,6 +44,37 @@ pub enum ReloadEvent {
     },
 }
 
+/// One line for `Applied`, `Failed` and `Recovered`; `Rejected` lists every diagnostic.
+///
+/// ```text
+/// version 2 applied (change): app.workers: 4 → 8
+/// rejected (change): 1 problem; the running version is kept
+/// app.yaml:2:10: workers: invalid value number `0`: expected a nonzero u32
+///   help: use a whole number of 1 or more
+/// ```
+impl std::fmt::Display for ReloadEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadEvent::Applied { version, trigger, diff } => {
+                write!(f, "version {version} applied ({})", trigger.as_str())?;
+                if !diff.is_empty() {
+                    write!(f, ": {}", diff.to_string().replace('\n', "; "))?;
+                }
+                Ok(())
+            }
+            ReloadEvent::Rejected { trigger, diagnostics } => {
+                let n = diagnostics.problems();
+                let s = if n == 1 { "" } else { "s" };
+                write!(f, "rejected ({}): {n} problem{s}; the running version is kept\n{diagnostics}", trigger.as_str())
+            }
+            ReloadEvent::Failed { trigger, failure } => {
+                write!(f, "failed ({}): {failure}; the running version is kept", trigger.as_str())
+            }
+            ReloadEvent::Recovered { version } => write!(f, "recovered: version {version} matches the files"),
+        }
+    }
+}
+
 impl ReloadEvent {
     /// The version, for [`ReloadEvent::Applied`] and [`ReloadEvent::Recovered`].
     pub fn version(&self) -> Option<u64> {

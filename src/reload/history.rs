@@ -92,6 +92,17 @@ impl History {
         }
     }
 
+    /// The version numbers kept, oldest first (a damaged stored version is not listed).
+    pub(crate) fn versions(&self) -> Result<Vec<u64>, StoreError> {
+        match &self.0 {
+            Inner::Disk(store) => Ok(store.list()?.into_iter().map(|m| m.version).collect()),
+            Inner::Memory(memory) => {
+                let m = memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok(m.versions.keys().copied().collect())
+            }
+        }
+    }
+
     pub(crate) fn set_running(&self, version: u64) -> Result<(), StoreError> {
         self.disk(|s| s.set_running(version))
     }

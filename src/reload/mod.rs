@@ -20,5 +20,9 @@ pub use reloader::StartError;
 pub(crate) use reloader::{ReloaderConfig, ReloaderHandle, RetryBackoff};
 pub use report::{AttemptReport, Observer, ReloadState, Report};
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
+mod subscribe;
+pub(crate) use subscribe::Subscribers;
+#[cfg(feature = "async")]
+pub use subscribe::Subscription;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use super::event::ReloadEvent;
 use super::history::History;
 use super::report::{AttemptReport, Observer, Report};
 use super::status::{AttemptOutcome, LastAttempt, Status};
+use super::subscribe::Subscribers;
 use crate::error_text::error_chain;
 use crate::snapshot::{AuditDiagnostic, AuditEvent, Origin};
 use crate::validate::Diagnostics;
@@ -94,19 +95,28 @@ impl Observer for StatusBoard {
     }
 }
 
-/// Sends [`ReloadEvent`]s to a library user's channel, never blocking: an event that does not
-/// fit is dropped (the status is always current).
+/// Sends [`ReloadEvent`]s to a library user's channel and async subscriptions, never blocking:
+/// an event that does not fit is dropped (the status is always current). Dropped with the
+/// reloader, it closes the subscriptions.
 pub(super) struct EventQueue {
     events: Sender<ReloadEvent>,
+    subscribers: Arc<Subscribers>,
 }
 
 impl EventQueue {
-    pub(super) fn new(events: Sender<ReloadEvent>) -> Self {
-        Self { events }
+    pub(super) fn new(events: Sender<ReloadEvent>, subscribers: Arc<Subscribers>) -> Self {
+        Self { events, subscribers }
     }
 
     fn emit(&self, event: ReloadEvent) {
+        self.subscribers.send(&event);
         let _ = self.events.try_send(event);
+    }
+}
+
+impl Drop for EventQueue {
+    fn drop(&mut self) {
+        self.subscribers.close();
     }
 }
 
@@ -238,16 +248,21 @@ fn log_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_default()
 }
 
-/// Logs each diagnostic as one `event` line with its file, path, line and column.
+/// Logs each diagnostic as one `event` line: its message, its `location` (`file:line:column`, the
+/// file under the directory as the user named it), file, path, line, column, code and help: what
+/// a library user with any `tracing` subscriber sees of a rejected edit.
 fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
-    for d in diagnostics.as_slice() {
+    for (d, location) in diagnostics.each_location() {
+        let help = d.kind.help();
         tracing::warn!(
             event,
+            location = %location,
             file = %d.file,
             path = d.path.as_deref().unwrap_or(""),
             line = d.line.unwrap_or(0),
             column = d.column.unwrap_or(0),
             code = d.kind.code(),
+            help = help.as_deref().unwrap_or(""),
             message = %d.kind,
         );
     }

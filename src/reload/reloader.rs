@@ -1,5 +1,6 @@
 //! The reloader thread: one attempt at a time, from a change set, a manual trigger or a pin.
 
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::history::History;
 use super::observers::{AuditTrail, EventQueue, LogLines, StatusBoard};
 use super::report::{AttemptReport, Observer, ReloadState, Report};
 use super::status::{AttemptOutcome, ComponentStatus, Status, Trigger};
+use super::subscribe::Subscribers;
 use super::validator::{ReadPlan, ValidateError, Validator};
 
 use crate::error_text::error_chain;
@@ -37,6 +39,13 @@ pub(crate) struct ReloaderConfig {
     max_stuck_workers: usize,
     shutdown_timeout: Duration,
     events: Option<Sender<ReloadEvent>>,
+    /// The async subscriptions to the same events.
+    subscribers: Arc<Subscribers>,
+    /// The directory diagnostics show their files under, as the user named it (none for a
+    /// one-file config named without a directory).
+    shown_dir: Option<PathBuf>,
+    /// A one-file config: diffs are shown with paths inside the file, as its diagnostics are.
+    one_file: bool,
 }
 
 /// The wait before each retry of an attempt that failed for a transient reason: `initial`, doubled
@@ -72,8 +81,11 @@ impl ReloaderConfig {
     /// (doubling), retries after 1 s doubling to at most 30 s, at most 4 stuck validator workers,
     /// and a 1 s bound on `Drop`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
         Self {
-            dir: dir.into(),
+            shown_dir: Some(dir.clone()),
+            one_file: false,
+            dir,
             limits: SourcesLimits::default(),
             reload_timeout: Duration::from_secs(5),
             read_attempts: 3,
@@ -82,6 +94,24 @@ impl ReloaderConfig {
             max_stuck_workers: 4,
             shutdown_timeout: Duration::from_secs(1),
             events: None,
+            subscribers: Arc::default(),
+        }
+    }
+
+    /// Diagnostics show their files under `dir` (the directory as the user named it), or bare;
+    /// `one_file`: diffs show paths inside the one file, as diagnostics do.
+    #[must_use]
+    pub fn with_shown_paths(mut self, dir: Option<PathBuf>, one_file: bool) -> Self {
+        self.shown_dir = dir;
+        self.one_file = one_file;
+        self
+    }
+
+    /// `diagnostics`, shown under the directory as the user named it.
+    fn shown(&self, diagnostics: Diagnostics) -> Diagnostics {
+        match &self.shown_dir {
+            Some(dir) => diagnostics.under(dir),
+            None => diagnostics,
         }
     }
 
@@ -91,6 +121,11 @@ impl ReloaderConfig {
     pub fn with_events(mut self, events: Sender<ReloadEvent>) -> Self {
         self.events = Some(events);
         self
+    }
+
+    /// The async subscriptions the events also go to.
+    pub(crate) fn subscribers(&self) -> Arc<Subscribers> {
+        Arc::clone(&self.subscribers)
     }
 
     /// The waits between retries of an attempt that failed for a transient reason (a timeout, the
@@ -151,8 +186,10 @@ impl ReloaderConfig {
     }
 }
 
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
+/// Why the service could not start. `Debug` prints what `Display` does, with every cause, so
+/// that `main`'s `?` prints a readable report: every diagnostic with its location and help, or
+/// the path that failed and the OS error in words.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
     /// The config directory could not be read.
@@ -175,6 +212,12 @@ pub enum StartError {
     Watch(#[from] crate::watch::WatchError),
 }
 
+impl fmt::Debug for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::error_text::error_chain(self))
+    }
+}
+
 enum Command {
     Reload(Sender<AttemptOutcome>),
     Pin(u64, Sender<AttemptOutcome>),
@@ -186,6 +229,7 @@ enum Command {
 #[derive(Debug)]
 pub(crate) struct ReloaderHandle {
     inbox: Option<Sender<Command>>,
+    history: Arc<History>,
     status: Arc<ArcSwap<Status>>,
     thread: Option<JoinHandle<()>>,
     /// Disconnected when the thread ends.
@@ -222,7 +266,8 @@ impl ReloaderHandle {
         let (valid, version, origin, pinned) = match resume_pin(&schema, &store, &*env, dir_hash) {
             Some((valid, pin)) => (valid, pin.version, Origin::Pin { of: pin.of }, Some(pin.of)),
             None => {
-                let valid = crate::validate::validate_with(&schema, sources, &*env).map_err(StartError::Invalid)?;
+                let valid = crate::validate::validate_with(&schema, sources, &*env)
+                    .map_err(|d| StartError::Invalid(config.shown(d)))?;
                 let version = store.commit(valid.sources(), Origin::Startup)?.0;
                 (valid, version, Origin::Startup, None)
             }
@@ -233,10 +278,11 @@ impl ReloaderHandle {
         store.set_running(version)?;
         let files: Vec<String> = sources.names().map(str::to_owned).collect();
         let status = Arc::new(ArcSwap::from_pointee(Status::new(version, hash, Vec::new())));
-        let observers = Observers::chain(Arc::clone(&store), observers, Arc::clone(&status), config.events.clone());
+        let observers = Observers::chain(Arc::clone(&store), observers, Arc::clone(&status), &config);
         let validator =
             Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
         let shutdown_timeout = config.shutdown_timeout;
+        let history = Arc::clone(&store);
         let mut reloader = Reloader {
             sink,
             store,
@@ -270,7 +316,12 @@ impl ReloaderHandle {
                 reloader.run(&rx, watch);
             })
             .map_err(StartError::Spawn)?;
-        Ok((Self { inbox: Some(tx), status, thread: Some(thread), exited, shutdown_timeout }, dir_sources))
+        Ok((Self { inbox: Some(tx), history, status, thread: Some(thread), exited, shutdown_timeout }, dir_sources))
+    }
+
+    /// The version numbers kept (in the store, or in memory), oldest first.
+    pub(crate) fn versions(&self) -> Result<Vec<u64>, StoreError> {
+        self.history.versions()
     }
 
     /// The reloader's status, as of its last attempt.
@@ -632,6 +683,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e));
         }
         let diff = semantic_diff(&self.running.sources, &sources);
+        let diff = if self.config.one_file { diff.of_one_file() } else { diff };
         // State first, then the report: whoever reacts to it sees the new state.
         self.running = Running { version, hash, sources };
         // A pin holds until the files are applied again (a change or a manual reload).
@@ -690,8 +742,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             Ok(Err(diagnostics)) => {
                 // Refused: version N no longer validates; the running config and the failure
                 // state are untouched.
-                let mut verdict =
-                    refused(AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() }, Some(hash));
+                let diagnostics = self.config.shown(diagnostics);
+                let mut verdict = refused(AttemptOutcome::Rejected { diagnostics: diagnostics.clone() }, Some(hash));
                 verdict.diagnostics = Some(diagnostics);
                 verdict
             }
@@ -710,7 +762,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         started: Instant,
     ) -> Verdict {
         self.failing = true;
-        let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone().into_vec() };
+        let diagnostics = self.config.shown(diagnostics);
+        let outcome = AttemptOutcome::Rejected { diagnostics: diagnostics.clone() };
         let mut verdict = Verdict::new(trigger, outcome, started).content(candidate.bundle_hash(), files);
         verdict.candidate_files = candidate.names().map(str::to_owned).collect();
         verdict.diagnostics = Some(diagnostics);
@@ -745,14 +798,14 @@ impl Observers {
         store: Arc<History>,
         user: Vec<Box<dyn Observer>>,
         status: Arc<ArcSwap<Status>>,
-        events: Option<Sender<ReloadEvent>>,
+        config: &ReloaderConfig,
     ) -> Self {
         let mut chain: Vec<Box<dyn Observer>> = vec![Box::new(AuditTrail::new(store))];
         chain.extend(user);
         chain.push(Box::new(StatusBoard::new(status)));
         chain.push(Box::new(LogLines));
-        if let Some(events) = events {
-            chain.push(Box::new(EventQueue::new(events)));
+        if let Some(events) = config.events.clone() {
+            chain.push(Box::new(EventQueue::new(events, config.subscribers())));
         }
         Self(chain)
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::failure::Failure;
-use crate::validate::Diagnostic;
+use crate::validate::Diagnostics;
 
 /// What started an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,11 +43,8 @@ impl std::fmt::Display for AttemptOutcome {
             AttemptOutcome::Applied { version, .. } => write!(f, "version {version} applied"),
             AttemptOutcome::Unchanged { version } => write!(f, "unchanged: version {version} runs this content"),
             AttemptOutcome::Rejected { diagnostics } => {
-                write!(f, "rejected: {} problem{}", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })?;
-                for d in diagnostics {
-                    write!(f, "\n{d}")?;
-                }
-                Ok(())
+                let n = diagnostics.problems();
+                write!(f, "rejected: {n} problem{}\n{diagnostics}", if n == 1 { "" } else { "s" })
             }
             AttemptOutcome::Failed { failure } => write!(f, "failed ({}): {}", failure.cause, failure.error),
             AttemptOutcome::NotFound { error, .. } => f.write_str(error),
@@ -87,7 +84,7 @@ pub enum AttemptOutcome {
     /// The config is invalid; the previous one keeps running.
     Rejected {
         /// Every problem.
-        diagnostics: Vec<Diagnostic>,
+        diagnostics: Diagnostics,
     },
     /// Something failed for a transient reason; the previous config keeps running.
     Failed {

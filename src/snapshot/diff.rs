@@ -229,9 +229,20 @@ impl<'de> Deserialize<'de> for DiffValue {
 #[serde(transparent)]
 pub struct SemanticDiff {
     changes: Vec<Change>,
+    /// Shown without the file's stem: a one-file config's paths are inside the file, as its
+    /// diagnostics' are (`workers: 4 → 8`, where `app.yaml:2:10: workers: …`).
+    #[serde(skip)]
+    one_file: bool,
 }
 
 impl SemanticDiff {
+    /// This diff shown as a one-file config's: paths inside the file, without its stem, in the
+    /// one form its diagnostics use.
+    pub(crate) fn of_one_file(mut self) -> Self {
+        self.one_file = true;
+        self
+    }
+
     /// The changes (feature `store`; `Display` and `Serialize` give them without it).
     #[cfg(feature = "store")]
     pub fn changes(&self) -> &[Change] {
@@ -271,7 +282,7 @@ pub fn semantic_diff(old: &Sources, new: &Sources) -> SemanticDiff {
             (None, None) => unreachable!("the name comes from one of the two"),
         }
     }
-    SemanticDiff { changes }
+    SemanticDiff { changes, one_file: false }
 }
 
 /// The file's value, when it is YAML within the nesting and alias limits (checked first, in
@@ -404,7 +415,15 @@ impl fmt::Display for SemanticDiff {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{change}")?;
+            match &change.kind {
+                ChangeKind::Modified { .. } | ChangeKind::Added { .. } | ChangeKind::Removed { .. }
+                    if self.one_file && !change.path.is_empty() =>
+                {
+                    let inside = Change { file: String::new(), path: change.path.clone(), kind: change.kind.clone() };
+                    write!(f, "{}", inside.to_string().trim_start_matches('.'))?;
+                }
+                _ => write!(f, "{change}")?,
+            }
         }
         Ok(())
     }

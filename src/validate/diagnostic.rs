@@ -203,7 +203,7 @@ pub(crate) fn wrong_type_help(expected: &str, found: &str) -> Option<String> {
     let help = if found == "a string" && numeric.iter().any(|n| expected.contains(n)) {
         "write the number without quotes"
     } else if found == "a string" && (expected.contains("true or false") || expected.contains("bool")) {
-        "write `true` or `false`, without quotes"
+        "write `true` or `false` (YAML 1.2 reads `yes`, `no`, `on`, `off` and anything quoted as text)"
     } else if ["integer", "u8", "u16", "u32", "u64", "i32", "i64"].iter().any(|n| expected.contains(n)) {
         "write a whole number, such as `30`"
     } else if expected == "a mapping" {
@@ -444,7 +444,26 @@ impl Diagnostic {
 /// `rate_limits.yaml:3:8: groq.rpm: must be a positive integer, got 0`, then `  help: …`.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.location())?;
+        self.fmt_under(f, None)
+    }
+}
+
+impl Diagnostic {
+    /// Whether it names a file (not an environment variable, `$NAME`, nor nothing).
+    fn is_file(&self) -> bool {
+        !self.file.starts_with('$') && !self.file.is_empty()
+    }
+
+    /// Displays the diagnostic with its file under `root` (a config file's directory as the user
+    /// named it); a diagnostic about an environment variable (`$NAME`) is not a file.
+    fn fmt_under(&self, f: &mut fmt::Formatter<'_>, root: Option<&std::path::Path>) -> fmt::Result {
+        match root {
+            Some(root) if self.is_file() => {
+                let location = self.location();
+                write!(f, "{}: ", root.join(location).display())?;
+            }
+            _ => write!(f, "{}: ", self.location())?,
+        }
         if let Some(path) = &self.path {
             write!(f, "{path}: ")?;
         }
@@ -470,10 +489,17 @@ impl Serialize for Diagnostic {
     }
 }
 
-/// Every problem validation found, in file order, then line order.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+/// Every problem validation found, in file order, then line order. `Display` (and `Debug`, so
+/// that `main`'s `?` prints the same) gives one `file:line:column: path: message` line for each,
+/// followed by its help.
+#[derive(Clone, PartialEq, Eq, Default, Serialize)]
 #[serde(transparent)]
-pub struct Diagnostics(Vec<Diagnostic>);
+pub struct Diagnostics {
+    list: Vec<Diagnostic>,
+    /// The directory the files are shown under, as the user named it.
+    #[serde(skip)]
+    root: Option<std::path::PathBuf>,
+}
 
 impl Diagnostics {
     /// Sorts the diagnostics by file, line, column.
@@ -484,23 +510,32 @@ impl Diagnostics {
             (d.file.clone(), last, d.line.unwrap_or(0), d.column.unwrap_or(0))
         };
         list.sort_by_cached_key(key);
-        Self(list)
+        Self { list, root: None }
+    }
+
+    /// These diagnostics displayed with their files under `dir`, the config directory as the
+    /// user named it (`config/app.yaml:3:1`, which an editor or a terminal can jump to); each
+    /// [`Diagnostic::file`] stays the bare name.
+    #[must_use]
+    pub fn under(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.root = Some(dir.into());
+        self
     }
 
     /// The diagnostics.
     pub fn as_slice(&self) -> &[Diagnostic] {
-        &self.0
+        &self.list
     }
 
     /// How many.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list.len()
     }
 
     /// How many problems were found: the diagnostics listed plus those only counted (see
     /// [`DiagnosticKind::MoreProblems`]).
     pub fn problems(&self) -> usize {
-        self.0
+        self.list
             .iter()
             .map(|d| match d.kind {
                 DiagnosticKind::MoreProblems { count } => count,
@@ -511,24 +546,43 @@ impl Diagnostics {
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
     }
 
     /// The diagnostics, by value.
     pub fn into_vec(self) -> Vec<Diagnostic> {
-        self.0
+        self.list
+    }
+
+    /// Each diagnostic with its location as `Display` shows it (`file:line:column`, the file
+    /// under the directory as the user named it), for a log line each.
+    pub(crate) fn each_location(&self) -> impl Iterator<Item = (&Diagnostic, String)> + '_ {
+        self.list.iter().map(move |d| {
+            let location = match &self.root {
+                Some(root) if d.is_file() => root.join(d.location()).display().to_string(),
+                _ => d.location(),
+            };
+            (d, location)
+        })
     }
 }
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.list.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{d}")?;
+            d.fmt_under(f, self.root.as_deref())?;
         }
         Ok(())
+    }
+}
+
+/// The same as `Display`: what `main`'s `?` prints is the readable list.
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

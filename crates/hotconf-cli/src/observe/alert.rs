@@ -189,7 +189,7 @@ impl Observer for AlertObserver {
         let failing = match &attempt.outcome {
             AttemptOutcome::Rejected { diagnostics } => Some((
                 attempt.content.unwrap_or_else(|| blake3::hash(b"rejected")),
-                diagnostics.iter().map(|d| d.to_string().lines().next().unwrap_or("").to_owned()).collect(),
+                diagnostics.as_slice().iter().map(|d| d.to_string().lines().next().unwrap_or("").to_owned()).collect(),
             )),
             AttemptOutcome::Failed { failure } => Some((
                 attempt.content.unwrap_or_else(|| blake3::hash(failure.cause.as_str().as_bytes())),
