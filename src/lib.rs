@@ -21,12 +21,12 @@
 //! let live = Hotconf::<App>::file(&path).start()?;
 //! assert_eq!(live.get().greeting, "hello");
 //!
-//! // A broken edit is rejected with every problem; the running value stays.
+//! // A broken edit is rejected with every problem, named by the path given; the value stays.
 //! std::fs::write(&path, "greeting: hello\nworkers: 0\n")?;
 //! match live.events().recv_timeout(std::time::Duration::from_secs(10))? {
 //!     hotconf::ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
 //!         diagnostics.to_string(),
-//!         "app.yaml:2:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more"
+//!         format!("{}:2:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more", path.display())
 //!     ),
 //!     other => panic!("{other:?}"),
 //! }
@@ -51,29 +51,67 @@
 //!
 //! ## The live value
 //!
-//! [`Live::get`] is an `Arc` of one whole version (one atomic load, never blocks): keep it for a
-//! request to read one version throughout. [`Live::events`] is a [`channel::Receiver`] of
-//! [`ReloadEvent`]s: `Applied` (version and semantic diff), `Rejected` (every diagnostic), `Failed`
-//! (a typed [`FailureCause`]; retried while the content is pending), `Recovered`. [`Live::status`],
-//! [`Live::reload`] (apply the files now) and [`Live::pin`] (make a kept version live again, until
-//! the files change) are there too. Dropping the [`Live`] stops polling and joins every thread it
-//! started within its bound.
+//! [`Live::read`] reads one whole version without writing memory other threads read (no
+//! reference count: reader threads never contend), for request paths; [`Live::get`] is an `Arc`
+//! of one whole version to keep for longer. `Live` is cheap to clone (give each web handler one);
+//! the last clone dropped stops polling and joins every thread it started within its bound.
+//! [`Live::events`] is a [`channel::Receiver`] of [`ReloadEvent`]s: `Applied` (version and
+//! semantic diff), `Rejected` (every diagnostic), `Failed` (a typed [`FailureCause`]; retried
+//! while the content is pending), `Recovered`; each event's `Display` is its report for a person.
+//! With feature `async`, `Live::subscribe` gives the same events to async code: awaiting them
+//! never blocks a runtime's thread, and no runtime is compiled in. [`Live::status`],
+//! [`Live::versions`] (the versions kept), [`Live::reload`] (apply the files now) and
+//! [`Live::pin`] (make a kept version live again, until the files change) are there too.
 //!
-//! ## Every problem at once
+//! ## Every problem at once, where you can jump to it
 //!
 //! A rejected edit lists every deserialization error, each with file, YAML path and line:column,
-//! and "did you mean" for unknown keys (`app.yaml:3:1: workrs: unknown key ``workrs`` / `help: did
-//! you mean ``workers``?`). Plain `#[derive(Deserialize)]` works: `deny_unknown_fields`, `Option`,
-//! defaults, `NonZeroU32`, enums, maps. Duplicate keys, several documents, deep nesting and alias
-//! bombs are refused before serde runs, in time linear in the file.
+//! the file named by the path you gave (`config/app.yaml:3:1: workrs: unknown key ``workrs`` /
+//! `help: did you mean ``workers``?`). `Debug` of [`StartError`] is the same report, so `main`'s
+//! `?` prints it, not a struct dump. Plain `#[derive(Deserialize)]` works: `Option`, defaults,
+//! `NonZeroU32`, enums, maps. A key that no field of its struct takes is a problem without
+//! `#[serde(deny_unknown_fields)]` (the deserializer knows every field a struct takes, aliases
+//! included; [`Hotconf::with_unknown_keys_as_warnings`] to log them instead; a `#[serde(flatten)]`
+//! struct takes any key). A `std::time::Duration` takes `250ms`, `5s`, `2m`, `1h30m` (units ns, us,
+//! ms, s, m, h, d), with a located diagnostic for anything else. Duplicate keys, several
+//! documents, deep nesting and alias bombs are refused before serde runs, in time linear in the
+//! file.
+//!
+//! ## Seeing rejected edits
+//!
+//! A rejected or failed attempt is logged through `tracing` (target `hotconf`): one warning per
+//! problem with its location and help, then `config rejected; previous config kept`. Any
+//! subscriber shows them; with none installed, nothing is printed, so a service that has no
+//! logging yet adds two lines:
+//!
+//! ```toml
+//! tracing-subscriber = "0.3"
+//! ```
+//!
+//! ```no_run
+//! tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+//! ```
 //!
 //! ## Your own rules
 //!
 //! [`Hotconf::with_check`] runs on every config that deserialized: report any number of
 //! [`Problem`]s, with your code, message and help, at a YAML path through [`Problems`]; hotconf adds
-//! the file, line and column. A [`Problem`] says where its column points ([`Problem::at_key`]) and
-//! whether its source line may be shown ([`Problem::hiding_source_line`]), as data. Environment
-//! lookups go through the [`EnvLookup`] given to [`Hotconf::with_env`] ([`MapEnv`] in tests).
+//! the file, line and column. [`Hotconf::with_partial_check`] runs also when some values failed,
+//! so one edit's type errors and rule problems come together. A [`Problem`] says where its column
+//! points ([`Problem::at_key`]) and whether its source line may be shown
+//! ([`Problem::hiding_source_line`]), as data. Environment lookups go through the [`EnvLookup`]
+//! given to [`Hotconf::with_env`] ([`MapEnv`] in tests).
+//!
+//! ## Layering: defaults, files, environment
+//!
+//! Defaults are serde's (`#[serde(default)]` on a field, or on the struct for its `Default`); the
+//! files come over them; with [`Hotconf::with_env_prefix`]`("APP")`, variables `APP__KEY__KEY…`
+//! come over the files (`APP__DB__URL` sets `db.url`; in a directory config the first key is the
+//! file's stem). A value from the environment is read as a plain YAML scalar and checked exactly
+//! as the file's own would be; a problem with it is reported at `$APP__DB__URL`, never with its
+//! value. The environment is read once, at start: a running process's environment cannot change
+//! under it, so every later edit of the files is applied with the same overrides (and the
+//! snapshots hold the files only).
 //!
 //! ## Several files
 //!
@@ -114,6 +152,8 @@
 //! - `store`: `hotconf::store`, the snapshot store's own API, for tools that list, diff and
 //!   restore the versions a service keeps and for CI jobs that snapshot-test an audit record. A
 //!   service needs no feature to keep a store ([`Hotconf::with_snapshots`]).
+//! - `async`: `Live::subscribe`, the reload events for async code (a future woken by the
+//!   reloader; no runtime is a dependency).
 //! - `testing`: `hotconf::testing`, the poller's sans-IO core with an injected clock and an
 //!   in-memory filesystem, for tests that drive polling by hand. No stability promise.
 //!
@@ -160,6 +200,8 @@ pub use crossbeam_channel as channel;
 pub use error_text::error_chain;
 pub use live::{Hotconf, Live};
 pub use publish::{Component, Publication};
+#[cfg(feature = "async")]
+pub use reload::Subscription;
 pub use reload::{
     AttemptOutcome, AttemptReport, ComponentStatus, Failure, FailureCause, LastAttempt, Observer, ReloadEvent,
     ReloadState, Report, StartError, Status, Trigger,
