@@ -1,27 +1,26 @@
-//! A one-file config, hot-reloaded: `cargo run --example one_file`, then edit
-//! `examples/config/app.yaml` and watch the events.
-use hotconf::{Hotconf, Live, StartError};
+//! A one-file config, hot-reloaded: `cargo run --example one_file [PATH]` (default
+//! `examples/config/app.yaml`), then edit the file: an applied edit prints the new value, a
+//! rejected one is logged with every problem and kept out.
+use hotconf::Hotconf;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct App {
     pub greeting: String,
     pub workers: std::num::NonZeroU32,
-}
-
-pub fn start(path: &str) -> Result<Live<App>, StartError> {
-    Hotconf::<App>::file(path).start()
+    /// `250ms`, `5s`, `2m`: any `Duration` field takes human text.
+    pub timeout: Option<std::time::Duration>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let live = start("examples/config/app.yaml")?;
-    println!("v{}: {} ({} workers)", live.version(), live.get().greeting, live.get().workers);
+    // Any `tracing` subscriber shows a rejected edit with every problem and its help.
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
+    let path = std::env::args().nth(1).unwrap_or_else(|| "examples/config/app.yaml".to_owned());
+    let live = Hotconf::<App>::file(&path).start()?; // a bad file: `main` prints every problem
+    println!("v{}: {} ({} workers)", live.version(), live.read().greeting, live.read().workers);
+    // The events-driven way: react to each outcome (here, print it).
     for event in live.events() {
-        match event {
-            hotconf::ReloadEvent::Rejected { diagnostics, .. } => eprintln!("rejected, still running:\n{diagnostics}"),
-            other => println!("{other:?}; now {:?}", live.get()),
-        }
+        println!("{event}");
     }
     Ok(())
 }

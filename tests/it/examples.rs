@@ -21,7 +21,7 @@ fn one_file_example_applies_an_edit_and_rejects_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.yaml");
     std::fs::write(&path, "greeting: hello\nworkers: 4\n").unwrap();
-    let live = one_file::start(path.to_str().unwrap()).unwrap();
+    let live = hotconf::Hotconf::<one_file::App>::file(&path).start().unwrap();
     assert_eq!((live.version(), live.get().greeting.as_str(), live.get().workers.get()), (1, "hello", 4));
     let events = live.events();
 
@@ -42,9 +42,12 @@ fn one_file_example_applies_an_edit_and_rejects_a_broken_one() {
     match next_event(&events) {
         ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
             diagnostics.to_string(),
-            "app.yaml:1:11: greeting: expected a string, found a list\n  help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{`)\n\
-             app.yaml:2:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more\n\
-             app.yaml:3:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?"
+            format!(
+                "{p}:1:11: greeting: expected a string, found a list\n  help: write one value on the key's line (quote it if it holds `:`, `#`, `[` or `{{`)\n\
+                 {p}:2:10: workers: invalid value number `0`: expected a nonzero u32\n  help: use a whole number of 1 or more\n\
+                 {p}:3:1: workrs: unknown key `workrs`\n  help: did you mean `workers`?",
+                p = path.display()
+            )
         ),
         other => panic!("expected rejected, got {other:?}"),
     }
@@ -58,6 +61,18 @@ fn one_file_example_applies_an_edit_and_rejects_a_broken_one() {
     // A pin brings back a kept version (memory only).
     assert!(matches!(live.pin(1), hotconf::AttemptOutcome::Applied { version: 4, .. }), "{:?}", live.status());
     assert_eq!(live.get().greeting, "hello");
+}
+
+/// The one-file example, from its first `use` to its first read of the live value (serde types
+/// and one builder chain), is at most 15 lines of code: what a new user copies.
+#[test]
+fn the_one_file_example_reads_the_live_value_within_15_lines() {
+    let text = std::fs::read_to_string("examples/one_file.rs").unwrap();
+    let code: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).collect();
+    let first_use = code.iter().position(|l| l.starts_with("use ")).unwrap();
+    let first_read = code.iter().position(|l| l.contains("live.read()") || l.contains("live.get()")).unwrap();
+    let lines = first_read - first_use + 1;
+    assert!(lines <= 15, "{lines} lines: {:#?}", &code[first_use..=first_read]);
 }
 
 #[path = "../../examples/multi_file.rs"]
@@ -81,10 +96,14 @@ fn multi_file_example_checks_routes_across_files() {
     let events = live.events();
     write("routes.yaml", "support:\n  - groq\n  - local\n  - grok\n");
     match next_event(&events) {
+        // Files are named under the directory as it was given, so a terminal can jump there.
         ReloadEvent::Rejected { diagnostics, .. } => assert_eq!(
             diagnostics.to_string(),
-            "routes.yaml:3:5: support[1]: provider `local` is disabled\n\
-             routes.yaml:4:5: support[2]: unknown provider `grok`\n  help: define it in providers.yaml"
+            format!(
+                "{d}/routes.yaml:3:5: support[1]: provider `local` is disabled\n\
+                 {d}/routes.yaml:4:5: support[2]: unknown provider `grok`\n  help: define it in providers.yaml",
+                d = dir.path().display()
+            )
         ),
         other => panic!("expected rejected, got {other:?}"),
     }

@@ -4,6 +4,7 @@
 
 mod examples;
 mod faultfs_store;
+mod first_hour;
 mod library;
 mod live_drop;
 mod support;
