@@ -518,7 +518,7 @@ impl<T> Live<T> {
 
     /// The versions kept for [`Live::pin`], oldest first: in the snapshot store
     /// ([`Hotconf::with_snapshots`]) or in memory, as many as [`Hotconf::with_retention`] says.
-    pub fn versions(&self) -> Result<Vec<u64>, crate::StoreError> {
+    pub fn versions(&self) -> Result<Vec<u64>, crate::snapshot::StoreError> {
         self.reloader().versions()
     }
 
@@ -531,8 +531,8 @@ impl<T> Live<T> {
     /// The same events for async code (feature `async`): a [`Subscription`](crate::Subscription)
     /// whose `next().await` never blocks the runtime's thread, with no runtime compiled in.
     #[cfg(feature = "async")]
-    pub fn subscribe(&self) -> crate::Subscription {
-        crate::Subscription::new(&self.threads.subscribers)
+    pub fn subscribe(&self) -> crate::reload::Subscription {
+        crate::reload::Subscription::new(&self.threads.subscribers)
     }
 
     /// The reloader's status as of its last attempt.
