@@ -42,5 +42,26 @@ PY
 # Every panel's query parses as PromQL.
 promtool check rules "$tmp/dashboard-exprs.yaml" >/dev/null
 
+echo "== metric names"
+# Every hotconf_* and process_* name the rules, their tests and the dashboard use is one the binary
+# exports: exported-metrics.txt, a real run's families (crates/hotconf-cli/tests/it/observability.rs
+# fails when it differs from one). A histogram's _bucket/_sum/_count series belong to its family.
+python3 - exported-metrics.txt prometheus/hotconf-alerts.yaml prometheus/hotconf-alerts.test.yaml \
+  grafana/hotconf-dashboard.json <<'PY'
+import re, sys
+exported = {l.strip() for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")}
+bad = []
+for path in sys.argv[2:]:
+    text = open(path).read()
+    for m in re.finditer(r"(?<![A-Za-z0-9_/-])((?:hotconf|process)_[A-Za-z0-9_]+)", text):
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name not in exported and family not in exported:
+            bad.append(f"{path}: {name}")
+if bad:
+    sys.exit("metric names the binary does not export (see exported-metrics.txt):\n  " + "\n  ".join(sorted(set(bad))))
+print(f"every metric name is exported ({len(exported)} families)")
+PY
+
 echo "== Kubernetes manifests"
 "${KUBERNETES_VALIDATE:-kubernetes-validate}" --strict kubernetes/*.yaml

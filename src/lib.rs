@@ -180,6 +180,7 @@
 
 mod distance;
 mod error_text;
+mod heartbeat;
 mod live;
 mod publish;
 mod reload;

@@ -358,6 +358,17 @@ where
         self
     }
 
+    /// When the config directory is invalid at start, runs the newest stored version that still
+    /// validates instead of failing with [`StartError::Invalid`]: the service runs *degraded*
+    /// ([`Status::degraded`], [`ReloadState::degraded`](crate::ReloadState::degraded), the log
+    /// event `start.degraded`) until the directory is fixed, which is applied as any change is.
+    /// With no such version (an empty store, or none validates) the start still fails. Without
+    /// it (the default), an invalid directory is always refused.
+    pub fn with_start_on_last_good(mut self) -> Self {
+        self.reloader = self.reloader.with_start_on_last_good();
+        self
+    }
+
     /// The time components have to acknowledge a version (default 2 s).
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
@@ -388,6 +399,8 @@ where
         let (event_tx, events) = bounded(EVENT_CAPACITY);
         let reload_timeout = self.reloader.reload_timeout();
         let subscribers = self.reloader.subscribers();
+        // How long `reload` waits for an answer: the longest one attempt may hold the reloader.
+        let wait = reload_timeout * 2 + self.ack_timeout + Duration::from_secs(1);
         let (watch_tx, watch_rx) = bounded(WATCH_CAPACITY);
         let settings = Settings { limits: self.limits, env_prefix: self.env_prefix.as_deref(), env: &*self.env };
         let schema = (self.configure)(self.schema, &settings);
@@ -396,7 +409,7 @@ where
             sink,
             history,
             self.env,
-            self.reloader.with_limits(self.limits).with_events(event_tx),
+            self.reloader.with_limits(self.limits).with_events(event_tx).with_attempt_bound(wait),
             self.observers,
             watch_rx,
         )?;
@@ -408,7 +421,7 @@ where
                 reloader: Some(reloader),
                 events,
                 subscribers,
-                wait: reload_timeout * 2 + self.ack_timeout + Duration::from_secs(1),
+                wait,
                 dir: self.dir,
             }),
         })
@@ -535,9 +548,26 @@ impl<T> Live<T> {
         crate::reload::Subscription::new(&self.threads.subscribers)
     }
 
-    /// The reloader's status as of its last attempt.
+    /// The reloader's status as of its last attempt, with what is true now: the polling faults
+    /// present, when a scan last read everything, and the threads that stopped making progress
+    /// (a heartbeat older than its allowance: three poll intervals, or backoff delays while
+    /// faulted, and at least 2 s for the poller; one attempt's bound for the reloader).
     pub fn status(&self) -> Arc<Status> {
-        self.reloader().status()
+        let mut status = Status::clone(&self.reloader().status());
+        let now = Instant::now();
+        let mut beats = vec![("reloader", self.reloader().heartbeat())];
+        if let Some(poller) = &self.threads.poller {
+            let health = poller.health();
+            status.last_successful_scan = health.last_clean_scan().map(crate::reload::unix_seconds);
+            beats.insert(0, ("poller", &health.heartbeat));
+        }
+        for (name, beat) in beats {
+            status.heartbeat_age_seconds.insert(name, beat.age(now).as_secs_f64());
+            if beat.stalled(now) {
+                status.stalled.push(name);
+            }
+        }
+        Arc::new(status)
     }
 
     /// Re-reads the files now and applies them if they are valid and new; waits for the outcome.

@@ -103,6 +103,18 @@ impl History {
         }
     }
 
+    /// The version numbers kept, newest first (damaged versions on disk left out).
+    pub(crate) fn versions_newest_first(&self) -> Result<Vec<u64>, StoreError> {
+        let mut versions: Vec<u64> = match &self.0 {
+            Inner::Disk(store) => store.list()?.into_iter().map(|m| m.version).collect(),
+            Inner::Memory(memory) => {
+                memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner).versions.keys().copied().collect()
+            }
+        };
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(versions)
+    }
+
     pub(crate) fn set_running(&self, version: u64) -> Result<(), StoreError> {
         self.disk(|s| s.set_running(version))
     }

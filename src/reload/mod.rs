@@ -19,6 +19,7 @@ pub(crate) use history::History;
 pub use reloader::StartError;
 pub(crate) use reloader::{ReloaderConfig, ReloaderHandle, RetryBackoff};
 pub use report::{AttemptReport, Observer, ReloadState, Report};
+pub(crate) use status::unix_seconds;
 pub use status::{AttemptOutcome, ComponentStatus, LastAttempt, Status, Trigger};
 mod subscribe;
 pub(crate) use subscribe::Subscribers;

@@ -15,6 +15,7 @@ use super::subscribe::Subscribers;
 use crate::error_text::error_chain;
 use crate::snapshot::{AuditDiagnostic, AuditEvent, Origin};
 use crate::validate::Diagnostics;
+use crate::watch::PollErrorKind;
 
 /// Appends `rejected` and `failed` records to the store's audit log (the store writes
 /// `accepted` itself, with the version it commits).
@@ -87,9 +88,34 @@ impl Observer for StatusBoard {
                 status.pinned = state.pinned;
                 status.failing = state.failing;
                 status.components = state.components.clone();
+                status.degraded = state.degraded.is_some();
+                status.degraded_reason = state.degraded.clone();
             }
             Report::WorkerFinished { workers_stuck } => status.workers_stuck = *workers_stuck,
-            _ => return,
+            Report::PollError { kind, path, .. } => {
+                let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+                // A new kind for the same path replaces the old one (the timeout is the scan's,
+                // beside whatever the directory itself reports).
+                if *kind != PollErrorKind::Timeout {
+                    for (k, paths) in status.faults.iter_mut() {
+                        if *k != PollErrorKind::Timeout {
+                            paths.retain(|p| *p != path);
+                        }
+                    }
+                }
+                let paths = status.faults.entry(*kind).or_default();
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+                status.faults.retain(|_, paths| !paths.is_empty());
+            }
+            Report::PollRecovered { kind, path } => {
+                let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+                if let Some(paths) = status.faults.get_mut(kind) {
+                    paths.retain(|p| *p != path);
+                }
+                status.faults.retain(|_, paths| !paths.is_empty());
+            }
         }
         self.status.store(Arc::new(status));
     }

@@ -20,6 +20,7 @@ use super::subscribe::Subscribers;
 use super::validator::{ReadPlan, ValidateError, Validator};
 
 use crate::error_text::error_chain;
+use crate::heartbeat::Heartbeat;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
 use crate::snapshot::{semantic_diff, Origin, Pin, SemanticDiff, StoreError};
 use crate::source::env::EnvLookup;
@@ -46,7 +47,15 @@ pub(crate) struct ReloaderConfig {
     shown_dir: Option<PathBuf>,
     /// A one-file config: diffs are shown with paths inside the file, as its diagnostics are.
     one_file: bool,
+    /// On an invalid directory at start: run the newest stored version that validates, degraded.
+    start_on_last_good: bool,
+    /// The longest one attempt may keep the thread from its loop (a manual reload reads and
+    /// validates, then stores and applies): past it plus [`BEAT_PERIOD`], the reloader is stalled.
+    attempt_bound: Duration,
 }
+
+/// How often an idle reloader beats its heartbeat.
+const BEAT_PERIOD: Duration = Duration::from_secs(1);
 
 /// The wait before each retry of an attempt that failed for a transient reason: `initial`, doubled
 /// after each failure, at most `max`.
@@ -95,6 +104,8 @@ impl ReloaderConfig {
             shutdown_timeout: Duration::from_secs(1),
             events: None,
             subscribers: Arc::default(),
+            start_on_last_good: false,
+            attempt_bound: Duration::from_secs(13),
         }
     }
 
@@ -113,6 +124,21 @@ impl ReloaderConfig {
             Some(dir) => diagnostics.under(dir),
             None => diagnostics,
         }
+    }
+
+    /// On an invalid config directory at start, run the newest stored version that still
+    /// validates (degraded, until the directory is applied) instead of refusing to start.
+    #[must_use]
+    pub fn with_start_on_last_good(mut self) -> Self {
+        self.start_on_last_good = true;
+        self
+    }
+
+    /// The longest one attempt may keep the reloader from its loop before it counts as stalled.
+    #[must_use]
+    pub fn with_attempt_bound(mut self, bound: Duration) -> Self {
+        self.attempt_bound = bound;
+        self
     }
 
     /// Sends a [`ReloadEvent`] on `events` after each attempt that applies, rejects, fails or
@@ -235,6 +261,7 @@ pub(crate) struct ReloaderHandle {
     /// Disconnected when the thread ends.
     exited: Receiver<()>,
     shutdown_timeout: Duration,
+    heartbeat: Heartbeat,
 }
 
 impl ReloaderHandle {
@@ -263,14 +290,36 @@ impl ReloaderHandle {
         // What the directory holds is the poller's baseline, even when a pin runs something else.
         let dir_sources = sources.clone();
         let dir_hash = sources.bundle_hash();
+        let mut degraded = None;
         let (valid, version, origin, pinned) = match resume_pin(&schema, &store, &*env, dir_hash) {
             Some((valid, pin)) => (valid, pin.version, Origin::Pin { of: pin.of }, Some(pin.of)),
-            None => {
-                let valid = crate::validate::validate_with(&schema, sources, &*env)
-                    .map_err(|d| StartError::Invalid(config.shown(d)))?;
-                let version = store.commit(valid.sources(), Origin::Startup)?.0;
-                (valid, version, Origin::Startup, None)
-            }
+            None => match crate::validate::validate_with(&schema, sources, &*env) {
+                Ok(valid) => {
+                    let version = store.commit(valid.sources(), Origin::Startup)?.0;
+                    (valid, version, Origin::Startup, None)
+                }
+                Err(diagnostics) if config.start_on_last_good => {
+                    let Some((valid, version)) = last_good(&schema, &store, &*env) else {
+                        return Err(StartError::Invalid(config.shown(diagnostics)));
+                    };
+                    let reason = format!(
+                        "the config directory is invalid ({} problem{}); running stored version {version}, \
+                         the newest that validates, until the directory is fixed",
+                        diagnostics.len(),
+                        if diagnostics.len() == 1 { "" } else { "s" }
+                    );
+                    tracing::warn!(
+                        event = "start.degraded",
+                        version,
+                        problems = diagnostics.len(),
+                        reason = %reason,
+                        "starting degraded on the last good version"
+                    );
+                    degraded = Some(reason);
+                    (valid, version, Origin::Startup, None)
+                }
+                Err(diagnostics) => return Err(StartError::Invalid(config.shown(diagnostics))),
+            },
         };
         let (config_value, sources) = valid.into_parts();
         let hash = sources.bundle_hash();
@@ -283,6 +332,7 @@ impl ReloaderHandle {
             Validator::spawn(schema, Arc::clone(&env), config.max_stuck_workers).map_err(StartError::Spawn)?;
         let shutdown_timeout = config.shutdown_timeout;
         let history = Arc::clone(&store);
+        let heartbeat = Heartbeat::new(Instant::now(), BEAT_PERIOD + config.attempt_bound);
         let mut reloader = Reloader {
             sink,
             store,
@@ -292,8 +342,10 @@ impl ReloaderHandle {
             running: Running { version, hash, sources },
             pinned,
             dir_hash,
-            failing: false,
+            failing: degraded.is_some(),
             retry: None,
+            degraded,
+            heartbeat: heartbeat.clone(),
         };
         let mut verdict =
             Verdict::new(Trigger::Startup, AttemptOutcome::Applied { version, files: files.clone() }, started)
@@ -316,12 +368,20 @@ impl ReloaderHandle {
                 reloader.run(&rx, watch);
             })
             .map_err(StartError::Spawn)?;
-        Ok((Self { inbox: Some(tx), history, status, thread: Some(thread), exited, shutdown_timeout }, dir_sources))
+        Ok((
+            Self { inbox: Some(tx), history, status, thread: Some(thread), exited, shutdown_timeout, heartbeat },
+            dir_sources,
+        ))
     }
 
     /// The version numbers kept (in the store, or in memory), oldest first.
     pub(crate) fn versions(&self) -> Result<Vec<u64>, StoreError> {
         self.history.versions()
+    }
+
+    /// The reloader thread's heartbeat.
+    pub(crate) fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
     }
 
     /// The reloader's status, as of its last attempt.
@@ -402,6 +462,10 @@ struct Reloader<S: Schema, K> {
     /// workers, store, component, unreadable directory), to be tried again: the poller will not
     /// send the same content twice.
     retry: Option<Retry>,
+    /// Why the service runs degraded (started on a stored version: the directory was invalid),
+    /// until the directory's content is applied or found to be the running content.
+    degraded: Option<String>,
+    heartbeat: Heartbeat,
 }
 
 /// What a retry tries again.
@@ -466,7 +530,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
     fn run(&mut self, inbox: &Receiver<Command>, watch: Receiver<WatchEvent>) {
         let mut watch = Some(watch);
         let finished = self.validator.finished().clone();
+        let beat = crossbeam_channel::tick(BEAT_PERIOD);
         loop {
+            // Each turn is a wait of at most one beat period, then at most one attempt.
+            self.heartbeat.beat(Instant::now(), BEAT_PERIOD + self.config.attempt_bound);
             let watch_rx = watch.clone().unwrap_or_else(never);
             let retry_timer = match &self.retry {
                 Some(r) => after(r.at.saturating_duration_since(Instant::now())),
@@ -504,8 +571,8 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                     Ok(WatchEvent::PollError { kind, path, message }) => {
                         self.observers.feed(&Report::PollError { kind, path: path.as_deref(), message: &message });
                     }
-                    Ok(WatchEvent::Recovered { path }) => {
-                        self.observers.feed(&Report::PollRecovered { path: path.as_deref() });
+                    Ok(WatchEvent::Recovered { path, kind }) => {
+                        self.observers.feed(&Report::PollRecovered { path: path.as_deref(), kind });
                     }
                     Err(_) => watch = None,
                 },
@@ -518,6 +585,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         }
                     }
                 }
+                recv(beat) -> _ => {}
                 recv(retry_timer) -> _ => {
                     if let Some(r) = self.retry.take() {
                         self.attempt_pending(r.pending, r.attempts + 1);
@@ -580,6 +648,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             failing: self.failing,
             workers_stuck: self.validator.stuck(),
             components: self.sink.applied_versions().into_iter().map(ComponentStatus::from).collect(),
+            degraded: self.degraded.clone(),
         }
     }
 
@@ -637,7 +706,18 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         let mut verdict = Verdict::new(trigger, AttemptOutcome::Unchanged { version: self.running.version }, started);
         verdict.content = Some(judged);
         verdict.recovered = std::mem::take(&mut self.failing);
+        self.end_degraded(trigger);
         verdict
+    }
+
+    /// The directory's content runs (applied, or found to be the running content): a degraded
+    /// start is over. A pin does not end it: the directory is still not what runs.
+    fn end_degraded(&mut self, trigger: Trigger) {
+        if trigger != Trigger::Pin {
+            if let Some(reason) = self.degraded.take() {
+                tracing::info!(event = "degraded.cleared", was = %reason, "the config directory is applied");
+            }
+        }
     }
 
     fn apply(
@@ -697,6 +777,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         verdict.origin = Some(origin);
         verdict.diff = Some(diff);
         verdict.recovered = std::mem::take(&mut self.failing);
+        self.end_degraded(trigger);
         verdict
     }
 
@@ -817,6 +898,27 @@ impl Observers {
             }
         }
     }
+}
+
+/// The newest stored version that still reads and validates, for a start on an invalid directory.
+fn last_good<S: Schema>(schema: &S, store: &History, env: &dyn EnvLookup) -> Option<(Validated<S::Config>, u64)> {
+    let versions = match store.versions_newest_first() {
+        Ok(versions) => versions,
+        Err(e) => {
+            tracing::warn!(event = "snapshot.error", error = %error_chain(&e), "cannot list the stored versions");
+            return None;
+        }
+    };
+    for version in versions {
+        match store.read(version).map(|stored| crate::validate::validate_with(schema, stored, env)) {
+            Ok(Ok(valid)) => return Some((valid, version)),
+            Ok(Err(diagnostics)) => {
+                tracing::info!(event = "start.skipped", version, problems = diagnostics.len(), "no longer validates")
+            }
+            Err(e) => tracing::info!(event = "start.skipped", version, error = %error_chain(&e), "cannot be read"),
+        }
+    }
+    None
 }
 
 /// The pin recorded in the store, when the config directory still holds what it held when the pin

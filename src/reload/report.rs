@@ -69,10 +69,14 @@ pub enum Report<'a> {
         /// What happened, for a person.
         message: &'a str,
     },
-    /// A fault reported by a [`Report::PollError`] for `path` is gone.
+    /// A fault reported by a [`Report::PollError`] for `path` is gone. A fault is present from
+    /// its `PollError` to its `PollRecovered` (a `PollError` for the same path with another kind
+    /// replaces it): what a gauge of the faults present now counts.
     PollRecovered {
         /// The file or directory concerned.
         path: Option<&'a Path>,
+        /// The kind of the fault that ended.
+        kind: PollErrorKind,
     },
     /// A validator worker set aside in an abandoned attempt ended by itself.
     WorkerFinished {
@@ -148,4 +152,8 @@ pub struct ReloadState {
     pub workers_stuck: usize,
     /// Each component's applied version.
     pub components: Vec<ComponentStatus>,
+    /// Why the service runs degraded, when it does: it started on a stored version because the
+    /// config directory was invalid ([`Hotconf::with_start_on_last_good`](crate::Hotconf::with_start_on_last_good)),
+    /// until the directory is applied.
+    pub degraded: Option<String>,
 }

@@ -1,11 +1,13 @@
 //! The reloader's status as the admin endpoint shows it: immutable, replaced after each attempt.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::failure::Failure;
 use crate::validate::Diagnostics;
+use crate::watch::PollErrorKind;
 
 /// What started an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,6 +121,11 @@ pub struct LastAttempt {
     pub outcome: AttemptOutcome,
 }
 
+/// Seconds since the Unix epoch, to the microsecond.
+pub(crate) fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros() as f64 / 1e6
+}
+
 impl LastAttempt {
     pub(super) fn new(
         trigger: Trigger,
@@ -166,6 +173,23 @@ pub struct Status {
     pub workers_stuck: usize,
     /// The last attempt after startup.
     pub last_attempt: Option<LastAttempt>,
+    /// The polling faults present now, by kind, each with the files or directories concerned
+    /// (empty when every file reads): a fault is present from its `poll.error` until its
+    /// `poll.recovered`, and nothing is applied from the directory meanwhile.
+    pub faults: BTreeMap<PollErrorKind, Vec<String>>,
+    /// When a scan last read the directory and every file with no fault (Unix seconds); `None`
+    /// before the first.
+    pub last_successful_scan: Option<f64>,
+    /// Whether the service runs degraded: it started on a stored version because the config
+    /// directory was invalid, and runs it until the directory is fixed.
+    pub degraded: bool,
+    /// Why, while degraded.
+    pub degraded_reason: Option<String>,
+    /// The threads that stopped making progress (`poller`, `reloader`): past their allowance
+    /// since their last heartbeat. Empty while the service is live.
+    pub stalled: Vec<&'static str>,
+    /// Seconds since each thread's last heartbeat.
+    pub heartbeat_age_seconds: BTreeMap<&'static str, f64>,
 }
 
 impl Status {
@@ -178,6 +202,12 @@ impl Status {
             components: components.into_iter().map(ComponentStatus::from).collect(),
             workers_stuck: 0,
             last_attempt: None,
+            faults: BTreeMap::new(),
+            last_successful_scan: None,
+            degraded: false,
+            degraded_reason: None,
+            stalled: Vec::new(),
+            heartbeat_age_seconds: BTreeMap::new(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum WatchEvent {
     Recovered {
         /// The file or directory concerned.
         path: Option<PathBuf>,
+        /// The kind of the fault that ended (as last reported for `path`).
+        kind: PollErrorKind,
     },
 }
 

@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// The class of a polling fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PollErrorKind {
     /// A watched file could not be opened or read for lack of permission.

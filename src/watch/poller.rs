@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::heartbeat::Heartbeat;
 use crate::source::{Sources, SourcesLimits};
 use crate::watch::clock::{Clock, SystemClock};
 use crate::watch::debounce::{Debouncer, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
@@ -309,6 +310,12 @@ impl PollCore {
         }
     }
 
+    /// Whether no fault is present now (the last scan read the directory and every file within
+    /// the read timeout).
+    pub fn is_clean(&self) -> bool {
+        self.faults.is_empty()
+    }
+
     /// The last emitted (or baseline) state.
     #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn emitted(&self) -> Option<&Observation> {
@@ -325,10 +332,10 @@ impl PollCore {
 
     fn update_faults(&mut self, current: BTreeMap<FaultKey, (PollErrorKind, String)>) -> Vec<WatchEvent> {
         let mut events = Vec::new();
-        for key in self.faults.keys() {
+        for (key, kind) in &self.faults {
             if !current.contains_key(key) {
-                tracing::info!(event = "poll.recovered", path = %key.path.display());
-                events.push(WatchEvent::Recovered { path: Some(key.path.clone()) });
+                tracing::info!(event = "poll.recovered", kind = kind.as_str(), path = %key.path.display());
+                events.push(WatchEvent::Recovered { path: Some(key.path.clone()), kind: *kind });
             }
         }
         let mut faults = BTreeMap::new();
@@ -388,8 +395,20 @@ impl Poller {
             .spawn(move || watchdog.run())
             .map_err(|source| WatchError::Spawn { thread: WATCHDOG_THREAD, source })?;
         let read_timeout = config.read_timeout;
+        let health = PollerHealth {
+            heartbeat: Heartbeat::new(SystemClock.now(), stall_allowance(config.interval)),
+            last_clean_scan: Arc::new(AtomicU64::new(0)),
+        };
         let (inbox, commands) = crossbeam_channel::unbounded();
-        let shell = Shell { core: PollCore::new(&config), fs, config, commands, events, scans: scan_clock.clone() };
+        let shell = Shell {
+            core: PollCore::new(&config),
+            fs,
+            config,
+            commands,
+            events,
+            scans: scan_clock.clone(),
+            health: health.clone(),
+        };
         let thread = thread::Builder::new()
             .name(POLLER_THREAD.into())
             .spawn(move || shell.run())
@@ -401,7 +420,35 @@ impl Poller {
             watchdog: Some(watchdog),
             scans: scan_clock,
             read_timeout,
+            health,
         })
+    }
+}
+
+/// How long the poller may take to come round its loop again after a tick that plans to wait
+/// `delay` (the interval, or the backoff while faulted): three of them, at least
+/// [`MIN_ALLOWANCE`](crate::heartbeat::MIN_ALLOWANCE). A scan blocked in a read past it (a hung
+/// NFS mount) is a stall.
+fn stall_allowance(delay: Duration) -> Duration {
+    delay.saturating_mul(3).max(crate::heartbeat::MIN_ALLOWANCE)
+}
+
+/// What the poller thread shares with its readers: its heartbeat, and when a scan last read
+/// everything with no fault.
+#[derive(Debug, Clone)]
+pub(crate) struct PollerHealth {
+    pub(crate) heartbeat: Heartbeat,
+    /// Milliseconds since the Unix epoch of the last scan with no fault; 0 before the first.
+    last_clean_scan: Arc<AtomicU64>,
+}
+
+impl PollerHealth {
+    /// When a scan last read the directory and every file with no fault.
+    pub(crate) fn last_clean_scan(&self) -> Option<SystemTime> {
+        match self.last_clean_scan.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(UNIX_EPOCH + Duration::from_millis(millis)),
+        }
     }
 }
 const POLLER_THREAD: &str = "hotconf-poller";
@@ -469,9 +516,15 @@ pub struct PollerHandle {
     watchdog: Option<JoinHandle<()>>,
     scans: ScanClock,
     read_timeout: Duration,
+    health: PollerHealth,
 }
 
 impl PollerHandle {
+    /// The poller's heartbeat and last clean scan.
+    pub(crate) fn health(&self) -> &PollerHealth {
+        &self.health
+    }
+
     /// Forces a tick now (e.g. on SIGHUP), without waiting for it.
     #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // tests and `hotconf::testing` only
     pub fn poll_now(&self) {
@@ -517,6 +570,7 @@ struct Shell<F> {
     commands: Receiver<Command>,
     events: Sender<WatchEvent>,
     scans: ScanClock,
+    health: PollerHealth,
 }
 
 impl<F: FileSystem> Shell<F> {
@@ -547,10 +601,16 @@ impl<F: FileSystem> Shell<F> {
             if !events.into_iter().all(|event| self.events.send(event).is_ok()) {
                 break;
             }
+            if self.core.is_clean() {
+                let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                self.health.last_clean_scan.store(millis.max(1), Ordering::Relaxed);
+            }
+            let delay = self.core.next_delay();
+            self.health.heartbeat.beat(now, stall_allowance(delay));
             if let Some(done) = done {
                 let _ = done.send(());
             }
-            next_tick = now + self.core.next_delay();
+            next_tick = now + delay;
         }
     }
 }
@@ -627,7 +687,7 @@ mod tests {
                 format!("changed [{}]", changes.join(", "))
             }
             WatchEvent::PollError { kind, path: p, .. } => format!("error {kind} {}", path(p)),
-            WatchEvent::Recovered { path: p } => format!("recovered {}", path(p)),
+            WatchEvent::Recovered { path: p, kind } => format!("recovered {kind} {}", path(p)),
         }
     }
 
@@ -648,7 +708,7 @@ mod tests {
         assert_eq!(h.core.next_delay(), Backoff::default().max, "backs off while faulted");
         assert!(h.core.emitted().unwrap().get("b.yaml").unwrap().same_content(&FileObservation::read("b: 1", None)));
         h.fs.write("a.yaml", "a: 1");
-        assert_eq!(h.ticks(3), ["recovered /cfg/a.yaml", "changed [b.yaml modified]"]);
+        assert_eq!(h.ticks(3), ["recovered unreadable /cfg/a.yaml", "changed [b.yaml modified]"]);
         assert_eq!(h.core.next_delay(), TICK);
     }
 
@@ -658,13 +718,13 @@ mod tests {
         h.fs.fail_dir(Some(libc::ENOENT));
         assert_eq!(h.ticks(20), ["error dir_missing /cfg"]);
         h.fs.fail_dir(None);
-        assert_eq!(h.ticks(3), ["recovered /cfg"]);
+        assert_eq!(h.ticks(3), ["recovered dir_missing /cfg"]);
         // Back with other content: emitted once it is stable.
         h.fs.fail_dir(Some(libc::ESTALE));
         assert_eq!(h.ticks(2), ["error dir_missing /cfg"]);
         h.fs.write("a.yaml", "a: 9");
         h.fs.fail_dir(None);
-        assert_eq!(h.ticks(3), ["recovered /cfg", "changed [a.yaml modified]"]);
+        assert_eq!(h.ticks(3), ["recovered dir_missing /cfg", "changed [a.yaml modified]"]);
     }
 
     #[test]
@@ -675,7 +735,7 @@ mod tests {
         h.fs.fail("a.yaml", libc::ESTALE);
         assert_eq!(h.ticks(3), ["error vanished /cfg/a.yaml"]);
         h.fs.remove("a.yaml");
-        assert_eq!(h.ticks(3), ["recovered /cfg/a.yaml", "changed [a.yaml deleted]"]);
+        assert_eq!(h.ticks(3), ["recovered vanished /cfg/a.yaml", "changed [a.yaml deleted]"]);
     }
 
     #[test]
@@ -684,7 +744,7 @@ mod tests {
         h.fs.write("a.yaml", "x".repeat(17));
         assert_eq!(h.ticks(3), ["error too_large /cfg/a.yaml", "changed [a.yaml modified]"]);
         h.fs.write("a.yaml", "a: 1");
-        assert_eq!(h.ticks(3), ["recovered /cfg/a.yaml", "changed [a.yaml modified]"]);
+        assert_eq!(h.ticks(3), ["recovered too_large /cfg/a.yaml", "changed [a.yaml modified]"]);
     }
 
     #[test]
@@ -697,7 +757,7 @@ mod tests {
         // The late result keeps the fault; a prompt one clears it.
         let late = scan(&h.fs, Path::new("/cfg"), SourcesLimits::default());
         assert!(h.core.ingest(late, 3 * DEFAULT_READ_TIMEOUT, t).is_empty());
-        assert_eq!(h.tick(), ["recovered /cfg"]);
+        assert_eq!(h.tick(), ["recovered timeout /cfg"]);
     }
 
     #[test]

@@ -372,7 +372,7 @@ fn poller_reports_a_hung_read_once_and_recovers() {
     }
     fs.set_read_delay(Duration::ZERO);
     match rx.recv_timeout(DEADLINE).unwrap() {
-        WatchEvent::Recovered { path } => assert_eq!(path.as_deref(), Some(Path::new("/cfg"))),
+        WatchEvent::Recovered { path, .. } => assert_eq!(path.as_deref(), Some(Path::new("/cfg"))),
         other => panic!("unexpected {other:?}"),
     }
     fs.write("a.yaml", "a: 2");

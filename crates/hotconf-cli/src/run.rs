@@ -59,6 +59,20 @@ pub struct RunArgs {
     /// pending: this bounds how long after an outage ends the pending edit is applied.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub retry_backoff_max_ms: u64,
+    /// What to do when the config directory is invalid at start: `last-good` runs the newest
+    /// stored version that still validates, degraded (in /status, metrics, the log) until the
+    /// directory is fixed, and refuses only when there is none; `refuse` always exits 1.
+    #[arg(long, value_enum, default_value_t = OnInvalidStart::LastGood)]
+    pub on_invalid_start: OnInvalidStart,
+}
+
+/// `--on-invalid-start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnInvalidStart {
+    /// Exit 1 (code `invalid`), as Prometheus does on a bad config at start.
+    Refuse,
+    /// Run the newest stored version that validates, degraded, until the directory is fixed.
+    LastGood,
 }
 
 /// `--retention`: at least 1 (the store would read 0 as 1; a usage error says so instead).
@@ -119,6 +133,9 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         )
         .with_shutdown_timeout(Duration::from_secs(1))
         .with_observer(MetricsObserver(Arc::clone(&metrics)));
+    if args.on_invalid_start == OnInvalidStart::LastGood {
+        pipeline = pipeline.with_start_on_last_good();
+    }
     if let Some(alerts) = alerts {
         pipeline = pipeline.with_observer(AlertObserver::new(alerts, Arc::clone(&metrics)));
     }

@@ -43,6 +43,7 @@ pub fn start(bound: Bound, limits: Limits, admin: Admin) -> std::io::Result<Serv
 #[derive(Debug, PartialEq, Eq)]
 enum Route<'a> {
     Healthz,
+    Readyz,
     Metrics,
     Status,
     Config,
@@ -58,6 +59,7 @@ impl<'a> Route<'a> {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         Some(match segments.as_slice() {
             ["healthz"] => Route::Healthz,
+            ["readyz"] => Route::Readyz,
             ["metrics"] => Route::Metrics,
             ["status"] => Route::Status,
             ["config"] => Route::Config,
@@ -90,7 +92,7 @@ impl Admin {
         let route = Route::of(&r.segments);
         // Probes and scrapes need no token (the shipped scrape config and a kubelet send none, and
         // neither reveals a value or changes anything); every other endpoint does, when one is set.
-        if !matches!(route, Some(Route::Healthz | Route::Metrics)) && !self.authorized(r) {
+        if !matches!(route, Some(Route::Healthz | Route::Readyz | Route::Metrics)) && !self.authorized(r) {
             return Response::error(401, "missing or wrong bearer token");
         }
         let Some(route) = route else { return Response::error(404, "not found") };
@@ -98,11 +100,16 @@ impl Admin {
             return Response::method_not_allowed(route.allow());
         }
         match route {
-            Route::Healthz => Response::text(200, "ok\n"),
+            Route::Healthz => self.healthz(),
+            Route::Readyz => match self.view() {
+                Some(view) => Response::text(200, format!("ready: version {}\n", view.version())),
+                None => Response::text(503, "not ready: no config applied yet\n"),
+            },
             Route::Metrics => Response {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: {
+                    self.metrics.last_successful_scan(self.live.status().last_successful_scan);
                     let mut body = self.metrics.render();
                     crate::observe::metrics::render_process(&mut body);
                     body
@@ -173,6 +180,28 @@ impl Admin {
                 Response::json(429, &body)
             }
             Decision::Allowed { .. } | Decision::Unlimited => Response::json(200, &body),
+        }
+    }
+
+    /// `GET /healthz`: 503 when the poller or the reloader stopped making progress (a heartbeat
+    /// past its allowance), else 200; either way a line per stalled thread and per polling fault
+    /// present now (a fault alone is not a failed probe: restarting would not fix a mount).
+    fn healthz(&self) -> Response {
+        let status = self.live.status();
+        let mut body = String::new();
+        for thread in &status.stalled {
+            let age = status.heartbeat_age_seconds.get(thread).copied().unwrap_or_default();
+            body.push_str(&format!("stalled: {thread} (no progress for {age:.1} s)\n"));
+        }
+        for (kind, paths) in &status.faults {
+            for path in paths {
+                body.push_str(&format!("fault: {kind} {}\n", crate::escape::visible(path)));
+            }
+        }
+        if status.stalled.is_empty() {
+            Response::text(200, format!("ok\n{body}"))
+        } else {
+            Response::text(503, body)
         }
     }
 

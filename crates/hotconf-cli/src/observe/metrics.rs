@@ -56,6 +56,8 @@ pub struct Metrics {
     running_applied_unix_millis: AtomicU64,
     workers_stuck: AtomicU64,
     pinned: AtomicU64,
+    degraded: AtomicU64,
+    last_scan_unix_millis: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
@@ -66,6 +68,8 @@ struct Labelled {
     alerts: BTreeMap<&'static str, u64>,
     ack_timeouts: BTreeMap<String, u64>,
     failures: BTreeMap<&'static str, u64>,
+    /// The polling faults present now: (path, is the scan's timeout) → kind.
+    faults: BTreeMap<(String, bool), PollErrorKind>,
 }
 
 impl Default for Labelled {
@@ -76,6 +80,7 @@ impl Default for Labelled {
             alerts: ALERT_RESULTS.iter().map(|r| (*r, 0)).collect(),
             ack_timeouts: BTreeMap::new(),
             failures: FailureCause::ALL.iter().map(|c| (c.as_str(), 0)).collect(),
+            faults: BTreeMap::new(),
         }
     }
 }
@@ -143,6 +148,29 @@ impl Metrics {
     /// Counts a poll error of `kind`.
     pub fn poll_error(&self, kind: &str) {
         *self.lock().poll_errors.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Records a fault present from now on (a new kind for the same path replaces the old; the
+    /// scan's timeout stands beside whatever the directory reports).
+    pub fn fault(&self, path: &str, kind: PollErrorKind) {
+        let timeout = kind == PollErrorKind::Timeout;
+        self.lock().faults.insert((path.to_owned(), timeout), kind);
+    }
+
+    /// Records that the fault of `kind` at `path` is gone.
+    pub fn fault_cleared(&self, path: &str, kind: PollErrorKind) {
+        self.lock().faults.remove(&(path.to_owned(), kind == PollErrorKind::Timeout));
+    }
+
+    /// Records whether the service runs degraded (started on a stored version: the directory was invalid).
+    pub fn degraded(&self, degraded: bool) {
+        self.degraded.store(u64::from(degraded), Ordering::Relaxed);
+    }
+
+    /// Records when a scan last read every file with no fault (Unix seconds), as of a scrape.
+    pub fn last_successful_scan(&self, at_unix: Option<f64>) {
+        let millis = at_unix.map_or(0, |s| (s * 1000.0) as u64);
+        self.last_scan_unix_millis.store(millis, Ordering::Relaxed);
     }
 
     /// Counts an alert outcome (`sent`, `failed`, `suppressed`).
@@ -275,6 +303,27 @@ impl Metrics {
         for (component, n) in &labelled.ack_timeouts {
             o.sample("component_ack_timeouts_total", &[("component", component)], *n as f64);
         }
+        o.family("faults", "gauge", "Polling faults present now, by kind: files or directories that cannot be read.");
+        for kind in PollErrorKind::ALL {
+            let n = labelled.faults.values().filter(|k| **k == kind).count();
+            o.sample("faults", &[("kind", kind.as_str())], n as f64);
+        }
+        drop(labelled);
+        for (name, help, value) in [
+            (
+                "last_successful_scan_timestamp_seconds",
+                "When a scan last read the directory and every file with no fault (Unix seconds).",
+                millis(&self.last_scan_unix_millis),
+            ),
+            (
+                "degraded",
+                "Whether the service runs degraded (1): started on a stored version, the directory being invalid.",
+                self.degraded.load(Ordering::Relaxed) as f64,
+            ),
+        ] {
+            o.family(name, "gauge", help);
+            o.sample(name, &[], value);
+        }
     }
 }
 
@@ -359,13 +408,18 @@ impl Observer for MetricsObserver {
         match report {
             Report::Started(attempt) => {
                 m.pinned(attempt.state.pinned.is_some());
+                m.degraded(attempt.state.degraded.is_some());
                 m.register_components(attempt.state.components.iter().map(|c| c.name));
                 m.running(attempt.state.running_version, &attempt.state.running_hash.to_hex(), 0);
-                m.reload(ReloadResult::Success, attempt.duration);
+                // A degraded start rejected the directory: the last reload did not succeed.
+                let result =
+                    if attempt.state.degraded.is_some() { ReloadResult::Rejected } else { ReloadResult::Success };
+                m.reload(result, attempt.duration);
             }
             Report::Attempt(attempt) => {
                 m.workers_stuck(attempt.state.workers_stuck);
                 m.pinned(attempt.state.pinned.is_some());
+                m.degraded(attempt.state.degraded.is_some());
                 if attempt.pin_refused {
                     return;
                 }
@@ -386,7 +440,13 @@ impl Observer for MetricsObserver {
                     _ => {}
                 }
             }
-            Report::PollError { kind, .. } => m.poll_error(kind.as_str()),
+            Report::PollError { kind, path, .. } => {
+                m.poll_error(kind.as_str());
+                m.fault(&path.map(|p| p.display().to_string()).unwrap_or_default(), *kind);
+            }
+            Report::PollRecovered { kind, path } => {
+                m.fault_cleared(&path.map(|p| p.display().to_string()).unwrap_or_default(), *kind)
+            }
             Report::WorkerFinished { workers_stuck } => m.workers_stuck(*workers_stuck),
             _ => {}
         }
@@ -467,6 +527,30 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_counts_while_it_lasts_by_kind() {
+        let m = Metrics::default();
+        let gauge = |m: &Metrics, kind: &str| {
+            let line = format!("hotconf_faults{{kind=\"{kind}\"}} ");
+            m.render().lines().find_map(|l| l.strip_prefix(&line).map(str::to_owned)).unwrap()
+        };
+        m.fault("/cfg", PollErrorKind::DirMissing);
+        m.fault("/cfg", PollErrorKind::Timeout);
+        m.fault("/cfg/a.yaml", PollErrorKind::Io);
+        assert_eq!(
+            (gauge(&m, "dir_missing"), gauge(&m, "timeout"), gauge(&m, "io")),
+            ("1".into(), "1".into(), "1".into())
+        );
+        // Another kind for the same path replaces it; the timeout stays beside.
+        m.fault("/cfg/a.yaml", PollErrorKind::Vanished);
+        assert_eq!((gauge(&m, "io"), gauge(&m, "vanished")), ("0".into(), "1".into()));
+        m.fault_cleared("/cfg", PollErrorKind::DirMissing);
+        assert_eq!((gauge(&m, "dir_missing"), gauge(&m, "timeout")), ("0".into(), "1".into()));
+        m.fault_cleared("/cfg", PollErrorKind::Timeout);
+        m.fault_cleared("/cfg/a.yaml", PollErrorKind::Vanished);
+        assert!(PollErrorKind::ALL.iter().all(|k| gauge(&m, k.as_str()) == "0"));
+    }
+
+    #[test]
     fn every_family_has_samples_from_the_start() {
         let m = Metrics::default();
         m.register_components(["limiter", "router"]);
@@ -485,6 +569,9 @@ mod tests {
             "hotconf_alerts_total{result=\"sent\"} 0",
             "hotconf_component_ack_timeouts_total{component=\"router\"} 0",
             "hotconf_config_running_version_applied_timestamp_seconds 0",
+            "hotconf_faults{kind=\"dir_missing\"} 0",
+            "hotconf_last_successful_scan_timestamp_seconds 0",
+            "hotconf_degraded 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

@@ -55,7 +55,10 @@ fn a_hung_read_never_wedges_the_service_and_the_newest_content_is_applied_on_rel
     edit(backing.path(), "rpm: 700", "rpm: 900"); // the newest content, written while hung
 
     let bound = Duration::from_secs(20);
-    assert_eq!(answers_within(&s, "GET", "/healthz", Duration::from_secs(1)).0, 200);
+    // The poller is stuck in the read past its allowance: liveness fails, naming it and the fault.
+    let (status, body) = answers_within(&s, "GET", "/healthz", Duration::from_secs(1));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("stalled: poller") && body.contains("fault: timeout "), "{body}");
     assert_eq!(s.get_json("/status")["running_version"], 1);
     // A manual reload reads the directory too: it must come back (failed or timed out), not hang.
     let (status, body) = answers_within(&s, "POST", "/reload", bound);
@@ -63,7 +66,7 @@ fn a_hung_read_never_wedges_the_service_and_the_newest_content_is_applied_on_rel
     // A pin reads only the store (not on the hung mount): it is applied.
     let (status, body) = answers_within(&s, "POST", "/pin/1", bound);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(answers_within(&s, "GET", "/healthz", Duration::from_secs(1)).0, 200);
+    assert_eq!(answers_within(&s, "GET", "/healthz", Duration::from_secs(1)).0, 503);
 
     // Released: the newest content (900, not the 700 the hung read was after) is applied, with no
     // new edit.
@@ -72,6 +75,7 @@ fn a_hung_read_never_wedges_the_service_and_the_newest_content_is_applied_on_rel
     // (The pin above logged a `reload.applied` of its own: wait for the one with the new content.)
     let applied = s.wait_until(|v| v["event"] == "reload.applied" && v["origin"] == "change");
     assert!(applied["diff"].as_str().unwrap().contains("rpm: 600 → 900"), "{applied}");
+    assert_eq!(answers_within(&s, "GET", "/healthz", Duration::from_secs(1)), (200, "ok\n".to_owned()));
 }
 
 #[test]

@@ -220,6 +220,16 @@ fn deploy_files_query_only_metrics_the_binary_exports_and_ship_a_valid_config() 
     let (_, exposition) = s.http("GET", "/metrics");
     let exported: Vec<&str> = exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
     s.stop();
+    // deploy/exported-metrics.txt, which deploy/check.sh checks every rule, rule test and
+    // dashboard query against, is this very list: a real run's families.
+    let listed = std::fs::read_to_string(deploy.join("exported-metrics.txt")).unwrap();
+    let listed: Vec<&str> = listed.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let mut sorted = exported.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        listed, sorted,
+        "deploy/exported-metrics.txt differs from the families /metrics exports; regenerate it from a real run"
+    );
     let mut queried = 0;
     for file in
         ["prometheus/hotconf-alerts.yaml", "prometheus/hotconf-alerts.test.yaml", "grafana/hotconf-dashboard.json"]
