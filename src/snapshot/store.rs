@@ -418,7 +418,7 @@ impl SnapshotStore {
         if let Err(e) = self.audit.append(&AuditRecord::new((self.config.clock)(), event)) {
             // The version is stored whole; failing the commit now would make the caller believe it
             // is not. The operator sees the error in the service's log.
-            tracing::error!(error = %e, version, "cannot append to the audit log");
+            tracing::error!(event = "audit.failed", version, error = %crate::error_text::error_chain(&e), "cannot append to the audit log");
         }
         self.prune_locked()?;
         Ok(Commit::Created(manifest))
@@ -732,7 +732,7 @@ impl SnapshotStore {
             tracing::warn!(
                 event = "audit.repaired",
                 torn_line = torn,
-                versions = ?repaired,
+                versions = %serde_json::to_string(&repaired).unwrap_or_default(),
                 "the audit log was missing records after a crash"
             );
         }

@@ -327,7 +327,7 @@ impl PollCore {
         let mut events = Vec::new();
         for key in self.faults.keys() {
             if !current.contains_key(key) {
-                tracing::info!(event = "poll.recovered", path = %key.path.display());
+                tracing::info!(event = "poll.recovered", path = %key.path.display(), "the fault cleared");
                 events.push(WatchEvent::Recovered { path: Some(key.path.clone()) });
             }
         }

@@ -137,15 +137,15 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
                         tracing::error!(
                             event = "start.invalid",
                             file = %d.file,
-                            path = d.path.as_deref().unwrap_or(""),
-                            line = d.line.unwrap_or(0),
-                            column = d.column.unwrap_or(0),
+                            path = d.path.as_deref(),
+                            line = d.line,
+                            column = d.column,
                             code = d.kind.code(),
                             message = %d.kind,
-                            help = d.kind.help().unwrap_or_default(),
+                            help = d.kind.help(),
                         );
                     }
-                    tracing::error!(event = "start.refused", problems = diagnostics.problems(), error = %summary);
+                    tracing::error!(event = "start.refused", problems = diagnostics.problems(), error = %summary, "refusing to start on an invalid config");
                 }
             }
             return Ok(Exit::Invalid);
@@ -174,6 +174,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         stable_ticks = args.stable_ticks,
         admin_addr = %server.as_ref().map(|s| s.addr().to_string()).unwrap_or_else(|| "off".into()),
         running_version = live.status().running_version,
+        "watching the config directory"
     );
 
     let mut signals =
@@ -182,10 +183,15 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         if signal == SIGHUP {
             // Queued, not awaited: the loop stays free to see SIGTERM while the reload runs.
             let queued = live.request_reload();
-            tracing::info!(event = "reload.requested", trigger = "SIGHUP", queued);
+            tracing::info!(
+                event = "reload.requested",
+                trigger = "SIGHUP",
+                queued,
+                "a reload of the config directory was asked for"
+            );
             continue;
         }
-        tracing::info!(event = "shutdown", signal);
+        tracing::info!(event = "shutdown", signal, "stopping");
         break;
     }
     shutdown(server, live);
@@ -220,7 +226,7 @@ fn shutdown(server: Option<admin::Server>, live: Arc<Live<GatewayConfig>>) {
             Ok(next) => running = next,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 let _ = helper.join();
-                tracing::info!(event = "stopped");
+                tracing::info!(event = "stopped", "stopped");
                 return;
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -252,10 +258,15 @@ fn raise_fd_limit() {
         let from = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
-            tracing::info!(event = "fd_limit.raised", from = from as u64, to = limit.rlim_cur as u64);
+            tracing::info!(
+                event = "fd_limit.raised",
+                from = from as u64,
+                to = limit.rlim_cur as u64,
+                "the soft limit on open files was raised to the hard limit"
+            );
         } else {
             let error = std::io::Error::last_os_error();
-            tracing::warn!(event = "fd_limit.kept", limit = from as u64, error = %error);
+            tracing::warn!(event = "fd_limit.kept", limit = from as u64, error = %error, "cannot raise the soft limit on open files");
         }
     }
 }

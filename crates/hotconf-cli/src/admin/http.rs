@@ -240,7 +240,7 @@ async fn accept_loop(
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors (or a transient error): make room, and do not spin.
-                tracing::warn!(event = "admin.accept_error", error = %e);
+                tracing::warn!(event = "admin.accept_error", error = %e, "cannot accept a connection");
                 lock(&connections).evict_oldest_idle();
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;

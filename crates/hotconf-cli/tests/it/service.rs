@@ -181,7 +181,36 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every JSON line any test saw has the documented shape of its event.
+        if !std::thread::panicking() {
+            let log = self.raw.lock().unwrap().clone();
+            if let Err(e) = crate::log_schema::check_json_log(&log) {
+                panic!("{e}\nlog:\n{log}");
+            }
+        }
     }
+}
+
+/// A `diff` log field (an array of changes) as lines a person reads: `rate_limits.local.rpm: 600 → 900`.
+pub fn diff_text(line: &Value) -> String {
+    let changes = line["diff"].as_array().unwrap_or_else(|| panic!("diff is not an array: {line}"));
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    changes
+        .iter()
+        .map(|c| {
+            let stem = c["file"].as_str().unwrap().trim_end_matches(".yaml").trim_end_matches(".yml");
+            let at = format!("{stem}.{}", c["path"].as_str().unwrap());
+            match c["change"].as_str().unwrap() {
+                "modified" => format!("{at}: {} → {}", text(&c["old"]), text(&c["new"])),
+                "added" => format!("{at}: added {}", text(&c["value"])),
+                other => format!("{at}: {other}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A one-shot HTTP/1.1 request: (status, body).
