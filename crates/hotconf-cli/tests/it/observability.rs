@@ -218,6 +218,24 @@ fn metrics_have_every_family_from_the_start_and_the_time_the_running_version_was
     assert_eq!(samples(&text, "hotconf_config_running_version")[0].1, 2.0);
     let reapplied = samples(&text, "hotconf_config_running_version_applied_timestamp_seconds")[0].1;
     assert!(reapplied >= applied_at, "{reapplied} < {applied_at}");
+    assert_eq!(samples(&text, "hotconf_config_in_sync"), vec![("", 1.0)]);
+    let durations = samples(&text, "hotconf_config_reload_duration_seconds_count");
+    assert_eq!(
+        durations,
+        vec![("result=\"applied\"", 2.0), ("result=\"rejected\"", 0.0), ("result=\"failed\"", 0.0)],
+        "the startup and the edit, by result"
+    );
+
+    // A rejected edit: the directory no longer holds what runs, until it is fixed.
+    edit(config.path(), "rate_limits.yaml", "rpm: 650", "rpm: -1");
+    s.wait_for("reload.rejected");
+    let (_, text) = s.http("GET", "/metrics");
+    assert_eq!(samples(&text, "hotconf_config_in_sync"), vec![("", 0.0)], "while a change is rejected");
+    assert_eq!(samples(&text, "hotconf_config_reload_duration_seconds_count")[1], ("result=\"rejected\"", 1.0));
+    edit(config.path(), "rate_limits.yaml", "rpm: -1", "rpm: 650");
+    s.wait_for("reload.recovered");
+    let (_, text) = s.http("GET", "/metrics");
+    assert_eq!(samples(&text, "hotconf_config_in_sync"), vec![("", 1.0)], "reverted to what runs");
     s.stop();
 }
 
