@@ -161,7 +161,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
             let limits = admin::Limits {
                 head_timeout: Duration::from_millis(args.admin_head_timeout_ms),
                 max_connections: args.admin_max_connections as usize,
-            };
+            }
+            .within_fd_limit(soft_fd_limit());
             Some(admin::start(bound, limits, admin).context("starting the admin endpoint")?)
         }
         None => None,
@@ -173,6 +174,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         interval_ms = args.interval_ms,
         stable_ticks = args.stable_ticks,
         admin_addr = %server.as_ref().map(|s| s.addr().to_string()).unwrap_or_else(|| "off".into()),
+        admin_max_connections = server.as_ref().map(|s| s.max_connections() as u64),
         running_version = live.status().running_version,
         "watching the config directory"
     );
@@ -241,6 +243,20 @@ fn shutdown(server: Option<admin::Server>, live: Arc<Live<GatewayConfig>>) {
             }
         }
     }
+}
+
+/// The soft limit on open file descriptors, if known.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+fn soft_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct given, nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+            return Some(limit.rlim_cur as u64);
+        }
+    }
+    None
 }
 
 /// Raises the soft limit on open file descriptors to the hard one, as Go's runtime does at start:

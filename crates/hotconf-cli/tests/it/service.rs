@@ -52,7 +52,34 @@ impl Service {
         interval_ms: u64,
         extra: &[&str],
     ) -> Result<Service, (i32, String)> {
+        Self::try_start_limited(config, snapshots, env, interval_ms, extra, None)
+    }
+
+    /// Like `try_start_with`, the process's limit on open files (soft and hard) set to `nofile`
+    /// before it runs, as `prlimit --nofile=N:N` does.
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+    pub fn try_start_limited(
+        config: &Path,
+        snapshots: &Path,
+        env: &[(&str, &str)],
+        interval_ms: u64,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Service, (i32, String)> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotconf"));
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
             .args(["--interval-ms", &interval_ms.to_string(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
             .args(extra)
