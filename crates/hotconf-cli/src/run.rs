@@ -185,8 +185,11 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         if signal == SIGHUP {
             // Queued, not awaited: the loop stays free to see SIGTERM while the reload runs.
             let queued = live.request_reload();
+            let status = live.status();
             tracing::info!(
                 event = "reload.requested",
+                version = status.running_version,
+                bundle_hash = status.bundle_hash.as_str(),
                 trigger = "SIGHUP",
                 queued,
                 "a reload of the config directory was asked for"
