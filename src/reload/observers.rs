@@ -49,7 +49,7 @@ impl Observer for AuditTrail {
             _ => return,
         };
         if let Err(e) = self.store.record(event) {
-            tracing::error!(event = "audit.failed", error = %error_chain(&e));
+            tracing::error!(event = "audit.failed", error = %error_chain(&e), "cannot append to the audit log");
         }
     }
 }
@@ -170,20 +170,25 @@ impl Observer for EventQueue {
     }
 }
 
-/// The reloader's log lines (`reload.applied`, `reload.rejected`, `reload.failed`,
-/// `reload.retry`, `reload.recovered`, `pin.applied`, `pin.refused`).
+/// The reloader's log lines (`reload.applied`, `reload.diagnostic`, `reload.rejected`,
+/// `reload.failed`, `reload.retry`, `reload.recovered`, `pin.applied`, `pin.refused`). Every
+/// attempt's line carries `version` (the version running after it) and, when the content was
+/// read, its `bundle_hash`; an absent value is left out, never written as zero or empty.
 pub(super) struct LogLines;
 
 impl Observer for LogLines {
     fn observe(&mut self, report: &Report<'_>) {
         match report {
             Report::Started(attempt) => {
+                let hash = attempt.content.unwrap_or(attempt.state.running_hash).to_hex();
                 tracing::info!(
                     event = "reload.applied",
                     version = attempt.state.running_version,
+                    bundle_hash = hash.as_str(),
                     origin = "startup",
                     files = %log_list(&attempt.files),
-                    duration_ms = attempt.duration.as_millis() as u64
+                    duration_ms = attempt.duration.as_millis() as u64,
+                    "config applied"
                 );
             }
             Report::Attempt(attempt) => log_attempt(attempt),
@@ -194,6 +199,8 @@ impl Observer for LogLines {
 
 fn log_attempt(attempt: &AttemptReport) {
     let running_version = attempt.state.running_version;
+    let hash = attempt.content.map(|h| h.to_hex());
+    let bundle_hash = hash.as_ref().map(|h| h.as_str());
     match &attempt.outcome {
         AttemptOutcome::Applied { version, files } => {
             let version = *version;
@@ -201,61 +208,91 @@ fn log_attempt(attempt: &AttemptReport) {
                 tracing::info!(
                     event = "reload.applied",
                     version,
+                    bundle_hash,
                     origin = %origin,
                     files = %log_list(files),
                     duration_ms = attempt.duration.as_millis() as u64,
-                    diff = %diff,
+                    diff = %log_json(diff),
+                    "config applied"
                 );
                 if let Origin::Pin { of } = origin {
-                    tracing::info!(event = "pin.applied", version, of, pinned = attempt.state.pinned.is_some());
+                    tracing::info!(
+                        event = "pin.applied",
+                        version,
+                        of,
+                        pinned = attempt.state.pinned.is_some(),
+                        "a stored version was pinned live"
+                    );
                 }
             }
             if attempt.recovered {
-                tracing::info!(event = "reload.recovered", version, attempt = attempt.attempt);
+                tracing::info!(
+                    event = "reload.recovered",
+                    version,
+                    bundle_hash,
+                    attempt = attempt.attempt,
+                    "the failure ended: the config is applied"
+                );
             }
         }
         AttemptOutcome::Unchanged { version } => {
             if attempt.recovered {
-                tracing::info!(event = "reload.recovered", version = *version, "reverted to the running config");
+                tracing::info!(
+                    event = "reload.recovered",
+                    version = *version,
+                    bundle_hash,
+                    attempt = attempt.attempt,
+                    "the failure ended: reverted to the running config"
+                );
             }
         }
         AttemptOutcome::Rejected { .. } => {
             let Some(diagnostics) = &attempt.diagnostics else { return };
+            log_diagnostics(attempt, bundle_hash, diagnostics);
             if attempt.pin_refused {
-                log_diagnostics("pin.refused", diagnostics);
                 tracing::warn!(
                     event = "pin.refused",
                     version = attempt.pin.unwrap_or_default(),
-                    problems = diagnostics.problems()
+                    problems = diagnostics.problems(),
+                    "the pinned version no longer validates; the running config is kept"
                 );
             } else {
-                log_diagnostics("reload.rejected", diagnostics);
                 tracing::warn!(
                     event = "reload.rejected",
+                    version = running_version,
+                    bundle_hash,
+                    files = %log_list(&attempt.candidate_files),
                     problems = diagnostics.problems(),
-                    running_version,
                     "config rejected; previous config kept"
                 );
             }
         }
         AttemptOutcome::NotFound { version, error } => {
-            tracing::warn!(event = "pin.refused", version = *version, error = %error);
+            tracing::warn!(event = "pin.refused", version = *version, error = %error, "no such stored version to pin");
         }
         AttemptOutcome::Failed { failure } => {
             if attempt.pin_refused {
-                tracing::warn!(event = "pin.refused", version = attempt.pin.unwrap_or_default(), error = %failure.error);
+                tracing::warn!(
+                    event = "pin.refused",
+                    version = attempt.pin.unwrap_or_default(),
+                    error = %failure.error,
+                    "the pin failed; the running config is kept"
+                );
                 return;
             }
             tracing::error!(
                 event = "reload.failed",
-                error = %failure.error,
+                version = running_version,
+                bundle_hash,
                 cause = failure.cause.as_str(),
-                running_version,
+                error = %failure.error,
                 "reload failed; previous config kept"
             );
             if let Some(delay) = attempt.retry_in {
                 tracing::warn!(
                     event = "reload.retry",
+                    version = running_version,
+                    bundle_hash,
                     attempt = attempt.attempt + 1,
                     delay_ms = delay.as_millis() as u64,
                     trigger = attempt.trigger.as_str(),
@@ -268,27 +305,37 @@ fn log_attempt(attempt: &AttemptReport) {
     }
 }
 
+/// A structured log field (`diff`): its JSON text, which `hotconf run`'s JSON logs embed as JSON
+/// and its text logs write as one quoted value.
+fn log_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// A list-valued log field (`files`): the text of a JSON array of strings, which `hotconf run`'s
 /// JSON logs write as an array and its text logs as the items joined by commas.
 fn log_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_default()
 }
 
-/// Logs each diagnostic as one `event` line: its message, its `location` (`file:line:column`, the
-/// file under the directory as the user named it), file, path, line, column, code and help: what
-/// a library user with any `tracing` subscriber sees of a rejected edit.
-fn log_diagnostics(event: &'static str, diagnostics: &Diagnostics) {
+/// Logs each diagnostic as one `reload.diagnostic` line (for a change, a manual reload or a pin,
+/// as `trigger` says): its message, its `location` (`file:line:column`, the file under the
+/// directory as the user named it), file and code, its YAML path, line and column when known, and
+/// its help: what a library user with any `tracing` subscriber sees of a rejected edit.
+fn log_diagnostics(attempt: &AttemptReport, bundle_hash: Option<&str>, diagnostics: &Diagnostics) {
     for (d, location) in diagnostics.each_location() {
         let help = d.kind.help();
         tracing::warn!(
-            event,
+            event = "reload.diagnostic",
+            version = attempt.state.running_version,
+            bundle_hash,
+            trigger = attempt.trigger.as_str(),
             location = %location,
             file = %d.file,
-            path = d.path.as_deref().unwrap_or(""),
-            line = d.line.unwrap_or(0),
-            column = d.column.unwrap_or(0),
+            path = d.path.as_deref(),
+            line = d.line,
+            column = d.column,
             code = d.kind.code(),
-            help = help.as_deref().unwrap_or(""),
+            help = help.as_deref(),
             message = %d.kind,
         );
     }

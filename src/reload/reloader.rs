@@ -760,7 +760,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             return self.failed(trigger, failure, started).content(hash, files);
         }
         if let Err(e) = self.store.set_running(version) {
-            tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e));
+            tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e), "cannot record the running version in the store");
         }
         let diff = semantic_diff(&self.running.sources, &sources);
         let diff = if self.config.one_file { diff.of_one_file() } else { diff };
@@ -894,7 +894,7 @@ impl Observers {
     fn feed(&mut self, report: &Report<'_>) {
         for observer in &mut self.0 {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| observer.observe(report))) {
-                tracing::error!(event = "observer.panicked", error = %panic_message(payload.as_ref()));
+                tracing::error!(event = "observer.panicked", error = %panic_message(payload.as_ref()), "an observer panicked; the next one runs");
             }
         }
     }
@@ -933,7 +933,7 @@ fn resume_pin<S: Schema>(
     let pin = match store.pin() {
         Ok(pin) => pin?,
         Err(e) => {
-            tracing::warn!(event = "pin.cleared", error = %error_chain(&e), "cannot read the recorded pin");
+            tracing::warn!(event = "pin.cleared", reason = %error_chain(&e), "cannot read the recorded pin; starting on the config directory");
             return None;
         }
     };

@@ -150,7 +150,13 @@ impl<S: Schema> Validator<S> {
         let stuck_ms = worker.since.elapsed().as_millis() as u64;
         // It sent its id as its last act: the join waits for a return, never for a read.
         let _ = worker.thread.join();
-        tracing::info!(event = "reload.worker.finished", worker = id, stuck_ms, stuck = self.stuck.len());
+        tracing::info!(
+            event = "reload.worker.finished",
+            worker = id,
+            stuck_ms,
+            stuck = self.stuck.len(),
+            "a set-aside validator worker ended"
+        );
         true
     }
 
@@ -219,7 +225,7 @@ fn read_with_retries(plan: &ReadPlan) -> Result<Sources, ReadError> {
             Ok(s) => return Ok(s),
             Err(e) if attempt >= plan.attempts => return Err(e),
             Err(e) => {
-                tracing::warn!(event = "reload.read_retry", attempt, error = %e, cause = %e.source);
+                tracing::warn!(event = "reload.read_retry", attempt, error = %e, cause = %e.source, "reading the config directory failed; reading it again");
                 std::thread::sleep(wait);
                 wait *= 2;
                 attempt += 1;

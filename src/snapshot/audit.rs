@@ -58,6 +58,12 @@ pub enum AuditEvent {
         files: Vec<String>,
         /// The semantic diff from the parent, redacted.
         diff: SemanticDiff,
+        /// Written when the store was opened after a crash between the version's rename into
+        /// place and its record (`"repaired": true`, omitted otherwise): `ts` is then the
+        /// manifest's `created_at`, and the diff is from the parent if it still reads, else from
+        /// nothing.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        repaired: bool,
     },
     /// A candidate bundle failed validation; nothing was stored.
     Rejected {
@@ -175,6 +181,57 @@ impl AuditLog {
             Some(dir) if created => super::fsio::sync_dir(dir),
             _ => Ok(()),
         }
+    }
+
+    /// Makes the log end with a whole line after a crash cut its last append short: a last line
+    /// that is a whole record gets its newline, anything else after the last newline is cut off.
+    /// Returns whether it changed the file. Call under the store's lock.
+    pub(crate) fn repair_torn_tail(&self) -> Result<bool, StoreError> {
+        let bytes = match super::fsio::read_regular(&self.path, MAX_LOG_BYTES) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::Io { path: self.path.clone(), source: e }),
+        };
+        if bytes.is_empty() || bytes.ends_with(b"\n") {
+            return Ok(false);
+        }
+        let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut options = OpenOptions::new();
+        options.write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let mut file = options.open(&self.path).map_err(StoreError::io(&self.path))?;
+        if serde_json::from_slice::<AuditRecord>(&bytes[start..]).is_ok() {
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::End(0)).map_err(StoreError::io(&self.path))?;
+            file.write_all(b"\n").map_err(StoreError::io(&self.path))?;
+        } else {
+            file.set_len(start as u64).map_err(StoreError::io(&self.path))?;
+        }
+        file.sync_data().map_err(StoreError::io(&self.path))?;
+        Ok(true)
+    }
+
+    /// The versions that have an `accepted` record. Lines that do not read are passed over
+    /// ([`AuditLog::read_all`] reports them); only the event and version of each are parsed.
+    pub(crate) fn accepted_versions(&self) -> Result<std::collections::BTreeSet<u64>, StoreError> {
+        #[derive(Deserialize)]
+        struct Seen<'a> {
+            #[serde(borrow)]
+            event: std::borrow::Cow<'a, str>,
+            version: Option<u64>,
+        }
+        let bytes = match super::fsio::read_regular(&self.path, MAX_LOG_BYTES) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(StoreError::Io { path: self.path.clone(), source: e }),
+        };
+        Ok(bytes
+            .split(|&b| b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<Seen<'_>>(line).ok())
+            .filter(|seen| seen.event == "accepted")
+            .filter_map(|seen| seen.version)
+            .collect())
     }
 
     /// Every record, oldest first. A missing log is empty. A last line cut short by a crash is

@@ -246,7 +246,18 @@ impl SnapshotStore {
             faults: faults::Faults::default(),
         };
         match store.lock() {
-            Ok(_lock) => store.remove_leftovers()?,
+            Ok(_lock) => {
+                store.remove_leftovers()?;
+                // The store works without its audit log; a log that cannot be repaired now is
+                // reported and tried again at the next open.
+                if let Err(e) = store.repair_audit() {
+                    tracing::warn!(
+                        event = "snapshot.error",
+                        error = %crate::error_text::error_chain(&e),
+                        "cannot repair the audit log"
+                    );
+                }
+            }
             Err(StoreError::Lock { source, .. })
                 if matches!(
                     source.kind(),
@@ -401,12 +412,13 @@ impl SnapshotStore {
             bundle_hash: manifest.bundle_hash.clone(),
             files: manifest.changed_files.clone(),
             diff: semantic_diff(&parent_sources, sources),
+            repaired: false,
         };
         self.step("append audit record")?;
         if let Err(e) = self.audit.append(&AuditRecord::new((self.config.clock)(), event)) {
             // The version is stored whole; failing the commit now would make the caller believe it
             // is not. The operator sees the error in the service's log.
-            tracing::error!(error = %e, version, "cannot append to the audit log");
+            tracing::error!(event = "audit.failed", version, error = %crate::error_text::error_chain(&e), "cannot append to the audit log");
         }
         self.prune_locked()?;
         Ok(Commit::Created(manifest))
@@ -683,6 +695,48 @@ impl SnapshotStore {
             pruned.push(version);
         }
         Ok(pruned)
+    }
+
+    /// Repairs what a crash left in the audit log: a last line cut short (see
+    /// [`AuditLog::repair_torn_tail`]), and a version stored with no `accepted` record (a crash
+    /// between its rename into place and its record's append). Each such version that reads and
+    /// verifies gets its record, `"repaired": true`, oldest first. Holds the lock.
+    fn repair_audit(&self) -> Result<Vec<u64>, StoreError> {
+        let torn = self.audit.repair_torn_tail()?;
+        let recorded = self.audit.accepted_versions()?;
+        let mut repaired = Vec::new();
+        for entry in self.entries()? {
+            let Entry::Listed(manifest) = entry else { continue };
+            if recorded.contains(&manifest.version) {
+                continue;
+            }
+            // A damaged version is not vouched for by a record.
+            let Ok(stored) = self.read(manifest.version) else { continue };
+            let parent_sources =
+                manifest.parent.and_then(|p| self.read(p).ok()).map(|p| p.into_parts().1).unwrap_or_default();
+            let event = AuditEvent::Accepted {
+                version: manifest.version,
+                origin: manifest.origin,
+                parent: manifest.parent,
+                same_as: manifest.same_as,
+                bundle_hash: manifest.bundle_hash.clone(),
+                files: manifest.changed_files.clone(),
+                diff: semantic_diff(&parent_sources, stored.sources()),
+                repaired: true,
+            };
+            self.step("append repaired audit record")?;
+            self.audit.append(&AuditRecord { ts: manifest.created_at.clone(), event })?;
+            repaired.push(manifest.version);
+        }
+        if torn || !repaired.is_empty() {
+            tracing::warn!(
+                event = "audit.repaired",
+                torn_line = torn,
+                versions = %serde_json::to_string(&repaired).unwrap_or_default(),
+                "the audit log was missing records after a crash"
+            );
+        }
+        Ok(repaired)
     }
 
     /// Removes `.tmp-…` and `.trash-…` directories an interrupted writer left. Holds the lock.

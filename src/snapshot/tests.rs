@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::SystemTime;
 
 use proptest::prelude::*;
 
@@ -121,6 +122,17 @@ fn check_store(store: &SnapshotStore, model: &mut Model) {
     }
 }
 
+/// After an open: every version that reads has its `accepted` record, and the log reads whole.
+fn every_version_recorded(store: &SnapshotStore) {
+    let records = store.audit().read_all().unwrap();
+    for v in versions(store) {
+        if store.read(v).is_ok() {
+            let found = records.iter().any(|r| matches!(r.event, AuditEvent::Accepted { version, .. } if version == v));
+            assert!(found, "v{v} has no accepted record after the store was opened");
+        }
+    }
+}
+
 fn no_leftovers(dir: &Path) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -154,6 +166,7 @@ fn run(ops: Vec<Op>) {
                         drop(store);
                         store = open(dir.path());
                         no_leftovers(dir.path());
+                        every_version_recorded(&store);
                         let after = versions(&store);
                         let new: Vec<u64> = after.iter().filter(|v| !before.contains(v)).copied().collect();
                         assert!(new.len() <= 1, "one crashed commit made {new:?}");
@@ -170,6 +183,7 @@ fn run(ops: Vec<Op>) {
                 drop(store);
                 store = open(dir.path());
                 no_leftovers(dir.path());
+                every_version_recorded(&store);
                 assert_eq!(versions(&store), before);
             }
             Op::Prune { crash_at } => {
@@ -272,6 +286,99 @@ fn crash_at_every_step_of_a_commit() {
     for at in 0..16 {
         run(vec![Op::Commit { content: 0 }, Op::CrashCommit { content: 1, at }, Op::Commit { content: 1 }]);
     }
+}
+
+fn pinned_clock() -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_322_800)
+}
+
+/// A commit killed at each of its steps, then the store opened again by a new process, with the
+/// append of the record torn at each byte: every stored version has exactly one `accepted`
+/// record, the log reads whole, and a record the crash left out is written back marked repaired,
+/// with the diff from the parent.
+#[test]
+fn opening_the_store_repairs_the_audit_log_after_a_crash_at_every_step() {
+    let config = StoreConfig::default().with_retention(RETENTION).with_clock(pinned_clock);
+    let mut repaired_seen = 0;
+    for at in 0..16 {
+        for torn in [None, Some(0.3), Some(0.99), Some(1.0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SnapshotStore::open(dir.path(), config).unwrap();
+            store.commit(&bundle(0), Origin::Startup).unwrap();
+            store.faults.crash_after(at);
+            let crashed = matches!(store.commit(&bundle(1), Origin::Change), Err(StoreError::Injected { .. }));
+            drop(store);
+            let log = dir.path().join("audit.jsonl");
+            let whole = std::fs::read(&log).unwrap();
+            let has_v2 = dir.path().join("v000002").is_dir();
+            let v2_recorded = store_records(dir.path()).iter().any(|r| accepted_version(r) == Some(2));
+            if let (Some(fraction), true) = (torn, crashed && has_v2 && !v2_recorded) {
+                // What a crash in the middle of the append's one write leaves: part of the line
+                // (all of it but the newline at 1.0).
+                let record = AuditRecord::new(
+                    pinned_clock(),
+                    AuditEvent::Failed { bundle_hash: None, files: vec![], error: "x".repeat(40) },
+                );
+                let line = serde_json::to_string(&record).unwrap();
+                let cut = ((line.len() as f64) * fraction) as usize;
+                std::fs::write(&log, [whole.as_slice(), &line.as_bytes()[..cut]].concat()).unwrap();
+            }
+            let context = format!("crash at step {at}, torn {torn:?}");
+            let store = SnapshotStore::open(dir.path(), config).unwrap();
+            let records = store.audit().read_all().unwrap_or_else(|e| panic!("{context}: {e}"));
+            assert!(std::fs::read(&log).unwrap().ends_with(b"\n"), "{context}: the log ends with a whole line");
+            for v in versions(&store) {
+                let of_v: Vec<_> = records.iter().filter(|r| accepted_version(r) == Some(v)).collect();
+                assert_eq!(of_v.len(), 1, "{context}: v{v} has {} accepted records", of_v.len());
+                if let AuditEvent::Accepted { repaired: true, diff, parent, files, .. } = &of_v[0].event {
+                    repaired_seen += 1;
+                    assert_eq!((v, *parent), (2, Some(1)), "{context}");
+                    assert_eq!(files, &["a.yaml", "b.yaml"], "{context}");
+                    assert_eq!(diff, &semantic_diff(&bundle(0), &bundle(1)), "{context}");
+                    assert_eq!(of_v[0].ts, store.read(2).unwrap().manifest().created_at, "{context}");
+                }
+            }
+            // A second open finds nothing to repair.
+            drop(store);
+            SnapshotStore::open(dir.path(), config).unwrap();
+            assert_eq!(store_records(dir.path()), records, "{context}: a second open changed the log");
+        }
+    }
+    // The crash between the rename and the append, with each kind of tail.
+    assert!(repaired_seen >= 4, "no crash point left a version without its record ({repaired_seen})");
+}
+
+fn store_records(dir: &Path) -> Vec<AuditRecord> {
+    SnapshotStore::open_read_only(dir, StoreConfig::default()).unwrap().audit().read_all().unwrap()
+}
+
+fn accepted_version(record: &AuditRecord) -> Option<u64> {
+    match record.event {
+        AuditEvent::Accepted { version, .. } => Some(version),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_repaired_record_says_so_and_an_ordinary_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::default().with_clock(pinned_clock);
+    let store = SnapshotStore::open(dir.path(), config).unwrap();
+    store.commit(&bundle(0), Origin::Startup).unwrap();
+    // Crash right after the rename into place and the store directory's fsync.
+    store.faults.crash_after(7);
+    assert!(matches!(
+        store.commit(&bundle(2), Origin::Change),
+        Err(StoreError::Injected { what: "append audit record", .. })
+    ));
+    drop(store);
+    SnapshotStore::open(dir.path(), config).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(!lines[0].contains("repaired"), "{}", lines[0]);
+    assert!(lines[1].starts_with(r#"{"ts":"2026-01-02T03:00:00Z","event":"accepted","version":2,"#), "{}", lines[1]);
+    assert!(lines[1].ends_with(r#","repaired":true}"#), "{}", lines[1]);
 }
 
 #[test]

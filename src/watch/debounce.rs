@@ -104,7 +104,7 @@ impl Debouncer {
         let (touched, changes): (Vec<FileChange>, Vec<FileChange>) =
             changes.into_iter().partition(|c| c.kind == FileChangeKind::Touched);
         for change in &touched {
-            tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str());
+            tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str(), "only the modification time changed");
         }
         self.first_seen = None;
         if changes.is_empty() && self.emitted.is_some() {
@@ -115,10 +115,16 @@ impl Debouncer {
         }
         for change in &changes {
             match &change.kind {
-                FileChangeKind::Renamed { from } => {
-                    tracing::info!(event = "change.detected", file = %change.name, change = change.kind.as_str(), from = %from)
+                FileChangeKind::Renamed { from } => tracing::info!(
+                    event = "change.detected",
+                    file = %change.name,
+                    change = change.kind.as_str(),
+                    from = %from,
+                    "a config file changed"
+                ),
+                kind => {
+                    tracing::info!(event = "change.detected", file = %change.name, change = kind.as_str(), "a config file changed")
                 }
-                kind => tracing::info!(event = "change.detected", file = %change.name, change = kind.as_str()),
             }
         }
         let sources = observation.to_sources();

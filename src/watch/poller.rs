@@ -334,7 +334,7 @@ impl PollCore {
         let mut events = Vec::new();
         for (key, kind) in &self.faults {
             if !current.contains_key(key) {
-                tracing::info!(event = "poll.recovered", kind = kind.as_str(), path = %key.path.display());
+                tracing::info!(event = "poll.recovered", kind = kind.as_str(), path = %key.path.display(), "the fault cleared");
                 events.push(WatchEvent::Recovered { path: Some(key.path.clone()), kind: *kind });
             }
         }

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use faultfs::{Fault, FaultFs, Op};
-use hotconf::store::{Commit, Entry, SnapshotStore, StoreConfig};
+use hotconf::store::{AuditEvent, Commit, Entry, SnapshotStore, StoreConfig};
 use hotconf::Origin;
 use hotconf::{SourceFile, Sources};
 
@@ -31,7 +31,8 @@ fn open(dir: &Path) -> SnapshotStore {
 }
 
 /// What the store holds after a crash, checked: every version directory lists and verifies, the
-/// running marker names a stored version, the audit log reads. Returns the version numbers.
+/// running marker names a stored version, the audit log reads and has one `accepted` record per
+/// version. Returns the version numbers.
 fn check_consistent(store: &SnapshotStore, context: &str) -> BTreeSet<u64> {
     let mut versions = BTreeSet::new();
     for entry in store.entries().unwrap_or_else(|e| panic!("{context}: entries: {e}")) {
@@ -47,7 +48,13 @@ fn check_consistent(store: &SnapshotStore, context: &str) -> BTreeSet<u64> {
     if let Some(running) = store.running().unwrap_or_else(|e| panic!("{context}: running: {e}")) {
         assert!(versions.contains(&running), "{context}: running v{running} is not stored ({versions:?})");
     }
-    store.audit().read_all().unwrap_or_else(|e| panic!("{context}: audit log: {e}"));
+    let records = store.audit().read_all().unwrap_or_else(|e| panic!("{context}: audit log: {e}"));
+    // Opening the store wrote back any record the crash lost: one `accepted` record per version.
+    for v in &versions {
+        let n =
+            records.iter().filter(|r| matches!(r.event, AuditEvent::Accepted { version, .. } if version == *v)).count();
+        assert_eq!(n, 1, "{context}: v{v} has {n} accepted records");
+    }
     versions
 }
 

@@ -1,6 +1,8 @@
-//! JSON logs of `hotconf run`: one object a line, `timestamp`, `level`, then every field of the
-//! event in order, typed (numbers and booleans stay numbers and booleans), and list-valued fields
-//! ([`LIST_FIELDS`], logged by the library as a JSON array's text) as real JSON arrays.
+//! JSON logs of `hotconf run`: one object a line, `timestamp`, `level`, `event`, `message`, then
+//! every other field of the event in order, typed (numbers and booleans stay numbers and
+//! booleans), and structured fields ([`JSON_FIELDS`], logged by the library as JSON text: `files`,
+//! `diff`, `versions`) as real JSON. The text format ([`crate::logfmt`]) writes the same fields
+//! under the same names; both read an event through [`LogRecord`].
 
 use std::fmt::{self, Write as _};
 
@@ -11,16 +13,66 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Fields whose value is a list, logged as the text of a JSON array of strings (`files`).
-pub const LIST_FIELDS: &[&str] = &["files"];
+/// Fields whose value is logged as JSON text (`files`, a list of names; `diff`, a list of
+/// changes; `versions`, a list of numbers).
+pub const JSON_FIELDS: &[&str] = &["files", "diff", "versions"];
 
-/// The items of a list field's value, or `None` if `name` is not a list field or the value is not
-/// a JSON array of strings.
-pub fn list_items(name: &str, value: &str) -> Option<Vec<String>> {
-    if !LIST_FIELDS.contains(&name) {
-        return None;
+/// One log event's fields, in the order every line writes them: `event` and `message` first
+/// (a line logged without a message gets the event's name), then the rest as logged.
+pub struct LogRecord {
+    /// The event's name (`reload.applied`); empty for a line logged without one.
+    pub event: String,
+    /// The message a person reads.
+    pub message: String,
+    /// Every other field, typed.
+    pub fields: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl LogRecord {
+    /// Reads `event`'s fields.
+    pub fn of(event: &Event<'_>) -> Self {
+        let mut record = LogRecord { event: String::new(), message: String::new(), fields: Vec::new() };
+        event.record(&mut record);
+        if record.message.is_empty() {
+            record.message = record.event.clone();
+        }
+        record
     }
-    serde_json::from_str(value).ok()
+}
+
+impl Visit for LogRecord {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "event" => self.event = value.to_owned(),
+            "message" => self.message = value.to_owned(),
+            name => {
+                let parsed = JSON_FIELDS.contains(&name).then(|| serde_json::from_str(value).ok()).flatten();
+                self.fields.push((name, parsed.unwrap_or_else(|| serde_json::Value::String(value.to_owned()))));
+            }
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.fields.push((field.name(), value.into()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.fields.push((field.name(), value.into()));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.fields.push((field.name(), value.into()));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let value = serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into);
+        self.fields.push((field.name(), value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%x` fields and format-string messages arrive here too, as Debug forwarding to Display.
+        self.record_str(field, &format!("{value:?}"));
+    }
 }
 
 /// The JSON event format.
@@ -35,67 +87,23 @@ where
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut time = String::new();
         SystemTime.format_time(&mut Writer::new(&mut time))?;
+        let record = LogRecord::of(event);
         let mut line = String::from("{");
-        push_key(&mut line, "timestamp");
-        push_json(&mut line, &serde_json::Value::String(time));
-        push_key(&mut line, "level");
-        push_json(&mut line, &serde_json::Value::String(event.metadata().level().as_str().to_owned()));
-        event.record(&mut Fields { line: &mut line });
+        push_field(&mut line, "timestamp", &time.into());
+        push_field(&mut line, "level", &event.metadata().level().as_str().into());
+        push_field(&mut line, "event", &record.event.into());
+        push_field(&mut line, "message", &record.message.into());
+        for (name, value) in &record.fields {
+            push_field(&mut line, name, value);
+        }
         line.push_str("}\n");
         writer.write_str(&line)
     }
 }
 
-struct Fields<'a> {
-    line: &'a mut String,
-}
-
-impl Fields<'_> {
-    fn field(&mut self, field: &Field, value: serde_json::Value) {
-        push_key(self.line, field.name());
-        push_json(self.line, &value);
-    }
-}
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let value = match list_items(field.name(), value) {
-            Some(items) => serde_json::json!(items),
-            None => serde_json::Value::String(value.to_owned()),
-        };
-        self.field(field, value);
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, value.into());
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, value.into());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, value.into());
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.field(field, serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `%x` fields arrive here too, as Debug forwarding to Display.
-        self.record_str(field, &format!("{value:?}"));
-    }
-}
-
-fn push_key(line: &mut String, key: &str) {
+fn push_field(line: &mut String, key: &str, value: &serde_json::Value) {
     if !line.ends_with('{') {
         line.push(',');
     }
-    push_json(line, &serde_json::Value::String(key.to_owned()));
-    line.push(':');
-}
-
-fn push_json(line: &mut String, value: &serde_json::Value) {
-    let _ = write!(line, "{value}");
+    let _ = write!(line, "{}:{value}", serde_json::Value::String(key.to_owned()));
 }

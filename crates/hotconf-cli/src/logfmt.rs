@@ -1,10 +1,11 @@
-//! Text logs of `hotconf run` in logfmt: `TIME LEVEL key=value …`, one event a line. A value
-//! holding a space, `"`, `=`, `\` or a control character is quoted and escaped, so no field (a
-//! config file name with a newline in it, an error text) can forge a line or a field.
+//! Text logs of `hotconf run` in logfmt: `ts=TIME level=LEVEL event=NAME message=… key=value …`,
+//! one event a line, with the same fields under the same names as the JSON format
+//! ([`crate::jsonlog`]). A value holding a space, `"`, `=`, `\` or a control character is quoted
+//! and escaped, so no field (a config file name with a newline in it, an error text) can forge a
+//! line or a field.
 
 use std::fmt::{self, Write as _};
 
-use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -12,9 +13,11 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::escape::breaks_a_line_or_commands;
+use crate::jsonlog::LogRecord;
 
-/// The text event format: a timestamp, the level, then every field as `key=value`; the message,
-/// if any, as `msg=…`.
+/// The text event format: `ts`, `level`, `event`, `message`, then every other field as
+/// `key=value` (a list of names as its items joined by commas, other structured values as their
+/// JSON text).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Logfmt;
 
@@ -24,40 +27,36 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut time = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut time))?;
+        let record = LogRecord::of(event);
         let mut line = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut line))?;
-        write!(line, " {:>5}", event.metadata().level().as_str())?;
-        event.record(&mut Fields { line: &mut line });
+        push_field(&mut line, "ts", &time);
+        push_field(&mut line, "level", event.metadata().level().as_str());
+        push_field(&mut line, "event", &record.event);
+        push_field(&mut line, "message", &record.message);
+        for (name, value) in &record.fields {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) if *name == "files" => {
+                    items.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(",")
+                }
+                other => other.to_string(),
+            };
+            push_field(&mut line, name, &text);
+        }
         line.push('\n');
         writer.write_str(&line)
     }
 }
 
-/// Appends each field as ` key=value`.
-struct Fields<'a> {
-    line: &'a mut String,
-}
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        push_field(self.line, field.name(), value);
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `%x` fields arrive here too, as Debug forwarding to Display.
-        push_field(self.line, field.name(), &format!("{value:?}"));
-    }
-}
-
 fn push_field(line: &mut String, name: &str, value: &str) {
-    line.push(' ');
-    line.push_str(if name == "message" { "msg" } else { name });
-    line.push('=');
-    // A list (logged as a JSON array's text) reads as its items joined by commas.
-    match crate::jsonlog::list_items(name, value) {
-        Some(items) => push_value(line, &items.join(",")),
-        None => push_value(line, value),
+    if !line.is_empty() {
+        line.push(' ');
     }
+    line.push_str(name);
+    line.push('=');
+    push_value(line, value);
 }
 
 /// Appends `value`, bare when it is safe, else quoted with `\`, `"` and control characters escaped.

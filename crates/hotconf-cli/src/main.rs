@@ -224,7 +224,9 @@ fn main() -> ExitCode {
                 Err(e) => {
                     // Once: as a JSON event for a log pipeline, or as a line for a person.
                     match log_format {
-                        LogFormat::Json => tracing::error!(event = "fatal", error = format!("{e:#}")),
+                        LogFormat::Json => {
+                            tracing::error!(event = "fatal", error = format!("{e:#}"), "hotconf stopped on an error")
+                        }
                         LogFormat::Text => eprintln!("error: {}", escape::visible(&format!("{e:#}"))),
                     }
                     Exit::Failure

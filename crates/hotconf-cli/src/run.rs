@@ -154,15 +154,15 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
                         tracing::error!(
                             event = "start.invalid",
                             file = %d.file,
-                            path = d.path.as_deref().unwrap_or(""),
-                            line = d.line.unwrap_or(0),
-                            column = d.column.unwrap_or(0),
+                            path = d.path.as_deref(),
+                            line = d.line,
+                            column = d.column,
                             code = d.kind.code(),
                             message = %d.kind,
-                            help = d.kind.help().unwrap_or_default(),
+                            help = d.kind.help(),
                         );
                     }
-                    tracing::error!(event = "start.refused", problems = diagnostics.problems(), error = %summary);
+                    tracing::error!(event = "start.refused", problems = diagnostics.problems(), error = %summary, "refusing to start on an invalid config");
                 }
             }
             return Ok(Exit::Invalid);
@@ -178,7 +178,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
             let limits = admin::Limits {
                 head_timeout: Duration::from_millis(args.admin_head_timeout_ms),
                 max_connections: args.admin_max_connections as usize,
-            };
+            }
+            .within_fd_limit(soft_fd_limit());
             Some(admin::start(bound, limits, admin).context("starting the admin endpoint")?)
         }
         None => None,
@@ -190,7 +191,9 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         interval_ms = args.interval_ms,
         stable_ticks = args.stable_ticks,
         admin_addr = %server.as_ref().map(|s| s.addr().to_string()).unwrap_or_else(|| "off".into()),
+        admin_max_connections = server.as_ref().map(|s| s.max_connections() as u64),
         running_version = live.status().running_version,
+        "watching the config directory"
     );
 
     let mut signals =
@@ -199,10 +202,18 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Exit> {
         if signal == SIGHUP {
             // Queued, not awaited: the loop stays free to see SIGTERM while the reload runs.
             let queued = live.request_reload();
-            tracing::info!(event = "reload.requested", trigger = "SIGHUP", queued);
+            let status = live.status();
+            tracing::info!(
+                event = "reload.requested",
+                version = status.running_version,
+                bundle_hash = status.bundle_hash.as_str(),
+                trigger = "SIGHUP",
+                queued,
+                "a reload of the config directory was asked for"
+            );
             continue;
         }
-        tracing::info!(event = "shutdown", signal);
+        tracing::info!(event = "shutdown", signal, "stopping");
         break;
     }
     shutdown(server, live);
@@ -237,7 +248,7 @@ fn shutdown(server: Option<admin::Server>, live: Arc<Live<GatewayConfig>>) {
             Ok(next) => running = next,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 let _ = helper.join();
-                tracing::info!(event = "stopped");
+                tracing::info!(event = "stopped", "stopped");
                 return;
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -252,6 +263,20 @@ fn shutdown(server: Option<admin::Server>, live: Arc<Live<GatewayConfig>>) {
             }
         }
     }
+}
+
+/// The soft limit on open file descriptors, if known.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+fn soft_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct given, nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+            return Some(limit.rlim_cur as u64);
+        }
+    }
+    None
 }
 
 /// Raises the soft limit on open file descriptors to the hard one, as Go's runtime does at start:
@@ -269,10 +294,15 @@ fn raise_fd_limit() {
         let from = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
-            tracing::info!(event = "fd_limit.raised", from = from as u64, to = limit.rlim_cur as u64);
+            tracing::info!(
+                event = "fd_limit.raised",
+                from = from as u64,
+                to = limit.rlim_cur as u64,
+                "the soft limit on open files was raised to the hard limit"
+            );
         } else {
             let error = std::io::Error::last_os_error();
-            tracing::warn!(event = "fd_limit.kept", limit = from as u64, error = %error);
+            tracing::warn!(event = "fd_limit.kept", limit = from as u64, error = %error, "cannot raise the soft limit on open files");
         }
     }
 }

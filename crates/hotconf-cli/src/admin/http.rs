@@ -11,7 +11,10 @@
 //! connections are capped at
 //! [`Limits::max_connections`], and a new connection past the cap evicts the oldest one that has no
 //! request in flight (a request is in flight once its body is in and its handler runs), so an
-//! attacker holding connections, or dripping bodies, cannot starve new ones.
+//! attacker holding connections, or dripping bodies, cannot starve new ones. The cap is kept
+//! [`FD_RESERVE`] below the soft limit on open files ([`Limits::within_fd_limit`]), so held
+//! connections never take the descriptors the poller and the store need; a failed `accept` (out
+//! of descriptors all the same) backs off, 10 ms doubling to 1 s, and a burst of them is one log line.
 //!
 //! `GET`/`HEAD` handlers run on the runtime thread and must never block; other methods (a
 //! reload, a pin, which wait on the reloader) run on a small blocking pool.
@@ -41,6 +44,16 @@ const MAX_HEAD_BYTES: usize = 8 * 1024;
 const MAX_BODY_BYTES: u64 = 64 * 1024;
 /// Open connections at most, by default; past it, the oldest idle one is closed for the new one.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// File descriptors the admin server leaves to the rest of the process (the poller's reads, the
+/// store's commit, the alerts' socket, the runtime's own): its connections stop this far below
+/// the soft limit on open files.
+pub const FD_RESERVE: u64 = 64;
+/// The first pause after a failed `accept` (out of descriptors, say), doubled per failure in a row.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// The longest pause after failed `accept`s.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// A burst of failed `accept`s that lasts is still logged this often.
+const ACCEPT_BURST_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
 #[cfg(unix)]
 const LISTEN_BACKLOG: libc::c_int = 4096;
@@ -117,6 +130,20 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits with the connection cap lowered to leave [`FD_RESERVE`] descriptors below the
+    /// process's soft limit on open files (`soft_limit`, `None` when unknown), so held admin
+    /// connections can never take the descriptors a reload needs.
+    #[must_use]
+    pub fn within_fd_limit(mut self, soft_limit: Option<u64>) -> Self {
+        if let Some(limit) = soft_limit {
+            let budget = usize::try_from(limit.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+            self.max_connections = self.max_connections.min(budget).max(1);
+        }
+        self
+    }
+}
+
 /// A bound admin address that serves nothing yet: `hotconf run` binds before it stores or
 /// applies anything, so a taken port changes nothing.
 pub struct Bound {
@@ -154,6 +181,7 @@ impl Bound {
 /// thread within [`SHUTDOWN_WAIT`] plus a scheduling margin.
 pub struct Server {
     addr: SocketAddr,
+    max_connections: usize,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -183,12 +211,17 @@ impl Server {
             // Connection tasks are dropped; a reload still waited on is abandoned.
             runtime.shutdown_timeout(SHUTDOWN_WAIT);
         })?;
-        Ok(Self { addr, stop: Some(stop), thread: Some(thread) })
+        Ok(Self { addr, max_connections: limits.max_connections, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The bound address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The connection cap in force.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 }
 
@@ -231,39 +264,97 @@ async fn accept_loop(
 ) {
     // Only the runtime's one thread touches it; the lock is never contended.
     let connections = Arc::new(Mutex::new(Connections::default()));
+    let mut failures = AcceptFailures::default();
     loop {
         let accepted = tokio::select! {
             _ = &mut stopped => return,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                failures.ended();
+                stream
+            }
             Err(e) => {
-                // Out of file descriptors (or a transient error): make room, and do not spin.
-                tracing::warn!(event = "admin.accept_error", error = %e);
+                // Out of file descriptors (or a transient error): make room, back off, and log
+                // the burst once, not each failure.
                 lock(&connections).evict_oldest_idle();
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let pause = failures.failed(&e);
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
                 continue;
             }
         };
         let (busy, closed) = (Arc::new(AtomicBool::new(false)), oneshot::channel::<()>());
-        let id = {
+        let (id, evicted) = {
             let mut c = lock(&connections);
-            if c.open.len() >= limits.max_connections.max(1) && !c.evict_oldest_idle() {
+            let full = c.open.len() >= limits.max_connections.max(1);
+            if full && !c.evict_oldest_idle() {
                 // Every connection is mid-request: refuse this one rather than cut one short.
                 continue;
             }
             let id = c.next;
             c.next += 1;
             c.open.insert(id, (Arc::clone(&busy), closed.0));
-            id
+            (id, full)
         };
+        if evicted {
+            // Let the evicted connection's task close its descriptor before the next accept, so
+            // a flood of new connections never holds more than the cap.
+            tokio::task::yield_now().await;
+        }
         let _ = stream.set_nodelay(true);
         let (handler, connections) = (Arc::clone(&handler), Arc::clone(&connections));
         tokio::spawn(async move {
             serve_connection(stream, limits.head_timeout, handler, busy, closed.1).await;
             lock(&connections).open.remove(&id);
         });
+    }
+}
+
+/// A burst of failed `accept`s: counted, paused after with a doubling backoff, and logged once as
+/// one `admin.accept_error` line when it ends (and every [`ACCEPT_BURST_LOG_EVERY`] while it lasts).
+#[derive(Default)]
+struct AcceptFailures {
+    /// The failures since the burst (or its last line) began, when it began, the last error.
+    burst: Option<(u64, std::time::Instant, String)>,
+    pause: Duration,
+}
+
+impl AcceptFailures {
+    /// Counts a failure; returns how long to pause before the next `accept`.
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        let now = std::time::Instant::now();
+        let (count, since, last) = self.burst.get_or_insert_with(|| (0, now, String::new()));
+        *count += 1;
+        *last = error.to_string();
+        if now.duration_since(*since) >= ACCEPT_BURST_LOG_EVERY {
+            self.log();
+        }
+        self.pause = if self.pause.is_zero() { ACCEPT_BACKOFF_FIRST } else { (self.pause * 2).min(ACCEPT_BACKOFF_MAX) };
+        self.pause
+    }
+
+    /// A connection was accepted: the burst, if any, is over.
+    fn ended(&mut self) {
+        if self.burst.is_some() {
+            self.log();
+        }
+        self.pause = Duration::ZERO;
+    }
+
+    fn log(&mut self) {
+        if let Some((count, since, error)) = self.burst.take() {
+            tracing::warn!(
+                event = "admin.accept_error",
+                count,
+                duration_ms = since.elapsed().as_millis() as u64,
+                error = %error,
+                "connections could not be accepted (the last error given)"
+            );
+        }
     }
 }
 
@@ -418,7 +509,28 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::*;
+
+    #[test]
+    fn failed_accepts_back_off_from_10_ms_doubling_to_1_s_and_start_over_after_a_success() {
+        let mut failures = AcceptFailures::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let pauses: Vec<u64> = (0..9).map(|_| failures.failed(&emfile).as_millis() as u64).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(failures.burst.as_ref().map(|b| b.0), Some(9), "one burst, counted");
+        failures.ended();
+        assert!(failures.burst.is_none(), "logged and over");
+        assert_eq!(failures.failed(&emfile), ACCEPT_BACKOFF_FIRST);
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_a_reserve_below_the_file_limit() {
+        let limits = Limits::default();
+        assert_eq!(limits.within_fd_limit(Some(1024)).max_connections, 960);
+        assert_eq!(limits.within_fd_limit(Some(1 << 20)).max_connections, MAX_CONNECTIONS);
+        assert_eq!(limits.within_fd_limit(None).max_connections, MAX_CONNECTIONS);
+        assert_eq!(limits.within_fd_limit(Some(10)).max_connections, 1);
+    }
 
     #[test]
     fn percent_decoding() {

@@ -148,17 +148,17 @@ fn deliver(transport: &dyn Transport, body: &str, config: AlertConfig, metrics: 
         match transport.post_json(body) {
             Ok(()) => {
                 metrics.alert("sent");
-                tracing::info!(event = "alert.sent", attempt);
+                tracing::info!(event = "alert.sent", attempt, "alert sent");
                 return;
             }
             Err(error) if attempt < config.attempts => {
-                tracing::debug!(event = "alert.retry", attempt, %error);
+                tracing::debug!(event = "alert.retry", attempt, %error, "sending the alert failed; trying again");
                 std::thread::sleep(wait);
                 wait *= 2;
             }
             Err(error) => {
                 metrics.alert("failed");
-                tracing::warn!(event = "alert.failed", attempts = attempt, %error);
+                tracing::warn!(event = "alert.failed", attempts = attempt, %error, "the alert could not be sent");
             }
         }
     }

@@ -32,12 +32,31 @@ pub enum ReloadResult {
 }
 
 impl ReloadResult {
-    /// The label value.
+    /// The label value of `config_reloads_total`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReloadResult::Success => "success",
             ReloadResult::Rejected => "rejected",
             ReloadResult::Failed => "failed",
+        }
+    }
+
+    /// The label value of `config_reload_duration_seconds`: what the attempt did to the config.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            ReloadResult::Success => "applied",
+            ReloadResult::Rejected => "rejected",
+            ReloadResult::Failed => "failed",
+        }
+    }
+
+    const ALL: [ReloadResult; 3] = [ReloadResult::Success, ReloadResult::Rejected, ReloadResult::Failed];
+
+    fn index(self) -> usize {
+        match self {
+            ReloadResult::Success => 0,
+            ReloadResult::Rejected => 1,
+            ReloadResult::Failed => 2,
         }
     }
 }
@@ -46,9 +65,10 @@ impl ReloadResult {
 #[derive(Debug, Default)]
 pub struct Metrics {
     reloads: [AtomicU64; 3],
-    duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
-    duration_count: AtomicU64,
-    duration_sum_micros: AtomicU64,
+    /// Per result (applied, rejected, failed): the histogram's buckets, count and sum.
+    duration_buckets: [[AtomicU64; DURATION_BUCKETS.len()]; 3],
+    duration_count: [AtomicU64; 3],
+    duration_sum_micros: [AtomicU64; 3],
     files_changed: AtomicU64,
     running_version: AtomicU64,
     last_successful: AtomicU64,
@@ -58,6 +78,9 @@ pub struct Metrics {
     pinned: AtomicU64,
     degraded: AtomicU64,
     last_scan_unix_millis: AtomicU64,
+    /// 1 while the config directory's content is the running content (0 after a rejected or
+    /// failed change, or while a pin runs); starts at 1 with the content started on.
+    in_sync: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
@@ -91,20 +114,16 @@ const ALERT_RESULTS: [&str; 3] = ["sent", "failed", "suppressed"];
 impl Metrics {
     /// Counts a reload attempt and its duration.
     pub fn reload(&self, result: ReloadResult, duration: Duration) {
-        let i = match result {
-            ReloadResult::Success => 0,
-            ReloadResult::Rejected => 1,
-            ReloadResult::Failed => 2,
-        };
+        let i = result.index();
         self.reloads[i].fetch_add(1, Ordering::Relaxed);
         let secs = duration.as_secs_f64();
-        for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
+        for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.duration_buckets[i]) {
             if secs <= *bound {
                 bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.duration_count.fetch_add(1, Ordering::Relaxed);
-        self.duration_sum_micros.fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+        self.duration_count[i].fetch_add(1, Ordering::Relaxed);
+        self.duration_sum_micros[i].fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
         let ok = result == ReloadResult::Success;
         self.last_successful.store(u64::from(ok), Ordering::Relaxed);
     }
@@ -133,6 +152,11 @@ impl Metrics {
         for name in names {
             labelled.ack_timeouts.entry(name.to_owned()).or_default();
         }
+    }
+
+    /// Records whether the config directory's content is the running content.
+    pub fn directory_in_sync(&self, in_sync: bool) {
+        self.in_sync.store(u64::from(in_sync), Ordering::Relaxed);
     }
 
     /// Records whether a pinned version runs (the files on disk are not what runs).
@@ -220,21 +244,29 @@ impl Metrics {
     pub fn render_into(&self, out: &mut String, prefix: &str) {
         let mut o = Family { out, prefix };
         o.family("config_reloads_total", "counter", "Reload attempts by result.");
-        for r in [ReloadResult::Success, ReloadResult::Rejected, ReloadResult::Failed] {
+        for r in ReloadResult::ALL {
             o.sample("config_reloads_total", &[("result", r.as_str())], self.reloads(r) as f64);
         }
-        o.family("config_reload_duration_seconds", "histogram", "Time from a change set to the config live.");
-        for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
-            let le = bound.to_string();
-            o.sample("config_reload_duration_seconds_bucket", &[("le", &le)], bucket.load(Ordering::Relaxed) as f64);
+        o.family(
+            "config_reload_duration_seconds",
+            "histogram",
+            "Time from a change set to the config live, rejected or failed, by result.",
+        );
+        for r in ReloadResult::ALL {
+            let (i, result) = (r.index(), r.outcome());
+            for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.duration_buckets[i]) {
+                let le = bound.to_string();
+                let n = bucket.load(Ordering::Relaxed) as f64;
+                o.sample("config_reload_duration_seconds_bucket", &[("result", result), ("le", &le)], n);
+            }
+            let count = self.duration_count[i].load(Ordering::Relaxed) as f64;
+            let sum = self.duration_sum_micros[i].load(Ordering::Relaxed) as f64 / 1e6;
+            o.sample("config_reload_duration_seconds_bucket", &[("result", result), ("le", "+Inf")], count);
+            o.sample("config_reload_duration_seconds_sum", &[("result", result)], sum);
+            o.sample("config_reload_duration_seconds_count", &[("result", result)], count);
         }
-        let count = self.duration_count.load(Ordering::Relaxed) as f64;
-        let sum = self.duration_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        o.sample("config_reload_duration_seconds_bucket", &[("le", "+Inf")], count);
-        o.sample("config_reload_duration_seconds_sum", &[], sum);
-        o.sample("config_reload_duration_seconds_count", &[], count);
         let millis = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1000.0;
-        let plain: [(&str, &str, &str, f64); 7] = [
+        let plain: [(&str, &str, &str, f64); 8] = [
             (
                 "config_files_changed_total",
                 "counter",
@@ -276,6 +308,12 @@ impl Metrics {
                 "gauge",
                 "Whether a pinned version runs (1) rather than the files on disk (0).",
                 self.pinned.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "config_in_sync",
+                "gauge",
+                "Whether the config directory's content is the running content (1) or not (0: a change rejected or failing, or a pin).",
+                self.in_sync.load(Ordering::Relaxed) as f64,
             ),
         ];
         for (name, kind, help, value) in plain {
@@ -409,6 +447,7 @@ impl Observer for MetricsObserver {
             Report::Started(attempt) => {
                 m.pinned(attempt.state.pinned.is_some());
                 m.degraded(attempt.state.degraded.is_some());
+                m.directory_in_sync(attempt.state.pinned.is_none());
                 m.register_components(attempt.state.components.iter().map(|c| c.name));
                 m.running(attempt.state.running_version, &attempt.state.running_hash.to_hex(), 0);
                 // A degraded start rejected the directory: the last reload did not succeed.
@@ -422,6 +461,13 @@ impl Observer for MetricsObserver {
                 m.degraded(attempt.state.degraded.is_some());
                 if attempt.pin_refused {
                     return;
+                }
+                // The content the attempt judged is the directory's (a pin's is a stored version's):
+                // in sync when it is what runs. An unreadable directory tells nothing.
+                if attempt.state.pinned.is_some() {
+                    m.directory_in_sync(false);
+                } else if let Some(content) = attempt.content {
+                    m.directory_in_sync(content == attempt.state.running_hash);
                 }
                 match &attempt.outcome {
                     AttemptOutcome::Applied { version, files } => {
@@ -514,9 +560,13 @@ mod tests {
         for line in [
             "hotconf_config_reloads_total{result=\"success\"} 1",
             "hotconf_config_reloads_total{result=\"rejected\"} 1",
-            "hotconf_config_reload_duration_seconds_bucket{le=\"0.005\"} 1",
-            "hotconf_config_reload_duration_seconds_bucket{le=\"0.05\"} 2",
-            "hotconf_config_reload_duration_seconds_count 2",
+            "hotconf_config_reload_duration_seconds_bucket{result=\"applied\",le=\"0.005\"} 1",
+            "hotconf_config_reload_duration_seconds_bucket{result=\"applied\",le=\"0.05\"} 1",
+            "hotconf_config_reload_duration_seconds_bucket{result=\"rejected\",le=\"0.005\"} 0",
+            "hotconf_config_reload_duration_seconds_bucket{result=\"rejected\",le=\"0.05\"} 1",
+            "hotconf_config_reload_duration_seconds_count{result=\"applied\"} 1",
+            "hotconf_config_reload_duration_seconds_count{result=\"rejected\"} 1",
+            "hotconf_config_reload_duration_seconds_count{result=\"failed\"} 0",
             "hotconf_config_running_version 2",
             "hotconf_config_info{hash=\"abc\"} 1",
             "hotconf_poll_errors_total{kind=\"unreadable\"} 1",

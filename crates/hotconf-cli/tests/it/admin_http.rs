@@ -137,6 +137,72 @@ fn past_the_connection_cap_the_oldest_idle_connection_makes_room() {
     assert_eq!(code, Some(0), "{log}");
 }
 
+/// Under a limit of 1,024 open files (soft and hard: `prlimit --nofile=1024:1024`, systemd's
+/// default soft limit with nothing higher to raise it to) and 1,100 idle connections held open:
+/// the connection cap leaves the pipeline its descriptors, so an edit is applied at once (polling
+/// every 250 ms, as by default), `/healthz` answers promptly, and there are no floods of
+/// `admin.accept_error` lines.
+#[test]
+fn under_a_1024_file_limit_with_1100_held_connections_edits_apply_and_healthz_answers() {
+    raise_own_file_limit(4096);
+    let config = config_copy();
+    let store = tempfile::tempdir().unwrap();
+    // Connections are held for the whole test, not cut at the head deadline.
+    let args = ["--admin-head-timeout-ms", "60000"];
+    let s = Service::try_start_limited(config.path(), store.path(), &[], 250, &args, Some(1024)).unwrap();
+    let started = s.raw.lock().unwrap().lines().find(|l| l.contains("watcher.started")).unwrap().to_owned();
+    let started: Value = serde_json::from_str(&started).unwrap();
+    assert_eq!(started["admin_max_connections"], 1024 - 64, "{started}");
+
+    let mut held: Vec<TcpStream> = (0..1100).map(|_| TcpStream::connect(s.admin).unwrap()).collect();
+    // A probe queued behind all of them: once it is answered, every held one was accepted.
+    assert_eq!(send(s.admin, "GET", "/healthz").status, 200);
+
+    for (version, (from, to)) in [(2, ("rpm: 600", "rpm: 700")), (3, ("rpm: 700", "rpm: 800"))] {
+        let edited = Instant::now();
+        edit(config.path(), "rate_limits.yaml", from, to);
+        s.wait_until(|v| v["event"] == "reload.applied" && v["version"] == version);
+        let took = edited.elapsed();
+        eprintln!("fd limit 1024, 1,100 held connections: edit applied as v{version} in {took:?}");
+        assert!(took < Duration::from_millis(1500), "the edit took {took:?} to apply");
+    }
+    let mut latencies: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(send(s.admin, "GET", "/healthz").status, 200);
+            t.elapsed()
+        })
+        .collect();
+    latencies.sort_unstable();
+    let (p50, p99) = (latencies[100], latencies[197]);
+    eprintln!("fd limit 1024, 1,100 held connections: /healthz p50 {p50:?}, p99 {p99:?}");
+    assert!(p99 < Duration::from_millis(500), "/healthz p99 {p99:?}");
+    // The cap evicted the oldest held connections for the newer ones; the newest is still open.
+    assert!(!closed_by_server(&mut held[1099]), "the newest connection was evicted");
+    drop(held);
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let accept_errors = log.lines().filter(|l| l.contains("\"admin.accept_error\"")).count();
+    eprintln!("fd limit 1024, 1,100 held connections: {accept_errors} admin.accept_error lines");
+    assert!(accept_errors <= 2, "{accept_errors} admin.accept_error lines:\n{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+}
+
+/// Raises this test process's soft limit on open files to at least `n` (within the hard limit),
+/// so it can hold the connections it opens.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+fn raise_own_file_limit(n: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct given, nothing else.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if (limit.rlim_cur as u64) < n {
+            limit.rlim_cur = (n as libc::rlim_t).min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
 #[test]
 fn http_conventions_head_405_allow_percent_decoding_and_pin_codes() {
     let config = config_copy();

@@ -283,7 +283,7 @@ fn a_full_or_read_only_store_fails_the_attempt_and_the_content_is_applied_when_i
         let failed = s.wait_until(|v| v["event"] == "reload.failed" || v["event"] == "reload.applied");
         assert_eq!(failed["event"], "reload.failed", "{context}: {failed}");
         assert!(failed["error"].as_str().unwrap().contains(text), "{context}: {failed}");
-        assert_eq!(failed["running_version"], version, "{context}");
+        assert_eq!(failed["version"], version, "{context}");
         assert_eq!(rpm(&s, "local"), rpm_now, "{context}: the old config keeps running");
         s.wait_for("reload.retry");
         fs_.remove(fault);

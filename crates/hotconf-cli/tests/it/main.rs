@@ -15,6 +15,7 @@ mod faultfs_hung_read;
 mod faultfs_service;
 mod faultfs_store_full_for_long;
 mod health;
+mod log_schema;
 mod observability;
 mod run;
 mod run_defects;

@@ -19,12 +19,11 @@ fn edit(dir: &Path, file: &str, from: &str, to: &str) {
     write_atomic(&path, &text.replacen(from, to, 1));
 }
 
-/// Parses one logfmt line `TIME LEVEL key=value …` (values bare, or quoted with `\"`, `\\`,
-/// `\n`, `\r`, `\t`, `\u{…}` escapes); `Err` says what does not parse.
+/// Parses one logfmt line `ts=TIME level=LEVEL event=NAME message=… key=value …` (values bare,
+/// or quoted with `\"`, `\\`, `\n`, `\r`, `\t`, `\u{…}` escapes); `Err` says what does not parse.
 fn parse_logfmt(line: &str) -> Result<(String, BTreeMap<String, String>), String> {
-    let (_time, rest) = line.split_once(' ').ok_or("no timestamp")?;
-    let rest = rest.trim_start();
-    let (level, mut rest) = rest.split_once(' ').ok_or("no level")?;
+    let mut rest = line;
+    let mut order = Vec::new();
     let mut fields = BTreeMap::new();
     while !rest.is_empty() {
         let (key, after) = rest.split_once('=').ok_or_else(|| format!("no `=` in {rest:?}"))?;
@@ -64,13 +63,17 @@ fn parse_logfmt(line: &str) -> Result<(String, BTreeMap<String, String>), String
         if fields.insert(key.to_owned(), value).is_some() {
             return Err(format!("{key} twice"));
         }
+        order.push(key.to_owned());
         rest = after.trim_start_matches(' ');
     }
-    Ok((level.to_owned(), fields))
+    if order.len() < 4 || order[..4] != ["ts", "level", "event", "message"] {
+        return Err(format!("the line does not start with ts, level, event, message: {order:?}"));
+    }
+    Ok((fields["level"].clone(), fields))
 }
 
 #[test]
-fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
+fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_structured_diffs() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
     let mut service = TextService::start(config.path(), store.path(), "127.0.0.1:0");
@@ -91,11 +94,11 @@ fn text_logs_are_logfmt_that_parses_with_spaces_quotes_and_multi_line_diffs() {
     assert_eq!(applied["origin"], "pin of v1");
     // A list field reads as its items joined by commas.
     assert_eq!(applied["files"], "agent_chains.yaml,providers.yaml,rate_limits.yaml");
-    // A multi-line diff: escaped on one log line, whole again once parsed.
-    let diff = &applied["diff"];
+    // The diff: its changes as JSON text, whole again once parsed.
+    let diff: Value = serde_json::from_str(&applied["diff"]).unwrap_or_else(|e| panic!("{e}: {applied:?}"));
+    let diff = crate::service::diff_text(&json!({ "diff": diff }));
     assert!(diff.contains("rate_limits.local.rpm: 650 → 600"), "{applied:?}");
     assert!(diff.contains("rate_limits.local.burst: 25 → 20"), "{applied:?}");
-    assert!(diff.contains('\n'), "{applied:?}");
     assert!(service.stop());
 }
 
@@ -114,6 +117,28 @@ fn json_logs_write_list_fields_as_arrays() {
     let files = applied["files"].as_array().unwrap_or_else(|| panic!("files is not an array: {applied}"));
     assert!(files.contains(&json!("rate_limits.yaml")), "{applied}");
     assert!(applied["version"].is_u64(), "numbers stay numbers: {applied}");
+    assert_eq!(applied["message"], "config applied");
+    assert_eq!(applied["bundle_hash"].as_str().map(str::len), Some(64), "{applied}");
+    // The diff as an array of changes, as the audit log has it.
+    let diff = applied["diff"].as_array().unwrap_or_else(|| panic!("diff is not an array: {applied}"));
+    assert!(
+        diff.contains(
+            &json!({"file": "rate_limits.yaml", "path": "local.rpm", "change": "modified", "old": 600, "new": 650})
+        ),
+        "{applied}"
+    );
+    // A rejected edit: one `reload.diagnostic` line per problem, positions left out when unknown,
+    // then one `reload.rejected` summary.
+    std::fs::write(config.path().join("extra.yaml"), "a: 1\n").unwrap();
+    let diagnostic = s.wait_for("reload.diagnostic");
+    assert_eq!(
+        (&diagnostic["code"], &diagnostic["version"], diagnostic.get("line")),
+        (&json!("unexpected-file"), &json!(2), None),
+        "{diagnostic}"
+    );
+    let rejected = s.wait_for("reload.rejected");
+    assert_eq!((&rejected["problems"], &rejected["version"]), (&json!(1), &json!(2)), "{rejected}");
+    assert_eq!(rejected["bundle_hash"].as_str().map(str::len), Some(64), "{rejected}");
     s.stop();
 }
 
@@ -138,6 +163,7 @@ fn a_fatal_error_is_printed_once_as_text_or_as_one_json_event() {
     assert_eq!(stderr, "", "nothing on stderr besides the one JSON event");
     let events: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events.len(), 1, "{stdout}");
+    crate::log_schema::check_json_log(&stdout).unwrap();
     assert_eq!((&events[0]["event"], &events[0]["level"]), (&json!("fatal"), &json!("ERROR")));
     assert!(events[0]["error"].as_str().unwrap().starts_with(&format!("binding the admin endpoint {addr}: ")));
     drop(taken);
@@ -192,6 +218,24 @@ fn metrics_have_every_family_from_the_start_and_the_time_the_running_version_was
     assert_eq!(samples(&text, "hotconf_config_running_version")[0].1, 2.0);
     let reapplied = samples(&text, "hotconf_config_running_version_applied_timestamp_seconds")[0].1;
     assert!(reapplied >= applied_at, "{reapplied} < {applied_at}");
+    assert_eq!(samples(&text, "hotconf_config_in_sync"), vec![("", 1.0)]);
+    let durations = samples(&text, "hotconf_config_reload_duration_seconds_count");
+    assert_eq!(
+        durations,
+        vec![("result=\"applied\"", 2.0), ("result=\"rejected\"", 0.0), ("result=\"failed\"", 0.0)],
+        "the startup and the edit, by result"
+    );
+
+    // A rejected edit: the directory no longer holds what runs, until it is fixed.
+    edit(config.path(), "rate_limits.yaml", "rpm: 650", "rpm: -1");
+    s.wait_for("reload.rejected");
+    let (_, text) = s.http("GET", "/metrics");
+    assert_eq!(samples(&text, "hotconf_config_in_sync"), vec![("", 0.0)], "while a change is rejected");
+    assert_eq!(samples(&text, "hotconf_config_reload_duration_seconds_count")[1], ("result=\"rejected\"", 1.0));
+    edit(config.path(), "rate_limits.yaml", "rpm: -1", "rpm: 650");
+    s.wait_for("reload.recovered");
+    let (_, text) = s.http("GET", "/metrics");
+    assert_eq!(samples(&text, "hotconf_config_in_sync"), vec![("", 1.0)], "reverted to what runs");
     s.stop();
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::service::{fake_slack, http, write_atomic, Service, DEADLINE};
+use crate::service::{diff_text, fake_slack, http, write_atomic, Service, DEADLINE};
 use crate::support::{assert_no_canary, config_copy, CANARY};
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -41,7 +41,7 @@ fn each_file_change_is_applied_to_the_live_components() {
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 2);
     assert_eq!(applied["files"], serde_json::json!(["rate_limits.yaml"]));
-    assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 600 → 900"), "{applied}");
+    assert!(diff_text(&applied).contains("rate_limits.local.rpm: 600 → 900"), "{applied}");
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 900);
 
     // agent_chains.yaml → the next request uses the new chain.
@@ -94,7 +94,7 @@ fn invalid_changes_are_rejected_and_the_old_config_kept() {
     for (file, from, to, code) in cases {
         let before = std::fs::read_to_string(config.path().join(file)).unwrap();
         edit(config.path(), file, from, to);
-        let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v.get("code").is_some());
+        let rejected = s.wait_until(|v| v["event"] == "reload.diagnostic" && v.get("code").is_some());
         assert_eq!(rejected["file"], *file, "{rejected}");
         assert_eq!(rejected["code"], *code, "{rejected}");
         assert!(rejected["line"].as_u64().unwrap() > 0, "{rejected}");
@@ -351,7 +351,7 @@ fn cli_restore_while_running_is_applied_and_recorded_as_a_restore() {
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 3);
     assert_eq!(applied["origin"], "restore of v1");
-    assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 650 → 600"), "{applied}");
+    assert!(diff_text(&applied).contains("rate_limits.local.rpm: 650 → 600"), "{applied}");
     assert_eq!(acquire(&s, "local")["limits"]["rpm"], 600);
     let history = crate::support::hotconf(&["history", "--snapshots", snaps, "--format", "json"], &[]);
     let last: Value = serde_json::from_str(String::from_utf8(history.stdout).unwrap().lines().last().unwrap()).unwrap();

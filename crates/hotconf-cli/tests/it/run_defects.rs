@@ -99,24 +99,26 @@ fn a_newline_in_a_file_name_is_escaped_in_text_logs() {
     let store = tempfile::tempdir().unwrap();
     let mut service = TextService::start(config.path(), store.path(), "off");
     service.wait_line("event=watcher.started", |l| l.contains("event=watcher.started"));
-    let forged = "FORGED  INFO event=reload.applied version=99";
+    let forged = "ts=FORGED level=INFO event=reload.applied version=99";
     std::fs::write(config.path().join(format!("evil\n{forged}\r.yaml")), "a: 1\n").unwrap();
-    service.wait_line("event=reload.rejected problems=", |l| l.contains("event=reload.rejected problems="));
+    service.wait_line("event=reload.rejected", |l| l.contains(" event=reload.rejected "));
     let seen = std::mem::take(&mut service.seen);
     drop(service);
 
     for line in &seen {
-        assert!(!line.starts_with("FORGED"), "a forged line:\n{}", seen.join("\n"));
+        assert!(!line.starts_with("ts=FORGED"), "a forged line:\n{}", seen.join("\n"));
     }
     let detected: Vec<&String> = seen.iter().filter(|l| l.contains("event=change.detected")).collect();
     assert_eq!(detected.len(), 1, "{seen:#?}");
     assert!(
-        detected[0].ends_with(&format!(r#" event=change.detected file="evil\n{forged}\r.yaml" change=created"#)),
+        detected[0].ends_with(&format!(
+            r#" event=change.detected message="a config file changed" file="evil\n{forged}\r.yaml" change=created"#
+        )),
         "{}",
         detected[0]
     );
     assert!(
-        seen.iter().any(|l| l.contains("event=reload.rejected ") && l.contains(r#" file="evil\nFORGED"#)),
+        seen.iter().any(|l| l.contains(" event=reload.diagnostic ") && l.contains(r#" file="evil\nts=FORGED"#)),
         "{seen:#?}"
     );
 }

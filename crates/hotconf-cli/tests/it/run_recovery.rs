@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::{http, write_atomic, Service, DEADLINE};
+use crate::service::{diff_text, http, write_atomic, Service, DEADLINE};
 use crate::support::config_copy;
 
 /// SIGTERM must end the process within this, whatever is stuck.
@@ -105,7 +105,7 @@ fn an_edit_made_during_a_store_outage_longer_than_the_old_retry_schedule_is_appl
     let applied = s.wait_for("reload.applied");
     assert_eq!(applied["version"], 2);
     assert_eq!(applied["files"], serde_json::json!(["rate_limits.yaml"]));
-    assert!(applied["diff"].as_str().unwrap().contains("rate_limits.local.rpm: 600 → 900"), "{applied}");
+    assert!(diff_text(&applied).contains("rate_limits.local.rpm: 600 → 900"), "{applied}");
     let recovered = s.wait_for("reload.recovered");
     assert!(recovered["attempt"].as_u64().unwrap() >= 8, "{recovered}");
     let status = s.get_json("/status");

@@ -111,7 +111,7 @@ fn a_credential_in_base_url_is_refused_and_never_shown() {
     let store = tempfile::tempdir().unwrap();
     let s = Service::start(config.path(), store.path(), &[]);
     set_providers(config.path(), good, &format!("base_url: https://api.groq.com/openai/v1?api_key={CANARY}"));
-    let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["code"] == "credential-in-url");
+    let rejected = s.wait_until(|v| v["event"] == "reload.diagnostic" && v["code"] == "credential-in-url");
     assert_eq!((rejected["file"].as_str(), rejected["path"].as_str()), (Some("providers.yaml"), Some("groq.base_url")));
     assert_eq!((rejected["line"].as_u64(), rejected["column"].as_u64()), (Some(24), Some(13)));
     assert_eq!(s.get_json("/config")["config"]["providers"]["groq"]["base_url"], "https://api.groq.com/openai/v1");

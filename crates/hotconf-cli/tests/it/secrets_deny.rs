@@ -126,7 +126,7 @@ fn a_running_service_rejects_every_form_and_shows_the_canary_nowhere() {
     ];
     for (from, to, code) in &forms {
         write_atomic(&path, &shipped.replacen(from, to, 1));
-        let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["code"] == *code);
+        let rejected = s.wait_until(|v| v["event"] == "reload.diagnostic" && v["code"] == *code);
         assert_eq!(rejected["file"], "providers.yaml", "{to}");
     }
     for answer in ["/status", "/config", "/metrics", "/route/mary"] {

@@ -52,7 +52,34 @@ impl Service {
         interval_ms: u64,
         extra: &[&str],
     ) -> Result<Service, (i32, String)> {
+        Self::try_start_limited(config, snapshots, env, interval_ms, extra, None)
+    }
+
+    /// Like `try_start_with`, the process's limit on open files (soft and hard) set to `nofile`
+    /// before it runs, as `prlimit --nofile=N:N` does.
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+    pub fn try_start_limited(
+        config: &Path,
+        snapshots: &Path,
+        env: &[(&str, &str)],
+        interval_ms: u64,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Service, (i32, String)> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotconf"));
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.args(["run", "--config", config.to_str().unwrap(), "--snapshots", snapshots.to_str().unwrap()])
             .args(["--interval-ms", &interval_ms.to_string(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"])
             .args(extra)
@@ -181,7 +208,36 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every JSON line any test saw has the documented shape of its event.
+        if !std::thread::panicking() {
+            let log = self.raw.lock().unwrap().clone();
+            if let Err(e) = crate::log_schema::check_json_log(&log) {
+                panic!("{e}\nlog:\n{log}");
+            }
+        }
     }
+}
+
+/// A `diff` log field (an array of changes) as lines a person reads: `rate_limits.local.rpm: 600 → 900`.
+pub fn diff_text(line: &Value) -> String {
+    let changes = line["diff"].as_array().unwrap_or_else(|| panic!("diff is not an array: {line}"));
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    changes
+        .iter()
+        .map(|c| {
+            let stem = c["file"].as_str().unwrap().trim_end_matches(".yaml").trim_end_matches(".yml");
+            let at = format!("{stem}.{}", c["path"].as_str().unwrap());
+            match c["change"].as_str().unwrap() {
+                "modified" => format!("{at}: {} → {}", text(&c["old"]), text(&c["new"])),
+                "added" => format!("{at}: added {}", text(&c["value"])),
+                other => format!("{at}: {other}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A one-shot HTTP/1.1 request: (status, body).

@@ -115,7 +115,7 @@ fn a_fifo_appearing_while_running_is_rejected_by_name_and_a_later_fix_applied() 
     let good = std::fs::read_to_string(config.path().join("rate_limits.yaml")).unwrap();
     replace_with_fifo(config.path(), "rate_limits.yaml");
 
-    let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v.get("code").is_some());
+    let rejected = s.wait_until(|v| v["event"] == "reload.diagnostic" && v.get("code").is_some());
     assert_eq!(rejected["file"], "rate_limits.yaml", "{rejected}");
     assert_eq!(rejected["code"], "not-a-regular-file", "{rejected}");
     assert_eq!(rejected["message"], "file is a FIFO (named pipe), not a regular file", "{rejected}");
@@ -155,7 +155,7 @@ fn the_worst_nesting_written_live_is_refused_and_a_fix_a_second_later_applied_wi
     let fixed_at = Instant::now();
     write_atomic(&path, &good.replacen("rpm: 600", "rpm: 900", 1));
 
-    let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v.get("code").is_some());
+    let rejected = s.wait_until(|v| v["event"] == "reload.diagnostic" && v.get("code").is_some());
     assert_eq!(rejected["code"], "too-deep", "{rejected}");
     assert_eq!((rejected["line"].as_u64(), rejected["column"].as_u64()), (Some(1), Some(4 * 64 + 1)), "{rejected}");
     let applied = s.wait_for("reload.applied");
@@ -256,7 +256,7 @@ fn cross_file_worst_cases_written_live_are_rejected_and_a_fix_after_them_applied
         write_atomic(&providers_path, p);
         write_atomic(&chains_path, c);
         let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["problems"].is_number());
-        assert_eq!(rejected["running_version"], 1, "{rejected}");
+        assert_eq!(rejected["version"], 1, "{rejected}");
     }
     let fixed_at = Instant::now();
     write_atomic(&providers_path, &providers);
