@@ -59,6 +59,8 @@ fn a_missing_directory_is_a_fault_for_as_long_as_it_lasts_and_clears_when_it_ret
 
     std::fs::rename(&config, &aside).unwrap();
     s.wait_until(|v| v["event"] == "poll.error" && v["kind"] == "dir_missing");
+    // The poller logs the fault; the reloader's observers see it a moment later.
+    wait_http(&s, "/metrics", |_, body| body.contains("hotconf_faults{kind=\"dir_missing\"} 1"));
     // Still a fault at every later look, not only when it began.
     for _ in 0..3 {
         assert_eq!(sample(&s, r#"hotconf_faults{kind="dir_missing"}"#), 1.0);
