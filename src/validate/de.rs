@@ -3,18 +3,20 @@
 //!
 //! How: a `Deserializer` over the tree tracks the path of each value. An error raised inside a
 //! value is recorded at that value's path the first time it crosses a map or sequence access,
-//! and the node is *patched*: deserialization runs again, and the patched node answers with a
-//! stand-in value of whatever type is asked for (`1`, `""`, `None`, an empty list, a struct of
-//! stand-ins, the first variant), so the pass goes on to the next problem. A stand-in that fails
-//! too (a type with its own checks) makes the node *skipped*, as if absent; a required field
-//! missing only because it was skipped is a consequence, not a new problem, and its struct is
-//! patched in turn. Unknown keys are found without `deny_unknown_fields`: a struct tells its
-//! deserializer every field name it takes (aliases included), so a key outside them is recorded
-//! and skipped before serde sees it; in the lenient mode ([`UnknownKeys::Warn`]) it is a warning
-//! and serde gets it as before (a struct that denies unknown keys is then learnt once per type).
-//! A `std::time::Duration` is read from human text (`250ms`, `5s`, `2m`, `1h30m`: see
+//! and the node is *patched*: it answers with a stand-in value of whatever type is asked for
+//! (`1`, `""`, `None`, an empty list, a struct of stand-ins, the first variant). The value is
+//! deserialized again at once with a copy of its seed when the seed is serde's `PhantomData` (as
+//! for every derived struct, map and sequence), so the pass goes on to the next problem;
+//! otherwise deserialization runs again. A stand-in that fails too (a type with its own checks)
+//! makes the node *skipped*, as if absent, from the next pass on; a required field missing only
+//! because it was skipped is a consequence, not a new problem, and its struct is patched in turn.
+//! Unknown keys are found without `deny_unknown_fields`: a struct tells its deserializer every
+//! field name it takes (aliases included), so a key outside them is recorded and skipped before
+//! serde sees it; in the lenient mode ([`UnknownKeys::Warn`]) it is a warning and serde gets it as
+//! before (a struct that denies unknown keys is then learnt once per type). A
+//! `std::time::Duration` is read from human text (`250ms`, `5s`, `2m`, `1h30m`: see
 //! [`super::duration`]) as well as serde's own `{secs, nanos}`. Passes are bounded
-//! ([`MAX_PASSES`]) and diagnostics capped per document.
+//! ([`MAX_PASSES`], and [`MAX_VISITS`] values visited in all) and diagnostics capped per document.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -29,6 +31,13 @@ use super::yaml::YamlPath;
 
 /// The most deserialization passes over one document.
 pub const MAX_PASSES: usize = 256;
+
+/// The most values (map values and sequence items) all the passes over one document visit
+/// together: as many as the nodes a bundle may hold (keys and values), so a document at the node
+/// cap gets about two whole passes and a small one its [`MAX_PASSES`]. Past it no pass starts,
+/// and the problems found are what is reported: judging any document costs time linear in its
+/// size, whatever its problems.
+pub const MAX_VISITS: u64 = super::prescan::MAX_NODES;
 
 /// What went wrong at one path, as serde said it (values that may be secrets are never kept:
 /// strings are described, not copied).
@@ -185,11 +194,17 @@ struct Session {
     more: std::collections::BTreeMap<String, usize>,
     /// Problems listed, by first path segment.
     listed: std::collections::HashMap<String, usize>,
+    /// The paths of the problems listed.
+    listed_paths: HashSet<YamlPath>,
     max: usize,
     /// Whether the cap applies to each first path segment (each file of a directory).
     per_first: bool,
     /// A node was poisoned in this pass: another pass may reach further.
     progressed: bool,
+    /// Values visited by every pass so far (see [`MAX_VISITS`]).
+    visits: u64,
+    /// Problems counted past the cap, in all groups.
+    more_total: usize,
     /// Struct types (name, field list) known to refuse unknown keys.
     denying: HashSet<(&'static str, usize)>,
     /// What an unknown key of a struct is.
@@ -237,19 +252,29 @@ impl Session {
     }
 
     fn record(&mut self, path: YamlPath, kind: DeKind) {
-        if self.found.iter().any(|f| f.path == path && f.kind == kind) {
+        // The same problem met again (a node deserialized once more) is listed once; only a path
+        // listed already is compared with the list.
+        if self.listed_paths.contains(&path) && self.found.iter().any(|f| f.path == path && f.kind == kind) {
             return;
         }
         let group = match (self.per_first, path.segments().first()) {
-            (true, Some(super::yaml::Segment::Key(k))) => k.clone(),
-            _ => String::new(),
+            (true, Some(super::yaml::Segment::Key(k))) => k.as_str(),
+            _ => "",
         };
-        let listed = self.listed.entry(group.clone()).or_default();
+        let listed = match self.listed.get_mut(group) {
+            Some(listed) => listed,
+            None => self.listed.entry(group.to_owned()).or_default(),
+        };
         if *listed < self.max {
             *listed += 1;
+            self.listed_paths.insert(path.clone());
             self.found.push(Found { path, kind });
+        } else if let Some(more) = self.more.get_mut(group) {
+            *more += 1;
+            self.more_total += 1;
         } else {
-            *self.more.entry(group).or_default() += 1;
+            self.more.insert(group.to_owned(), 1);
+            self.more_total += 1;
         }
     }
 
@@ -260,8 +285,9 @@ impl Session {
         }
     }
 
-    fn changed(&self) -> Vec<YamlPath> {
-        self.patched.iter().chain(&self.poisoned).chain(&self.injected).cloned().collect()
+    /// The paths whose values are not as written.
+    fn into_changed(self) -> Vec<YamlPath> {
+        self.patched.into_iter().chain(self.poisoned).chain(self.injected).collect()
     }
 
     fn poison(&mut self, path: YamlPath) {
@@ -286,6 +312,9 @@ pub(crate) struct Outcome<T> {
     pub more: std::collections::BTreeMap<String, usize>,
     /// Unknown keys let through ([`UnknownKeys::Warn`]), at most `max`.
     pub warnings: Vec<Found>,
+    /// Values visited by all the passes (at most about [`MAX_VISITS`]): the work done, for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub visits: u64,
 }
 
 /// Deserializes `root` as `T`, finding every problem (at most `max` listed, for each first path
@@ -311,22 +340,30 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
         let mut session = cx.borrow_mut();
         match result {
             Ok(value) if session.found.is_empty() && session.more.is_empty() => {
-                let changed = session.changed();
-                let (value, partial) = if changed.is_empty() { (Some(value), None) } else { (None, Some(value)) };
+                drop(session);
+                let mut session = cx.into_inner();
                 let warnings = std::mem::take(&mut session.warnings);
-                return Outcome { value, partial, changed, found: Vec::new(), more: Default::default(), warnings };
+                let visits = session.visits;
+                let changed = session.into_changed();
+                let (value, partial) = if changed.is_empty() { (Some(value), None) } else { (None, Some(value)) };
+                let more = Default::default();
+                return Outcome { value, partial, changed, found: Vec::new(), more, warnings, visits };
             }
             Ok(value) => {
                 drop(session);
-                let session = cx.into_inner();
-                let changed = session.changed();
+                let mut session = cx.into_inner();
+                let (found, more, visits) =
+                    (std::mem::take(&mut session.found), std::mem::take(&mut session.more), session.visits);
+                let warnings = std::mem::take(&mut session.warnings);
+                let changed = session.into_changed();
                 return Outcome {
                     value: None,
                     partial: Some(value),
                     changed,
-                    found: one_per_mistake(session.found),
-                    more: session.more,
-                    warnings: session.warnings,
+                    found: one_per_mistake(found),
+                    more,
+                    warnings,
+                    visits,
                 };
             }
             Err(DeError::Fresh(kind)) => {
@@ -335,21 +372,23 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
             }
             Err(DeError::Reported) => {
                 // Past the cap a pass only counts: a few more are allowed, then the count stands.
-                if !session.progressed || session.more.values().sum::<usize>() >= max {
+                if !session.progressed || session.more_total >= max || session.visits >= MAX_VISITS {
                     break;
                 }
             }
         }
     }
-    let session = cx.into_inner();
-    let changed = session.changed();
+    let mut session = cx.into_inner();
+    let (found, more, visits) = (std::mem::take(&mut session.found), std::mem::take(&mut session.more), session.visits);
+    let warnings = std::mem::take(&mut session.warnings);
     Outcome {
         value: None,
         partial: None,
-        changed,
-        found: one_per_mistake(session.found),
-        more: session.more,
-        warnings: session.warnings,
+        changed: session.into_changed(),
+        found: one_per_mistake(found),
+        more,
+        warnings,
+        visits,
     }
 }
 
@@ -378,6 +417,65 @@ fn settle<T>(cx: &RefCell<Session>, path: &YamlPath, result: Result<T, DeError>)
         }
         other => other,
     }
+}
+
+/// How many times one value is deserialized again in the same pass after it failed (a stand-in,
+/// or the node with a stand-in for a missing field); past them the pass ends as before.
+const MAX_RETRIES: usize = 4;
+
+/// Deserializes the map value or sequence item `value` at `path` (a stand-in if it is patched).
+/// When it fails and `seed` can be copied (see [`spare`]), the problem is settled at `path` and
+/// the value deserialized again at once (now a stand-in, or with a stand-in for the missing
+/// field): the pass goes on to the next problem instead of ending, so a file's problems cost one
+/// pass, not one pass each. A stand-in that fails too ends the pass, as without a spare seed.
+fn node_or_stand_in<'de, S: DeserializeSeed<'de>>(
+    cx: &RefCell<Session>,
+    value: &'de Value,
+    path: YamlPath,
+    seed: S,
+) -> Result<S::Value, DeError> {
+    let mut seed = seed;
+    cx.borrow_mut().visits += 1;
+    for _ in 0..MAX_RETRIES {
+        let Some(again) = spare(&seed) else { break };
+        let patched = cx.borrow().patched.contains(&path);
+        let result =
+            if patched { seed.deserialize(StandIn) } else { seed.deserialize(Node { value, path: path.clone(), cx }) };
+        let kind = match result {
+            Err(DeError::Fresh(kind)) => kind,
+            // A stand-in for a missing field failed, and the node is patched now (see
+            // `MapAccess::next_value_seed`): a stand-in for the whole node.
+            Err(DeError::Reported) if !patched && cx.borrow().patched.contains(&path) => {
+                seed = again;
+                continue;
+            }
+            other => return other,
+        };
+        let mut session = cx.borrow_mut();
+        session.settle(&path, kind);
+        if session.poisoned.contains(&path) || session.more_total >= session.max {
+            // Its stand-in failed: skipped as absent from the next pass on. Or enough problems
+            // are counted past the cap: the pass ends, as it did before going on past problems.
+            return Err(DeError::Reported);
+        }
+        seed = again;
+    }
+    let result = if cx.borrow().patched.contains(&path) {
+        seed.deserialize(StandIn)
+    } else {
+        seed.deserialize(Node { value, path: path.clone(), cx })
+    };
+    settle(cx, &path, result)
+}
+
+/// A copy of `seed` when it is a `PhantomData` (the seed of serde's `next_value`,
+/// `next_element` and `next_entry`, so of every derived struct, map and sequence), to deserialize
+/// a value again after it failed; `None` for any other seed, which keeps the pass-per-problem way.
+fn spare<S>(seed: &S) -> Option<S> {
+    let phantom = std::mem::size_of::<S>() == 0 && std::any::type_name::<S>().starts_with("core::marker::PhantomData<");
+    // SAFETY: `S` is `PhantomData<_>` (a zero-sized type of that name), which is `Copy`: a bitwise
+    // copy of it is a copy.
+    phantom.then(|| unsafe { std::ptr::read(seed) })
 }
 
 fn unexpected(value: &Value) -> Unexpected<'_> {
@@ -645,12 +743,7 @@ impl<'de, 'c> de::MapAccess<'de> for MapAccess<'de, 'c> {
                 DeError::Reported
             });
         };
-        let result = if self.cx.borrow().patched.contains(&path) {
-            seed.deserialize(StandIn)
-        } else {
-            seed.deserialize(Node { value, path: path.clone(), cx: self.cx })
-        };
-        settle(self.cx, &path, result)
+        node_or_stand_in(self.cx, value, path, seed)
     }
 }
 
@@ -670,12 +763,7 @@ impl<'de, 'c> de::SeqAccess<'de> for SeqAccess<'de, 'c> {
             if self.cx.borrow().poisoned.contains(&path) {
                 continue;
             }
-            let result = if self.cx.borrow().patched.contains(&path) {
-                seed.deserialize(StandIn)
-            } else {
-                seed.deserialize(Node { value: item, path: path.clone(), cx: self.cx })
-            };
-            return settle(self.cx, &path, result).map(Some);
+            return node_or_stand_in(self.cx, item, path, seed).map(Some);
         }
     }
 }
@@ -974,6 +1062,78 @@ mod tests {
     struct Limits {
         rpm: u32,
         burst: u32,
+    }
+
+    /// A name that must not be empty: its stand-in (`""`) fails too.
+    #[derive(Debug)]
+    struct NonEmpty;
+
+    impl<'de> Deserialize<'de> for NonEmpty {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            if s.is_empty() {
+                return Err(de::Error::custom("empty"));
+            }
+            Ok(NonEmpty)
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Named {
+        name: NonEmpty,
+    }
+
+    fn values(yaml: &str) -> u64 {
+        let value: Value = yaml_serde::from_str(yaml).unwrap();
+        let mut n = 0;
+        let mut stack = vec![&value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Mapping(m) => {
+                    n += m.len() as u64;
+                    stack.extend(m.values());
+                }
+                Value::Sequence(s) => {
+                    n += s.len() as u64;
+                    stack.extend(s);
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn problems_inside_values_are_found_in_one_pass_after_valid_ones() {
+        // Valid entries first, then 1,000 bad values: each used to end a pass, so each pass walked
+        // the valid part again (hundreds of passes over the whole document).
+        let yaml: String = (0..10_000).map(|i| format!("v{i}: {{rpm: 1, burst: 1}}\n")).collect::<String>()
+            + &(0..1_000).map(|i| format!("p{i}: {{rpm: x, burst: 1}}\n")).collect::<String>();
+        let value: Value = yaml_serde::from_str(&yaml).unwrap();
+        let out = deserialize_all::<BTreeMap<String, Limits>>(&value, [], 100, false, UnknownKeys::Deny);
+        assert_eq!(out.found.len(), 100);
+        assert_eq!(out.found[0].path.to_string(), "p0.rpm");
+        assert!(out.more.values().sum::<usize>() >= 100);
+        // One pass, each bad value visited again as a stand-in: at most twice the values.
+        assert!(out.visits <= 2 * values(&yaml), "{} visits for {} values", out.visits, values(&yaml));
+    }
+
+    #[test]
+    fn problems_whose_stand_in_fails_stop_at_the_budget_of_visits() {
+        // A stand-in that fails too still ends the pass: 1,000 of them after 20,000 valid
+        // entries would cost a pass each; the budget of visits stops the passes.
+        let yaml: String = (0..20_000).map(|i| format!("v{i}: {{name: a}}\n")).collect::<String>()
+            + &(0..1_000).map(|i| format!("p{i}: {{name: ''}}\n")).collect::<String>();
+        let value: Value = yaml_serde::from_str(&yaml).unwrap();
+        let out = deserialize_all::<BTreeMap<String, Named>>(&value, [], 100, false, UnknownKeys::Deny);
+        assert!(!out.found.is_empty());
+        assert_eq!(out.found[0].path.to_string(), "p0.name");
+        // The last pass may start just under the budget: at most one pass over it.
+        let bound = MAX_VISITS + 2 * values(&yaml);
+        assert!(out.visits <= bound, "{} visits, bound {bound}", out.visits);
+        assert!(out.visits >= MAX_VISITS, "the budget, not the problems, ended it: {} visits", out.visits);
     }
 
     fn check(yaml: &str) -> Vec<String> {

@@ -96,12 +96,15 @@ impl<C> Validated<C> {
 
 /// The most config files one bundle may hold.
 const MAX_BUNDLE_FILES: usize = 1_024;
-/// The most bytes the files of one bundle may hold together.
-const MAX_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
+/// The most bytes the files of one bundle may hold together: two files at the default per-file
+/// cap. The node cap already holds a serde bundle to about 1 MiB of ordinary YAML (some 20 bytes
+/// a node), so only long scalars can fill more, and the parser's time grows with bytes: 4 MiB of
+/// long scalars took 73 to 106 ms to judge, 2 MiB half that.
+const MAX_BUNDLE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Validates `sources` with `schema`.
 ///
-/// Whatever the schema, a bundle of more than 1,024 files or 4 MiB together is refused before
+/// Whatever the schema, a bundle of more than 1,024 files or 2 MiB together is refused before
 /// it is judged (`bundle-too-large`, at the file that crosses the cap), and a [`SerdeSchema`]'s
 /// files together hold at most 50,000 YAML nodes, as one file may: judging any directory costs
 /// at most what judging one file at the caps does.

@@ -33,6 +33,8 @@ impl<'a> Suggestions<'a> {
     /// Lookups one index answers; past them, [`Suggestions::closest`] is `None` at once (a file
     /// lists at most 100 problems: a suggestion past them would not be shown).
     pub const MAX_LOOKUPS: usize = 100;
+    /// The most edits a suggestion is from the word looked up.
+    const MAX_EDITS: usize = 8;
 
     /// An index of `names` (kept in their order for ties).
     pub fn new(names: impl IntoIterator<Item = &'a str>) -> Self {
@@ -45,14 +47,15 @@ impl<'a> Suggestions<'a> {
 
     /// The name closest to `word` by edit distance (a swap of neighbours is one edit), when it is
     /// close enough to be a typo: one edit for words of up to 3 characters, a third of the
-    /// length (at least 2) beyond. Ties go to the name given first.
+    /// length beyond (at least 2, at most 8: further apart than 8 edits is not a typo, and a
+    /// comparison then fills at most 17 cells a character). Ties go to the name given first.
     pub fn closest(&self, word: &str) -> Option<&'a str> {
         if self.lookups.get() >= Self::MAX_LOOKUPS {
             return None;
         }
         self.lookups.set(self.lookups.get() + 1);
         let len = word.chars().count();
-        let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
+        let limit = if len <= 3 { 1 } else { (len / 3).clamp(2, Self::MAX_EDITS) };
         let mut budget = Self::MAX_COMPARED;
         let mut best: Option<(usize, usize, &'a str)> = None;
         // Lengths len, len-1, len+1, len-2, …: a name further than `limit` in length cannot be close.
@@ -97,6 +100,10 @@ mod tests {
         assert_eq!(did_you_mean("rmp", ["rpm", "burst"]), Some("rpm"));
         // Ties go to the name given first.
         assert_eq!(did_you_mean("ab", ["ac", "ad"]), Some("ac"));
+        // A third of the length, at most 8 edits: 9 edits apart in 30 characters is not a typo.
+        let long = "abcdefghijklmnopqrstuvwxyz0123";
+        assert_eq!(did_you_mean("abcdefghijklmnopqrstuvwxyzXXXX", [long]), Some(long));
+        assert_eq!(did_you_mean("XXXXXXXXXjklmnopqrstuvwxyz0123", [long]), None);
         assert_eq!(edit_distance("rmp", "rpm", 1), 1);
         assert_eq!(edit_distance("kitten", "sitting", 5), 3);
         assert_eq!(edit_distance("kitten", "sitting", 2), 3, "past the limit: limit + 1");

@@ -36,7 +36,53 @@ pub struct Problems<'a> {
     env: &'a dyn EnvLookup,
     found: Vec<(YamlPath, Problem)>,
     /// Paths whose values are stand-ins (a check on a partial config).
-    changed: &'a [YamlPath],
+    changed: &'a Changed,
+}
+
+/// The paths whose values are not as written, sorted, so that asking whether a path is clean
+/// costs a few binary searches, not a pass over them all: a rule asks once per problem it
+/// reports, and a file may hold 50,000 changed paths and a rule as many problems.
+#[derive(Debug, Default)]
+pub(crate) struct Changed(Vec<YamlPath>);
+
+/// No path changed.
+static UNCHANGED: Changed = Changed(Vec::new());
+
+impl Changed {
+    pub(crate) fn new(mut paths: Vec<YamlPath>) -> Self {
+        paths.sort_unstable_by(|a, b| order(a.segments(), b.segments()));
+        paths.dedup();
+        Self(paths)
+    }
+
+    /// Whether a changed path holds `path` or lies under it.
+    fn touches(&self, path: &[Segment]) -> bool {
+        let find = |p: &[Segment]| self.0.binary_search_by(|c| order(c.segments(), p));
+        // A changed path that `path` starts with: one of its prefixes.
+        if (0..=path.len()).any(|n| find(&path[..n]).is_ok()) {
+            return true;
+        }
+        // A changed path that starts with `path`: the paths under it sort right after it.
+        let first = find(path).unwrap_or_else(|i| i);
+        self.0.get(first).is_some_and(|c| c.segments().starts_with(path))
+    }
+}
+
+/// A total order on paths in which the paths starting with one path sort right after it.
+fn order(a: &[Segment], b: &[Segment]) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Greater, Less};
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (Segment::Key(x), Segment::Key(y)) => x.cmp(y),
+            (Segment::Index(x), Segment::Index(y)) => x.cmp(y),
+            (Segment::Key(_), Segment::Index(_)) => Less,
+            (Segment::Index(_), Segment::Key(_)) => Greater,
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl fmt::Debug for Problems<'_> {
@@ -48,7 +94,7 @@ impl fmt::Debug for Problems<'_> {
 impl<'a> Problems<'a> {
     /// No problems yet; environment lookups go to `env`.
     pub fn new(env: &'a dyn EnvLookup) -> Self {
-        Self { env, found: Vec::new(), changed: &[] }
+        Self { env, found: Vec::new(), changed: &UNCHANGED }
     }
 
     /// Whether the value at `path` and everything under it is as written in the files. Always
@@ -57,11 +103,7 @@ impl<'a> Problems<'a> {
     /// failed and were replaced by stand-ins, and must not judge those (its problems at such
     /// paths are dropped anyway).
     pub fn is_clean(&self, path: &YamlPath) -> bool {
-        let path = path.segments();
-        !self.changed.iter().any(|c| {
-            let c = c.segments();
-            path.starts_with(c) || c.starts_with(path)
-        })
+        !self.changed.touches(path.segments())
     }
 
     /// The environment, for rules about variables (injectable in tests: [`MapEnv`](crate::MapEnv)).
@@ -396,7 +438,7 @@ where
             *listed.entry(split(&found.path).0).or_default() += 1;
         }
         let mut more = outcome.more.clone();
-        let mut run = |config: &T, changed: &[YamlPath]| -> Vec<Diagnostic> {
+        let mut run = |config: &T, changed: &Changed| -> Vec<Diagnostic> {
             let Some(check) = &self.check else { return Vec::new() };
             let mut problems = Problems::new(env);
             problems.changed = changed;
@@ -440,11 +482,11 @@ where
             .collect();
         let config = match (outcome.value, &outcome.partial) {
             (Some(config), _) => {
-                diags.extend(run(&config, &[]));
+                diags.extend(run(&config, &UNCHANGED));
                 Some(config)
             }
             (None, Some(partial)) if self.partial => {
-                diags.extend(run(partial, &outcome.changed));
+                diags.extend(run(partial, &Changed::new(std::mem::take(&mut outcome.changed))));
                 None
             }
             _ => None,
@@ -529,4 +571,28 @@ fn number_help(expected: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("use a whole number from 0 to {max}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Changed, YamlPath};
+
+    #[test]
+    fn a_path_is_clean_unless_a_changed_path_holds_it_or_lies_under_it() {
+        let changed = ["a.b", "a.c[2]", "d", "e.f.g", "h[0].i"];
+        let index = Changed::new(changed.iter().map(|p| YamlPath::parse(p)).collect());
+        let asked = [
+            "", "a", "a.b", "a.b.x", "a.bb", "a.c", "a.c[1]", "a.c[2]", "a.c[2].z", "d", "d[0]", "e", "e.f", "e.f.h",
+            "e.g", "h", "h[0]", "h[1]", "h[0].j", "z",
+        ];
+        for p in asked {
+            let path = YamlPath::parse(p);
+            // The definition, one comparison per changed path.
+            let naive = changed.iter().any(|c| {
+                let c = YamlPath::parse(c);
+                path.segments().starts_with(c.segments()) || c.segments().starts_with(path.segments())
+            });
+            assert_eq!(index.touches(path.segments()), naive, "{p}");
+        }
+    }
 }

@@ -121,18 +121,20 @@ pub struct ParsedFile<'a> {
     pub value: Value,
     /// The significant lines of `text`, split once, on the first diagnostic.
     lines: std::cell::OnceCell<Vec<Line<'a>>>,
+    /// Where each key of a long block is, found once for all the diagnostics located in it.
+    keys: std::cell::RefCell<KeyIndex<'a>>,
 }
 
 impl<'a> ParsedFile<'a> {
     /// A parsed file of `text` holding `value`.
     pub fn new(name: &'a str, text: &'a str, value: Value) -> Self {
-        Self { name, text, value, lines: std::cell::OnceCell::new() }
+        Self { name, text, value, lines: std::cell::OnceCell::new(), keys: Default::default() }
     }
 
     /// A diagnostic at `path` in this file, with line:column when the path can be found.
     pub fn diagnostic(&self, path: &YamlPath, kind: DiagnosticKind) -> Diagnostic {
         let lines = self.lines.get_or_init(|| significant_lines(self.text));
-        let position = locate_in(lines, path, kind.points_at_value());
+        let position = locate_in(lines, path, kind.points_at_value(), &mut self.keys.borrow_mut());
         let d = Diagnostic::file(self.name, kind).at_position(position);
         if path.segments().is_empty() {
             d
@@ -353,14 +355,14 @@ struct Line<'a> {
 /// deepest position found; `None` when not even the first segment is found.
 #[cfg(test)]
 pub fn locate(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
-    locate_in(&significant_lines(text), path, false)
+    locate_in(&significant_lines(text), path, false, &mut KeyIndex::default())
 }
 
 /// Like [`locate`], but a path to `key: value` resolves to where the value starts, when it is on
 /// the key's line: where a diagnostic about the value points.
 #[cfg(test)]
 pub fn locate_value(text: &str, path: &YamlPath) -> Option<(u32, u32)> {
-    locate_in(&significant_lines(text), path, true)
+    locate_in(&significant_lines(text), path, true, &mut KeyIndex::default())
 }
 
 /// The 1-based column of byte `offset` in `line`, in characters.
@@ -474,8 +476,42 @@ fn significant_lines(text: &str) -> Vec<Line<'_>> {
 
 /// [`locate`] over lines split once. Each step narrows to the block under the segment found, by
 /// index into `lines`, without copying it.
-fn locate_in(lines: &[Line<'_>], path: &YamlPath, want_value: bool) -> Option<(u32, u32)> {
-    let mut block: std::borrow::Cow<'_, [Line<'_>]> = std::borrow::Cow::Borrowed(lines);
+/// The keys of the blocks of more than [`KeyIndex::SCAN`] lines that a diagnostic was located in,
+/// each block indexed once: locating a file's 100 diagnostics costs one pass over a long block,
+/// not one pass each.
+#[derive(Debug, Default)]
+struct KeyIndex<'a> {
+    /// By block (its first line's number and indentation, and its length): each key at the
+    /// block's indentation and the position of its first line in the block.
+    blocks: std::collections::HashMap<(u32, usize, usize), std::collections::HashMap<&'a str, usize>>,
+}
+
+impl<'a> KeyIndex<'a> {
+    /// Blocks up to this long are scanned.
+    const SCAN: usize = 64;
+
+    /// The position in `block` of the line holding `key` at the block's indentation.
+    fn position(&mut self, block: &[Line<'a>], key: &str) -> Option<usize> {
+        let indent = block.first()?.indent;
+        let at_indent = |l: &Line<'a>| if l.indent == indent { key_of(l.content) } else { None };
+        if block.len() <= Self::SCAN {
+            return block.iter().position(|l| at_indent(l) == Some(key));
+        }
+        let keys = self.blocks.entry((block[0].number, indent, block.len())).or_insert_with(|| {
+            let mut keys = std::collections::HashMap::new();
+            for (i, line) in block.iter().enumerate() {
+                if let Some(k) = at_indent(line) {
+                    keys.entry(k).or_insert(i);
+                }
+            }
+            keys
+        });
+        keys.get(key).copied()
+    }
+}
+
+fn locate_in<'a>(lines: &[Line<'a>], path: &YamlPath, want_value: bool, keys: &mut KeyIndex<'a>) -> Option<(u32, u32)> {
+    let mut block: std::borrow::Cow<'_, [Line<'a>]> = std::borrow::Cow::Borrowed(lines);
     let mut found = None;
     // The line of the last node found, and the byte offset in it of its value, if written there.
     let mut value: Option<(Line<'_>, usize)> = None;
@@ -494,14 +530,16 @@ fn locate_in(lines: &[Line<'_>], path: &YamlPath, want_value: bool) -> Option<(u
         let indent = first.indent;
         let child = match segment {
             Segment::Key(key) => {
-                let Some(i) = block.iter().position(|l| l.indent == indent && key_of(l.content) == Some(key.as_str()))
-                else {
+                let Some(i) = keys.position(&block, key) else {
                     break;
                 };
                 found = Some((block[i].number, block[i].indent as u32 + 1));
                 value = value_offset(block[i].content).map(|at| (block[i], at));
                 let end = block_end(&block, i, indent);
-                std::borrow::Cow::Owned(block[i + 1..end].to_vec())
+                match block {
+                    std::borrow::Cow::Borrowed(lines) => std::borrow::Cow::Borrowed(&lines[i + 1..end]),
+                    std::borrow::Cow::Owned(lines) => std::borrow::Cow::Owned(lines[i + 1..end].to_vec()),
+                }
             }
             Segment::Index(n) => {
                 let items: Vec<usize> =
@@ -573,6 +611,35 @@ mod tests {
             Ok(n) => p.index(n),
             Err(_) => p.key(s),
         })
+    }
+
+    #[test]
+    fn locates_keys_in_long_blocks_through_the_index_as_by_scanning() {
+        // 300 keys at the top, then a block of 300 keys under `local`: both past KeyIndex::SCAN.
+        let top: String = (0..300).map(|i| format!("k{i}: 1\n")).collect();
+        let inner: String = (0..300).map(|i| format!("  j{i}: {i}\n")).collect();
+        let text = format!("{top}local:\n{inner}last: 2\n");
+        let file = ParsedFile::new("f.yaml", &text, Value::Null);
+        for (p, expected) in [
+            ("k0", Some((1, 1))),
+            ("k299", Some((300, 1))),
+            ("local", Some((301, 1))),
+            ("local.j0", Some((302, 3))),
+            ("local.j250", Some((552, 3))),
+            ("last", Some((602, 1))),
+            ("local.nope", Some((301, 1))),
+            ("nope", None),
+        ] {
+            let d = file.diagnostic(&YamlPath::parse(p), DiagnosticKind::MergeKey);
+            let at = d.to_string();
+            let position = expected.map(|(l, c)| format!("f.yaml:{l}:{c}:"));
+            match position {
+                Some(prefix) => assert!(at.starts_with(&prefix), "{p}: {at}"),
+                None => assert!(at.starts_with("f.yaml: "), "{p}: {at}"),
+            }
+        }
+        // Every diagnostic of a long block is located through one index of it.
+        assert_eq!(file.keys.borrow().blocks.len(), 2);
     }
 
     #[test]

@@ -296,7 +296,7 @@ fn a_rule_that_panics_is_a_failed_attempt_and_a_fix_recovers() {
     assert!(matches!(next_event(&events), hotconf::ReloadEvent::Recovered { version: 2 }));
 }
 
-/// Caps on the whole bundle, not only each file: more than 1,024 files, 4 MiB, or (for a serde
+/// Caps on the whole bundle, not only each file: more than 1,024 files, 2 MiB, or (for a serde
 /// schema) 50,000 YAML nodes together is refused at the file that crosses the cap, before any of
 /// it is judged, so a directory split into many files costs no more than one file at the caps.
 #[test]
@@ -323,9 +323,9 @@ fn a_bundle_over_a_whole_bundle_cap_is_refused_at_the_file_that_crosses_it() {
     );
 
     let comments = |name: String| SourceFile::new(name, "# padding\n".repeat(92_000));
-    let big = (0..5).map(|i| comments(format!("f{i}.yaml"))).collect();
+    let big = (0..3).map(|i| comments(format!("f{i}.yaml"))).collect();
     assert_eq!(
         refused(big),
-        ["f4.yaml bundle-too-large the config files together hold more than 4 MiB; this file is past the limit, and nothing is judged"]
+        ["f2.yaml bundle-too-large the config files together hold more than 2 MiB; this file is past the limit, and nothing is judged"]
     );
 }

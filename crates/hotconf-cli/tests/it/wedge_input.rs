@@ -227,11 +227,21 @@ fn a_fifo_planted_in_the_store_is_reported_never_waited_on() {
     assert_eq!(acquire_rpm(&s), 900);
 }
 
+/// Seconds since midnight of a JSON log line's `timestamp` (`…T12:34:56.123456Z`).
+fn seconds_of_day(event: &Value) -> f64 {
+    let stamp = event["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp: {event}"));
+    let time = stamp.split_once('T').map(|(_, t)| t.trim_end_matches('Z')).unwrap_or_else(|| panic!("{stamp}"));
+    let parts: Vec<f64> = time.split(':').map(|p| p.parse().unwrap_or_else(|_| panic!("{stamp}"))).collect();
+    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+}
+
 /// Issue 17: cross-file worst cases written live, one after another, each rejected in its turn
 /// (at the bundle's cap, or judged within it), and a valid fix written after them is applied
-/// within 3 s of being written: no attempt is left stuck behind them.
+/// within 1 s of being stable: no attempt is left stuck behind them. "Stable" is the poller's
+/// stable tick for the fix, which the service logs as `change.detected`; both moments are read
+/// from the log's own timestamps, so the test's reading of the log adds nothing to them.
 #[test]
-fn cross_file_worst_cases_written_live_are_rejected_and_a_fix_after_them_applied_within_3s() {
+fn cross_file_worst_cases_written_live_are_rejected_and_a_fix_after_them_applied_within_1s_of_stable() {
     let config = config_copy();
     let store = tempfile::tempdir().unwrap();
     let s = Service::start(config.path(), store.path(), &[]);
@@ -258,15 +268,18 @@ fn cross_file_worst_cases_written_live_are_rejected_and_a_fix_after_them_applied
         let rejected = s.wait_until(|v| v["event"] == "reload.rejected" && v["problems"].is_number());
         assert_eq!(rejected["version"], 1, "{rejected}");
     }
-    let fixed_at = Instant::now();
     write_atomic(&providers_path, &providers);
     write_atomic(&chains_path, &chains);
+    // The fix's last file: no edit before touched it, so its stable tick is the fix's.
     let rate_limits = config.path().join("rate_limits.yaml");
     write_atomic(&rate_limits, &std::fs::read_to_string(&rate_limits).unwrap().replacen("rpm: 600", "rpm: 900", 1));
+    let stable = s.wait_until(|v| v["event"] == "change.detected" && v["file"] == "rate_limits.yaml");
     let applied = s.wait_for("reload.applied");
-    let took = fixed_at.elapsed();
     assert_eq!(applied["version"], 2, "{applied}");
-    assert!(took < Duration::from_secs(3), "the fix took {took:?} to be applied");
+    let took = seconds_of_day(&applied) - seconds_of_day(&stable);
+    // Across midnight the difference is off by a day.
+    let took = if took < 0.0 { took + 86_400.0 } else { took };
+    assert!(took < 1.0, "the fix took {took:.3} s from its stable tick to be applied\n{stable}\n{applied}");
     let status = s.get_json("/status");
     assert_eq!((status["running_version"].as_u64(), status["workers_stuck"].as_u64()), (Some(2), Some(0)), "{status}");
     assert_eq!(acquire_rpm(&s), 900);
