@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -225,9 +225,22 @@ enum Access {
     ReadOnly,
 }
 
-/// An exclusive hold on the store's lock file; released on drop (closing the file).
+/// An exclusive hold on the store's lock file; released on drop (closing the file), with a
+/// `trace` event (target `hotconf::snapshot::store`) giving how long it was waited for and held,
+/// which `crates/hotconf-cli/benches/fleet.rs` collects; with no subscriber interested, nothing
+/// is formatted.
 struct Locked {
     _file: File,
+    requested: Instant,
+    acquired: Instant,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let waited_us = self.acquired.duration_since(self.requested).as_micros() as u64;
+        let held_us = self.acquired.elapsed().as_micros() as u64;
+        tracing::trace!(waited_us, held_us, "store lock released");
+    }
 }
 
 impl SnapshotStore {
@@ -340,6 +353,13 @@ impl SnapshotStore {
             }
         }
         let hash = sources.bundle_hash().to_hex().to_string();
+        // What each replica of a fleet commits on its own (a change seen, a start); a pin or a
+        // restore, an operator's action on one replica, always takes the locked path.
+        if matches!(origin, Origin::Startup | Origin::Change) {
+            if let Some(version) = self.unchanged_without_lock(&hash)? {
+                return Ok(Commit::Unchanged { version });
+            }
+        }
         let _lock = self.lock()?;
         self.remove_leftovers()?;
         let entries = self.entries()?;
@@ -410,6 +430,44 @@ impl SnapshotStore {
         }
         self.prune_locked()?;
         Ok(Commit::Created(manifest))
+    }
+
+    /// The lock-free fast path of [`SnapshotStore::commit`]: `Some(newest)` when the newest listed
+    /// version holds content with `hash` and verifies, `None` when the locked path must decide.
+    ///
+    /// A fleet of replicas sharing one store all commit the same edit; all but the first find it
+    /// stored, and none of them needs to wait for the others' turns on the lock to learn that.
+    /// Reading without the lock is safe: a version directory appears whole, by one rename of a
+    /// staged directory whose files and manifest were fsynced first, and is never modified; the
+    /// newest version is never pruned. The listing is one `readdir`, which returns every name
+    /// present throughout it, so the greatest version it shows was the newest at some instant
+    /// during it, and answering `Unchanged` for it is what a locked commit at that instant would
+    /// answer. (The one exception: other writers both add a version and prune the newest one
+    /// within that single `readdir`, which takes `retention` commits during it, and an older
+    /// version spared as running is shown as the greatest. If its content is this content, the
+    /// answer names a version that holds exactly this content, and no `same_as` version is added.)
+    /// A damaged newest, other content, or a newest pruned before it reads: `None`, and the locked
+    /// path decides. As on the locked path, the store directory is fsynced before `Unchanged` is
+    /// reported (the version may be one whose writer died before its own fsync).
+    fn unchanged_without_lock(&self, hash: &str) -> Result<Option<u64>, StoreError> {
+        if self.access == Access::ReadOnly {
+            return Ok(None);
+        }
+        let mut newest = None;
+        for entry in fs::read_dir(&self.dir).map_err(StoreError::io(&self.dir))? {
+            let entry = entry.map_err(StoreError::io(&self.dir))?;
+            if let Some(version) = entry.file_name().to_str().and_then(parse_version_dir) {
+                newest = newest.max(Some(version));
+            }
+        }
+        let Some(newest) = newest else { return Ok(None) };
+        match self.read_manifest(newest) {
+            Ok(m) if m.bundle_hash == hash && self.read(newest).is_ok() => {
+                fsio::sync_dir(&self.dir)?;
+                Ok(Some(newest))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Stages the version in a temporary directory and renames it into place.
@@ -576,8 +634,17 @@ impl SnapshotStore {
         Ok(manifest)
     }
 
-    /// Records `version` as the one the service runs, so pruning never deletes it.
+    /// Records `version` as the one the service runs, so pruning never deletes it. When
+    /// `running.json` already names it (another replica sharing the store recorded it), the lock
+    /// is not taken: the file is replaced atomically, so reading it unlocked sees a whole record,
+    /// and the store directory is fsynced before returning, as after a write.
     pub fn set_running(&self, version: u64) -> Result<(), StoreError> {
+        if self.access == Access::ReadWrite
+            && matches!(self.running(), Ok(Some(v)) if v == version)
+            && self.version_dir(version).is_dir()
+        {
+            return fsio::sync_dir(&self.dir);
+        }
         let _lock = self.lock()?;
         if !self.version_dir(version).is_dir() {
             return Err(StoreError::NotFound { version, store: self.dir.clone() });
@@ -703,6 +770,7 @@ impl SnapshotStore {
         if self.access == Access::ReadOnly {
             return Err(StoreError::ReadOnly { dir: self.dir.clone() });
         }
+        let requested = Instant::now();
         let path = self.dir.join(LOCK_FILE);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
@@ -710,7 +778,7 @@ impl SnapshotStore {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, fsio::PRIVATE_FILE);
         let file = options.open(&path).map_err(|source| StoreError::Lock { path: path.clone(), source })?;
         file.lock().map_err(|source| StoreError::Lock { path, source })?;
-        Ok(Locked { _file: file })
+        Ok(Locked { _file: file, requested, acquired: Instant::now() })
     }
 
     /// The directory of `version`: `v000042`.
