@@ -355,12 +355,28 @@ impl SnapshotStore {
         let hash = sources.bundle_hash().to_hex().to_string();
         // What each replica of a fleet commits on its own (a change seen, a start); a pin or a
         // restore, an operator's action on one replica, always takes the locked path.
-        if matches!(origin, Origin::Startup | Origin::Change) {
+        let _lock = if matches!(origin, Origin::Startup | Origin::Change) {
             if let Some(version) = self.unchanged_without_lock(&hash)? {
                 return Ok(Commit::Unchanged { version });
             }
-        }
-        let _lock = self.lock()?;
+            match self.try_lock()? {
+                Some(lock) => lock,
+                None => {
+                    // Another writer is at work: in a fleet sharing the store, most likely storing
+                    // this very content. Wait for it to finish without queuing for the exclusive
+                    // lock behind the other replicas (a shared lock is granted to every waiter at
+                    // once when the writer lets go), then look again.
+                    self.step("wait for the writer")?;
+                    self.wait_for_writer()?;
+                    if let Some(version) = self.unchanged_without_lock(&hash)? {
+                        return Ok(Commit::Unchanged { version });
+                    }
+                    self.lock()?
+                }
+            }
+        } else {
+            self.lock()?
+        };
         self.remove_leftovers()?;
         let entries = self.entries()?;
         let newest = entries.last().map(Entry::version);
@@ -767,18 +783,48 @@ impl SnapshotStore {
     }
 
     fn lock(&self) -> Result<Locked, StoreError> {
+        let requested = Instant::now();
+        let (file, path) = self.lock_file()?;
+        file.lock().map_err(|source| StoreError::Lock { path, source })?;
+        #[cfg(test)]
+        self.faults.exclusive_locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Locked { _file: file, requested, acquired: Instant::now() })
+    }
+
+    /// The exclusive lock if it is free now; `None` while another writer holds it.
+    fn try_lock(&self) -> Result<Option<Locked>, StoreError> {
+        let requested = Instant::now();
+        let (file, path) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => {
+                #[cfg(test)]
+                self.faults.exclusive_locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Some(Locked { _file: file, requested, acquired: Instant::now() }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Lock { path, source }),
+        }
+    }
+
+    /// Waits until no writer holds the exclusive lock: takes a shared lock, which every waiter
+    /// gets at once, and lets it go (closing the file).
+    fn wait_for_writer(&self) -> Result<(), StoreError> {
+        let (file, path) = self.lock_file()?;
+        file.lock_shared().map_err(|source| StoreError::Lock { path, source })
+    }
+
+    /// The lock file, opened (created owner-only if missing); refused on a read-only handle.
+    fn lock_file(&self) -> Result<(File, PathBuf), StoreError> {
         if self.access == Access::ReadOnly {
             return Err(StoreError::ReadOnly { dir: self.dir.clone() });
         }
-        let requested = Instant::now();
         let path = self.dir.join(LOCK_FILE);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, fsio::PRIVATE_FILE);
         let file = options.open(&path).map_err(|source| StoreError::Lock { path: path.clone(), source })?;
-        file.lock().map_err(|source| StoreError::Lock { path, source })?;
-        Ok(Locked { _file: file, requested, acquired: Instant::now() })
+        Ok((file, path))
     }
 
     /// The directory of `version`: `v000042`.
@@ -849,11 +895,20 @@ pub(crate) mod faults {
     pub(crate) struct Faults {
         crash_at: AtomicUsize,
         steps: AtomicUsize,
+        /// Exclusive locks this handle took.
+        pub(crate) exclusive_locks: AtomicUsize,
+        /// Told the name of every step as it is reached.
+        pub(crate) steps_seen: std::sync::Mutex<Option<std::sync::mpsc::Sender<&'static str>>>,
     }
 
     impl Default for Faults {
         fn default() -> Self {
-            Self { crash_at: AtomicUsize::new(usize::MAX), steps: AtomicUsize::new(0) }
+            Self {
+                crash_at: AtomicUsize::new(usize::MAX),
+                steps: AtomicUsize::new(0),
+                exclusive_locks: AtomicUsize::new(0),
+                steps_seen: std::sync::Mutex::new(None),
+            }
         }
     }
 
@@ -869,6 +924,9 @@ pub(crate) mod faults {
         }
 
         pub(crate) fn step(&self, what: &'static str) -> Result<(), StoreError> {
+            if let Some(tx) = &*self.steps_seen.lock().unwrap() {
+                let _ = tx.send(what);
+            }
             let step = self.steps.fetch_add(1, Ordering::SeqCst);
             if step == self.crash_at.load(Ordering::SeqCst) {
                 self.disarm();

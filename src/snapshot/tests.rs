@@ -408,3 +408,39 @@ fn the_unlocked_path_never_answers_for_a_damaged_newest_version() {
     assert_eq!((m.version, m.same_as), (2, None));
     assert_eq!(store.commit(&bundle(1), Origin::Change).unwrap(), Commit::Unchanged { version: 2 });
 }
+
+#[test]
+fn a_replica_arriving_while_the_writer_stores_its_content_does_not_queue_for_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path()).commit(&bundle(0), Origin::Change).unwrap();
+    // What the writer will rename into place: version 2, holding bundle 1, staged elsewhere.
+    let elsewhere = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+    let staging = open(elsewhere.path());
+    staging.commit(&bundle(0), Origin::Change).unwrap();
+    staging.commit(&bundle(1), Origin::Change).unwrap();
+
+    let replica = open(dir.path());
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    *replica.faults.steps_seen.lock().unwrap() = Some(seen_tx);
+    let locks_before = replica.faults.exclusive_locks.load(std::sync::atomic::Ordering::SeqCst);
+    // The writer holds the lock while it stores the version.
+    let held = std::fs::File::options().read(true).write(true).open(dir.path().join(".lock")).unwrap();
+    held.lock().unwrap();
+    let thread = std::thread::Builder::new()
+        .name("replica".into())
+        .spawn(move || {
+            let commit = replica.commit(&bundle(1), Origin::Change).unwrap();
+            (commit, replica)
+        })
+        .unwrap();
+    // The replica found its content not yet stored and the lock busy: it waits for the writer.
+    let step = seen.recv_timeout(std::time::Duration::from_secs(30)).expect("the replica reached no step");
+    assert_eq!(step, "wait for the writer");
+    std::fs::rename(elsewhere.path().join("v000002"), dir.path().join("v000002")).unwrap();
+    drop(held);
+    let (commit, replica) = thread.join().unwrap();
+    assert_eq!(commit, Commit::Unchanged { version: 2 });
+    let locks = replica.faults.exclusive_locks.load(std::sync::atomic::Ordering::SeqCst) - locks_before;
+    assert_eq!(locks, 0, "the replica took the exclusive lock to find its content stored");
+    assert!(seen.try_recv().is_err(), "the replica went on to write");
+}
