@@ -654,14 +654,23 @@ impl SnapshotStore {
     /// `running.json` already names it (another replica sharing the store recorded it), the lock
     /// is not taken: the file is replaced atomically, so reading it unlocked sees a whole record,
     /// and the store directory is fsynced before returning, as after a write.
+    /// A replica that finds the lock busy waits for the writer (as [`SnapshotStore::commit`]
+    /// does) and looks again: in a fleet, the writer is most likely recording this very version.
     pub fn set_running(&self, version: u64) -> Result<(), StoreError> {
-        if self.access == Access::ReadWrite
-            && matches!(self.running(), Ok(Some(v)) if v == version)
-            && self.version_dir(version).is_dir()
-        {
+        let recorded = || matches!(self.running(), Ok(Some(v)) if v == version) && self.version_dir(version).is_dir();
+        if self.access == Access::ReadWrite && recorded() {
             return fsio::sync_dir(&self.dir);
         }
-        let _lock = self.lock()?;
+        let _lock = match self.try_lock()? {
+            Some(lock) => lock,
+            None => {
+                self.wait_for_writer()?;
+                if recorded() {
+                    return fsio::sync_dir(&self.dir);
+                }
+                self.lock()?
+            }
+        };
         if !self.version_dir(version).is_dir() {
             return Err(StoreError::NotFound { version, store: self.dir.clone() });
         }
