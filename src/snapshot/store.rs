@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -225,9 +225,22 @@ enum Access {
     ReadOnly,
 }
 
-/// An exclusive hold on the store's lock file; released on drop (closing the file).
+/// An exclusive hold on the store's lock file; released on drop (closing the file), with a
+/// `trace` event (target `hotconf::snapshot::store`) giving how long it was waited for and held,
+/// which `crates/hotconf-cli/benches/fleet.rs` collects; with no subscriber interested, nothing
+/// is formatted.
 struct Locked {
     _file: File,
+    requested: Instant,
+    acquired: Instant,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let waited_us = self.acquired.duration_since(self.requested).as_micros() as u64;
+        let held_us = self.acquired.elapsed().as_micros() as u64;
+        tracing::trace!(waited_us, held_us, "store lock released");
+    }
 }
 
 impl SnapshotStore {
@@ -351,7 +364,30 @@ impl SnapshotStore {
             }
         }
         let hash = sources.bundle_hash().to_hex().to_string();
-        let _lock = self.lock()?;
+        // What each replica of a fleet commits on its own (a change seen, a start); a pin or a
+        // restore, an operator's action on one replica, always takes the locked path.
+        let _lock = if matches!(origin, Origin::Startup | Origin::Change) {
+            if let Some(version) = self.unchanged_without_lock(&hash)? {
+                return Ok(Commit::Unchanged { version });
+            }
+            match self.try_lock()? {
+                Some(lock) => lock,
+                None => {
+                    // Another writer is at work: in a fleet sharing the store, most likely storing
+                    // this very content. Wait for it to finish without queuing for the exclusive
+                    // lock behind the other replicas (a shared lock is granted to every waiter at
+                    // once when the writer lets go), then look again.
+                    self.step("wait for the writer")?;
+                    self.wait_for_writer()?;
+                    if let Some(version) = self.unchanged_without_lock(&hash)? {
+                        return Ok(Commit::Unchanged { version });
+                    }
+                    self.lock()?
+                }
+            }
+        } else {
+            self.lock()?
+        };
         self.remove_leftovers()?;
         let entries = self.entries()?;
         let newest = entries.last().map(Entry::version);
@@ -422,6 +458,44 @@ impl SnapshotStore {
         }
         self.prune_locked()?;
         Ok(Commit::Created(manifest))
+    }
+
+    /// The lock-free fast path of [`SnapshotStore::commit`]: `Some(newest)` when the newest listed
+    /// version holds content with `hash` and verifies, `None` when the locked path must decide.
+    ///
+    /// A fleet of replicas sharing one store all commit the same edit; all but the first find it
+    /// stored, and none of them needs to wait for the others' turns on the lock to learn that.
+    /// Reading without the lock is safe: a version directory appears whole, by one rename of a
+    /// staged directory whose files and manifest were fsynced first, and is never modified; the
+    /// newest version is never pruned. The listing is one `readdir`, which returns every name
+    /// present throughout it, so the greatest version it shows was the newest at some instant
+    /// during it, and answering `Unchanged` for it is what a locked commit at that instant would
+    /// answer. (The one exception: other writers both add a version and prune the newest one
+    /// within that single `readdir`, which takes `retention` commits during it, and an older
+    /// version spared as running is shown as the greatest. If its content is this content, the
+    /// answer names a version that holds exactly this content, and no `same_as` version is added.)
+    /// A damaged newest, other content, or a newest pruned before it reads: `None`, and the locked
+    /// path decides. As on the locked path, the store directory is fsynced before `Unchanged` is
+    /// reported (the version may be one whose writer died before its own fsync).
+    fn unchanged_without_lock(&self, hash: &str) -> Result<Option<u64>, StoreError> {
+        if self.access == Access::ReadOnly {
+            return Ok(None);
+        }
+        let mut newest = None;
+        for entry in fs::read_dir(&self.dir).map_err(StoreError::io(&self.dir))? {
+            let entry = entry.map_err(StoreError::io(&self.dir))?;
+            if let Some(version) = entry.file_name().to_str().and_then(parse_version_dir) {
+                newest = newest.max(Some(version));
+            }
+        }
+        let Some(newest) = newest else { return Ok(None) };
+        match self.read_manifest(newest) {
+            Ok(m) if m.bundle_hash == hash && self.read(newest).is_ok() => {
+                fsio::sync_dir(&self.dir)?;
+                Ok(Some(newest))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Stages the version in a temporary directory and renames it into place.
@@ -588,9 +662,27 @@ impl SnapshotStore {
         Ok(manifest)
     }
 
-    /// Records `version` as the one the service runs, so pruning never deletes it.
+    /// Records `version` as the one the service runs, so pruning never deletes it. When
+    /// `running.json` already names it (another replica sharing the store recorded it), the lock
+    /// is not taken: the file is replaced atomically, so reading it unlocked sees a whole record,
+    /// and the store directory is fsynced before returning, as after a write.
+    /// A replica that finds the lock busy waits for the writer (as [`SnapshotStore::commit`]
+    /// does) and looks again: in a fleet, the writer is most likely recording this very version.
     pub fn set_running(&self, version: u64) -> Result<(), StoreError> {
-        let _lock = self.lock()?;
+        let recorded = || matches!(self.running(), Ok(Some(v)) if v == version) && self.version_dir(version).is_dir();
+        if self.access == Access::ReadWrite && recorded() {
+            return fsio::sync_dir(&self.dir);
+        }
+        let _lock = match self.try_lock()? {
+            Some(lock) => lock,
+            None => {
+                self.wait_for_writer()?;
+                if recorded() {
+                    return fsio::sync_dir(&self.dir);
+                }
+                self.lock()?
+            }
+        };
         if !self.version_dir(version).is_dir() {
             return Err(StoreError::NotFound { version, store: self.dir.clone() });
         }
@@ -754,6 +846,38 @@ impl SnapshotStore {
     }
 
     fn lock(&self) -> Result<Locked, StoreError> {
+        let requested = Instant::now();
+        let (file, path) = self.lock_file()?;
+        file.lock().map_err(|source| StoreError::Lock { path, source })?;
+        #[cfg(test)]
+        self.faults.exclusive_locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Locked { _file: file, requested, acquired: Instant::now() })
+    }
+
+    /// The exclusive lock if it is free now; `None` while another writer holds it.
+    fn try_lock(&self) -> Result<Option<Locked>, StoreError> {
+        let requested = Instant::now();
+        let (file, path) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => {
+                #[cfg(test)]
+                self.faults.exclusive_locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Some(Locked { _file: file, requested, acquired: Instant::now() }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Lock { path, source }),
+        }
+    }
+
+    /// Waits until no writer holds the exclusive lock: takes a shared lock, which every waiter
+    /// gets at once, and lets it go (closing the file).
+    fn wait_for_writer(&self) -> Result<(), StoreError> {
+        let (file, path) = self.lock_file()?;
+        file.lock_shared().map_err(|source| StoreError::Lock { path, source })
+    }
+
+    /// The lock file, opened (created owner-only if missing); refused on a read-only handle.
+    fn lock_file(&self) -> Result<(File, PathBuf), StoreError> {
         if self.access == Access::ReadOnly {
             return Err(StoreError::ReadOnly { dir: self.dir.clone() });
         }
@@ -763,8 +887,7 @@ impl SnapshotStore {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, fsio::PRIVATE_FILE);
         let file = options.open(&path).map_err(|source| StoreError::Lock { path: path.clone(), source })?;
-        file.lock().map_err(|source| StoreError::Lock { path, source })?;
-        Ok(Locked { _file: file })
+        Ok((file, path))
     }
 
     /// The directory of `version`: `v000042`.
@@ -835,11 +958,20 @@ pub(crate) mod faults {
     pub(crate) struct Faults {
         crash_at: AtomicUsize,
         steps: AtomicUsize,
+        /// Exclusive locks this handle took.
+        pub(crate) exclusive_locks: AtomicUsize,
+        /// Told the name of every step as it is reached.
+        pub(crate) steps_seen: std::sync::Mutex<Option<std::sync::mpsc::Sender<&'static str>>>,
     }
 
     impl Default for Faults {
         fn default() -> Self {
-            Self { crash_at: AtomicUsize::new(usize::MAX), steps: AtomicUsize::new(0) }
+            Self {
+                crash_at: AtomicUsize::new(usize::MAX),
+                steps: AtomicUsize::new(0),
+                exclusive_locks: AtomicUsize::new(0),
+                steps_seen: std::sync::Mutex::new(None),
+            }
         }
     }
 
@@ -855,6 +987,9 @@ pub(crate) mod faults {
         }
 
         pub(crate) fn step(&self, what: &'static str) -> Result<(), StoreError> {
+            if let Some(tx) = &*self.steps_seen.lock().unwrap() {
+                let _ = tx.send(what);
+            }
             let step = self.steps.fetch_add(1, Ordering::SeqCst);
             if step == self.crash_at.load(Ordering::SeqCst) {
                 self.disarm();

@@ -466,3 +466,88 @@ fn a_pin_is_recorded_read_back_and_cleared() {
     store.clear_pin().unwrap();
     assert_eq!(store.pin().unwrap(), None);
 }
+
+#[test]
+fn content_already_stored_and_running_needs_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let Commit::Created(stored) = store.commit(&bundle(1), Origin::Change).unwrap() else { panic!("not created") };
+    store.set_running(stored.version).unwrap();
+    // A replica's own handle (`open` takes the lock to clear leftovers, so before it is held).
+    let replica_store = open(dir.path());
+    // Another writer (a replica of the fleet, another process) holds the lock, as while it
+    // writes a version: its own handle on the lock file.
+    let held = std::fs::File::options().read(true).write(true).open(dir.path().join(".lock")).unwrap();
+    held.lock().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let replica = std::thread::Builder::new()
+        .name("replica".into())
+        .spawn(move || {
+            let store = replica_store;
+            tx.send(Some(store.commit(&bundle(1), Origin::Change).unwrap())).unwrap();
+            // ... and records it as running, which running.json already says.
+            store.set_running(1).unwrap();
+            tx.send(None).unwrap();
+            // Other content needs the lock: it waits until the holder lets go.
+            tx.send(Some(store.commit(&bundle(2), Origin::Change).unwrap())).unwrap();
+        })
+        .unwrap();
+    // Generous: the answer comes from reads alone, while the lock stays held throughout.
+    let wait = std::time::Duration::from_secs(30);
+    let unchanged = rx.recv_timeout(wait).expect("the commit waited for the lock");
+    assert_eq!(unchanged, Some(Commit::Unchanged { version: stored.version }));
+    assert_eq!(rx.recv_timeout(wait).expect("set_running waited for the lock"), None);
+    assert!(rx.try_recv().is_err(), "other content was committed while the lock was held");
+    drop(held);
+    let created = rx.recv().unwrap().unwrap();
+    assert!(matches!(created, Commit::Created(ref m) if m.version == 2), "{created:?}");
+    replica.join().unwrap();
+}
+
+#[test]
+fn the_unlocked_path_never_answers_for_a_damaged_newest_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.commit(&bundle(1), Origin::Change).unwrap();
+    // The newest version's file is damaged: equal content is stored anew, never pointed at.
+    std::fs::write(dir.path().join("v000001/files/a.yaml"), b"x: tampered\n").unwrap();
+    let Commit::Created(m) = store.commit(&bundle(1), Origin::Change).unwrap() else { panic!("pointed at v1") };
+    assert_eq!((m.version, m.same_as), (2, None));
+    assert_eq!(store.commit(&bundle(1), Origin::Change).unwrap(), Commit::Unchanged { version: 2 });
+}
+
+#[test]
+fn a_replica_arriving_while_the_writer_stores_its_content_does_not_queue_for_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path()).commit(&bundle(0), Origin::Change).unwrap();
+    // What the writer will rename into place: version 2, holding bundle 1, staged elsewhere.
+    let elsewhere = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+    let staging = open(elsewhere.path());
+    staging.commit(&bundle(0), Origin::Change).unwrap();
+    staging.commit(&bundle(1), Origin::Change).unwrap();
+
+    let replica = open(dir.path());
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    *replica.faults.steps_seen.lock().unwrap() = Some(seen_tx);
+    let locks_before = replica.faults.exclusive_locks.load(std::sync::atomic::Ordering::SeqCst);
+    // The writer holds the lock while it stores the version.
+    let held = std::fs::File::options().read(true).write(true).open(dir.path().join(".lock")).unwrap();
+    held.lock().unwrap();
+    let thread = std::thread::Builder::new()
+        .name("replica".into())
+        .spawn(move || {
+            let commit = replica.commit(&bundle(1), Origin::Change).unwrap();
+            (commit, replica)
+        })
+        .unwrap();
+    // The replica found its content not yet stored and the lock busy: it waits for the writer.
+    let step = seen.recv_timeout(std::time::Duration::from_secs(30)).expect("the replica reached no step");
+    assert_eq!(step, "wait for the writer");
+    std::fs::rename(elsewhere.path().join("v000002"), dir.path().join("v000002")).unwrap();
+    drop(held);
+    let (commit, replica) = thread.join().unwrap();
+    assert_eq!(commit, Commit::Unchanged { version: 2 });
+    let locks = replica.faults.exclusive_locks.load(std::sync::atomic::Ordering::SeqCst) - locks_before;
+    assert_eq!(locks, 0, "the replica took the exclusive lock to find its content stored");
+    assert!(seen.try_recv().is_err(), "the replica went on to write");
+}

@@ -109,7 +109,9 @@ impl Admin {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: {
-                    self.metrics.last_successful_scan(self.live.status().last_successful_scan);
+                    let status = self.live.status();
+                    self.metrics.last_successful_scan(status.last_successful_scan);
+                    self.metrics.stalled(&status.stalled);
                     let mut body = self.metrics.render();
                     crate::observe::metrics::render_process(&mut body);
                     body

@@ -81,6 +81,8 @@ pub struct Metrics {
     /// 1 while the config directory's content is the running content (0 after a rejected or
     /// failed change, or while a pin runs); starts at 1 with the content started on.
     in_sync: AtomicU64,
+    /// Per thread of [`THREADS`]: 1 while it has stopped making progress, as of a scrape.
+    stalled: [AtomicU64; THREADS.len()],
     labelled: Mutex<Labelled>,
 }
 
@@ -107,6 +109,9 @@ impl Default for Labelled {
         }
     }
 }
+
+/// The library's threads whose heartbeats `Live::status` reads (`stalled`, `heartbeat_age_seconds`).
+const THREADS: [&str; 2] = ["poller", "reloader"];
 
 /// The alert outcomes counted.
 const ALERT_RESULTS: [&str; 3] = ["sent", "failed", "suppressed"];
@@ -195,6 +200,14 @@ impl Metrics {
     pub fn last_successful_scan(&self, at_unix: Option<f64>) {
         let millis = at_unix.map_or(0, |s| (s * 1000.0) as u64);
         self.last_scan_unix_millis.store(millis, Ordering::Relaxed);
+    }
+
+    /// Records which threads have stopped making progress (`Live::status().stalled`), as of a
+    /// scrape: each of the poller and the reloader gets a 0 or a 1.
+    pub fn stalled(&self, stalled: &[&str]) {
+        for (thread, gauge) in THREADS.iter().zip(&self.stalled) {
+            gauge.store(u64::from(stalled.contains(thread)), Ordering::Relaxed);
+        }
     }
 
     /// Counts an alert outcome (`sent`, `failed`, `suppressed`).
@@ -361,6 +374,14 @@ impl Metrics {
         ] {
             o.family(name, "gauge", help);
             o.sample(name, &[], value);
+        }
+        o.family(
+            "thread_stalled",
+            "gauge",
+            "Whether a thread (poller, reloader) has stopped making progress (1): its heartbeat is past its allowance.",
+        );
+        for (thread, gauge) in THREADS.iter().zip(&self.stalled) {
+            o.sample("thread_stalled", &[("thread", thread)], gauge.load(Ordering::Relaxed) as f64);
         }
     }
 }
@@ -622,9 +643,26 @@ mod tests {
             "hotconf_faults{kind=\"dir_missing\"} 0",
             "hotconf_last_successful_scan_timestamp_seconds 0",
             "hotconf_degraded 0",
+            "hotconf_thread_stalled{thread=\"poller\"} 0",
+            "hotconf_thread_stalled{thread=\"reloader\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_stalled_thread_is_one_until_it_beats_again() {
+        let m = Metrics::default();
+        let gauge = |m: &Metrics, thread: &str| {
+            let line = format!("hotconf_thread_stalled{{thread=\"{thread}\"}} ");
+            m.render().lines().find_map(|l| l.strip_prefix(&line).map(str::to_owned)).unwrap()
+        };
+        m.stalled(&["poller"]);
+        assert_eq!((gauge(&m, "poller"), gauge(&m, "reloader")), ("1".into(), "0".into()));
+        m.stalled(&["reloader"]);
+        assert_eq!((gauge(&m, "poller"), gauge(&m, "reloader")), ("0".into(), "1".into()));
+        m.stalled(&[]);
+        assert_eq!((gauge(&m, "poller"), gauge(&m, "reloader")), ("0".into(), "0".into()));
     }
 
     #[test]

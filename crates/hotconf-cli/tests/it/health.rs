@@ -120,11 +120,15 @@ fn a_reloader_stalled_in_the_store_fails_healthz_until_it_moves_again() {
     assert!(body.starts_with("stalled: reloader (no progress for "), "{body}");
     let status = s.get_json("/status");
     assert_eq!(status["stalled"], serde_json::json!(["reloader"]), "{status}");
+    // The series HotconfStalled alerts on (deploy/prometheus), exactly as its rule test feeds it.
+    assert_eq!(sample(&s, r#"hotconf_thread_stalled{thread="reloader"}"#), 1.0);
+    assert_eq!(sample(&s, r#"hotconf_thread_stalled{thread="poller"}"#), 0.0);
 
     drop(held);
     s.wait_until(|v| v["event"] == "reload.applied" && v["origin"] == "change");
     wait_http(&s, "/healthz", |status, _| status == 200);
     assert_eq!(s.get_json("/status")["stalled"], serde_json::json!([]));
+    assert_eq!(sample(&s, r#"hotconf_thread_stalled{thread="reloader"}"#), 0.0);
 }
 
 /// A store holding version 1 of the shipped config, and the config directory made invalid since.

@@ -300,13 +300,25 @@ fn deploy_files_query_only_metrics_the_binary_exports_and_ship_a_valid_config() 
     }
     let out = hotconf(&["validate", "--config", dir.path().to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
-    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    // History survives the pod: the store (--snapshots) is on a claim of the StatefulSet's, not
+    // on a volume of the pod's; no service account token; voluntary disruptions are budgeted.
+    let set = docs.iter().find(|d| d["kind"] == "StatefulSet").expect("a StatefulSet");
+    let pod = &set["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert!(pod["topologySpreadConstraints"].as_array().is_some_and(|c| !c.is_empty()));
+    assert!(docs.iter().any(|d| d["kind"] == "PodDisruptionBudget"), "a PodDisruptionBudget");
+    let store_mount = pod["containers"][0]["volumeMounts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+        .find(|m| m["mountPath"] == "/var/lib/hotconf")
+        .expect("the store's mount");
+    let claims = set["spec"]["volumeClaimTemplates"].as_array().expect("volumeClaimTemplates");
+    assert!(claims.iter().any(|c| c["metadata"]["name"] == store_mount["name"]), "the store is not on a claim");
+    assert!(pod["volumes"].as_array().unwrap().iter().all(|v| v["name"] != store_mount["name"]));
+    let args: Vec<&str> =
+        pod["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.contains(&"--snapshots=/var/lib/hotconf/snapshots"), "the store is not under the claim's mount");
     let help = String::from_utf8(hotconf(&["run", "--help"], &[]).stdout).unwrap();
     for flag in args.iter().skip(1) {
         let name = flag.split('=').next().unwrap();
