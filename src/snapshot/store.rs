@@ -239,7 +239,7 @@ impl Drop for Locked {
     fn drop(&mut self) {
         let waited_us = self.acquired.duration_since(self.requested).as_micros() as u64;
         let held_us = self.acquired.elapsed().as_micros() as u64;
-        tracing::trace!(waited_us, held_us, "store lock released");
+        tracing::trace!(event = "store.lock", waited_us, held_us, "store lock released");
     }
 }
 
