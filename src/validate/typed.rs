@@ -14,7 +14,7 @@ use super::de::{self, quoted, DeKind, Found, Outcome, UnknownKeys};
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 use super::env_override::{self, Applied, EnvOverrides};
 use super::suggest::did_you_mean;
-use super::yaml::{parse_file, parse_file_within, ParsedFile, Segment, YamlPath};
+use super::yaml::{parse_file, parse_file_within, path_order, ParsedFile, Segment, YamlPath};
 use super::Schema;
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, SourcesLimits};
@@ -50,14 +50,14 @@ static UNCHANGED: Changed = Changed(Vec::new());
 
 impl Changed {
     pub(crate) fn new(mut paths: Vec<YamlPath>) -> Self {
-        paths.sort_unstable_by(|a, b| order(a.segments(), b.segments()));
+        paths.sort_unstable_by(|a, b| path_order(a.segments(), b.segments()));
         paths.dedup();
         Self(paths)
     }
 
     /// Whether a changed path holds `path` or lies under it.
     fn touches(&self, path: &[Segment]) -> bool {
-        let find = |p: &[Segment]| self.0.binary_search_by(|c| order(c.segments(), p));
+        let find = |p: &[Segment]| self.0.binary_search_by(|c| path_order(c.segments(), p));
         // A changed path that `path` starts with: one of its prefixes.
         if (0..=path.len()).any(|n| find(&path[..n]).is_ok()) {
             return true;
@@ -66,23 +66,6 @@ impl Changed {
         let first = find(path).unwrap_or_else(|i| i);
         self.0.get(first).is_some_and(|c| c.segments().starts_with(path))
     }
-}
-
-/// A total order on paths in which the paths starting with one path sort right after it.
-fn order(a: &[Segment], b: &[Segment]) -> std::cmp::Ordering {
-    use std::cmp::Ordering::{Greater, Less};
-    for (x, y) in a.iter().zip(b) {
-        let o = match (x, y) {
-            (Segment::Key(x), Segment::Key(y)) => x.cmp(y),
-            (Segment::Index(x), Segment::Index(y)) => x.cmp(y),
-            (Segment::Key(_), Segment::Index(_)) => Less,
-            (Segment::Index(_), Segment::Key(_)) => Greater,
-        };
-        if o.is_ne() {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
 }
 
 impl fmt::Debug for Problems<'_> {

@@ -46,6 +46,11 @@ impl YamlPath {
         p
     }
 
+    /// The path of these segments.
+    pub(crate) fn from_segments(segments: Vec<Segment>) -> Self {
+        Self(segments)
+    }
+
     /// The segments.
     pub fn segments(&self) -> &[Segment] {
         &self.0
@@ -95,6 +100,23 @@ impl YamlPath {
         let (first, rest) = self.0.split_first()?;
         Some((first, YamlPath(rest.to_vec())))
     }
+}
+
+/// A total order on paths in which the paths starting with one path sort right after it.
+pub(crate) fn path_order(a: &[Segment], b: &[Segment]) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Greater, Less};
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (Segment::Key(x), Segment::Key(y)) => x.cmp(y),
+            (Segment::Index(x), Segment::Index(y)) => x.cmp(y),
+            (Segment::Key(_), Segment::Index(_)) => Less,
+            (Segment::Index(_), Segment::Key(_)) => Greater,
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl fmt::Display for YamlPath {
@@ -225,7 +247,7 @@ pub fn parse_file_within<'a>(
         return Err(Diagnostic::file(name, DiagnosticKind::EmptyFile));
     }
     let parsed = ParsedFile::new(name, text, value);
-    if let Some(path) = merge_key(&parsed.value, &YamlPath::root()) {
+    if let Some(path) = merge_key(&parsed.value) {
         return Err(parsed.diagnostic(&path, DiagnosticKind::MergeKey));
     }
     Ok(parsed)
@@ -307,20 +329,31 @@ fn key_lines(text: &str, line: u32, indent: usize, key: &str) -> Vec<(u32, u32)>
 }
 
 /// The path of the first merge key (`<<`) in `value`, if any.
-fn merge_key(value: &Value, path: &YamlPath) -> Option<YamlPath> {
+fn merge_key(value: &Value) -> Option<YamlPath> {
+    let mut segments = merge_key_reversed(value)?;
+    segments.reverse();
+    Some(YamlPath::from_segments(segments))
+}
+
+/// The path of the first merge key under `value`, last segment first: built only when one is
+/// found, so looking costs no path per node.
+fn merge_key_reversed(value: &Value) -> Option<Vec<Segment>> {
     match value {
         Value::Mapping(map) => map.iter().find_map(|(k, v)| {
             let key = match k {
                 Value::String(s) => s.as_str(),
                 _ => "",
             };
-            if key == "<<" {
-                return Some(path.key(key));
-            }
-            merge_key(v, &path.key(key))
+            let mut segments = if key == "<<" { Vec::new() } else { merge_key_reversed(v)? };
+            segments.push(Segment::Key(key.to_owned()));
+            Some(segments)
         }),
-        Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| merge_key(v, &path.index(i))),
-        Value::Tagged(tagged) => merge_key(&tagged.value, path),
+        Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let mut segments = merge_key_reversed(v)?;
+            segments.push(Segment::Index(i));
+            Some(segments)
+        }),
+        Value::Tagged(tagged) => merge_key_reversed(&tagged.value),
         _ => None,
     }
 }
