@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::{write_atomic, Service, DEADLINE};
+use crate::service::{wait_for_thread_blocked, write_atomic, Service, DEADLINE};
 use crate::support::config_copy;
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -84,23 +84,6 @@ fn a_missing_directory_is_a_fault_for_as_long_as_it_lasts_and_clears_when_it_ret
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(s.http("GET", "/healthz"), (200, "ok\n".to_owned()));
-}
-
-/// Waits until a thread named `thread…` of the service is blocked in `wchan`.
-fn wait_for_thread_blocked(s: &Service, thread: &str, wchan: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    let tasks = format!("/proc/{}/task", s.pid());
-    loop {
-        let blocked = std::fs::read_dir(&tasks).into_iter().flatten().flatten().any(|task| {
-            let read = |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
-            read("comm").starts_with(thread) && read("wchan").contains(wchan)
-        });
-        if blocked {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no thread {thread}* blocked in {wchan} within {DEADLINE:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::{diff_text, http, write_atomic, Service, DEADLINE};
+use crate::service::{diff_text, http, wait_for_thread_blocked, write_atomic, Service};
 use crate::support::config_copy;
 
 /// SIGTERM must end the process within this, whatever is stuck.
@@ -31,24 +31,6 @@ fn rpm(service: &Service) -> Value {
     let (status, body) = service.http("POST", "/acquire/local?tokens=1");
     assert_eq!(status, 200, "{body}");
     serde_json::from_str::<Value>(&body).unwrap()["limits"]["rpm"].clone()
-}
-
-/// Waits until one of the service's threads whose name starts with `thread` is blocked in the
-/// kernel at a wait channel containing `wchan` (as `/proc/PID/task/TID/wchan` shows it).
-fn wait_for_thread_blocked(service: &Service, thread: &str, wchan: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    let tasks = format!("/proc/{}/task", service.pid());
-    loop {
-        let blocked = std::fs::read_dir(&tasks).into_iter().flatten().flatten().any(|task| {
-            let read = |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
-            read("comm").starts_with(thread) && read("wchan").contains(wchan)
-        });
-        if blocked {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no thread {thread}* blocked in {wchan} within {DEADLINE:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Holds an exclusive lock on the store's lock file, as a writer stuck in the kernel would.

@@ -346,3 +346,21 @@ pub fn fake_slack() -> (u16, Receiver<String>) {
     });
     (port, posts)
 }
+
+/// Waits until one of the service's threads whose name starts with `thread` is blocked in the
+/// kernel at a wait channel containing `wchan` (as `/proc/PID/task/TID/wchan` shows it).
+pub fn wait_for_thread_blocked(service: &Service, thread: &str, wchan: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    let tasks = format!("/proc/{}/task", service.pid());
+    loop {
+        let blocked = std::fs::read_dir(&tasks).into_iter().flatten().flatten().any(|task| {
+            let read = |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
+            read("comm").starts_with(thread) && read("wchan").contains(wchan)
+        });
+        if blocked {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no thread {thread}* blocked in {wchan} within {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
