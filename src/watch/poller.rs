@@ -258,18 +258,22 @@ impl PollCore {
             }
             Ok(observation) => {
                 for (name, file) in observation.files() {
-                    let path = self.dir.join(name);
+                    // A file read whole costs nothing here: the path is built for a fault only.
                     let fault = match file {
+                        FileObservation::Read { .. } | FileObservation::NotRegular { .. } => continue,
                         FileObservation::Unreadable { kind, io_kind, os_code } => {
                             let cause = os_code.map_or_else(|| io::Error::from(*io_kind), io::Error::from_raw_os_error);
-                            (*kind, format!("cannot read {}: {cause}", path.display()))
+                            (*kind, format!("cannot read {}: {cause}", self.dir.join(name).display()))
                         }
                         FileObservation::TooLarge { size, limit, .. } => (
                             PollErrorKind::TooLarge,
-                            format!("{} is {size} bytes, over the {limit}-byte cap; not read", path.display()),
+                            format!(
+                                "{} is {size} bytes, over the {limit}-byte cap; not read",
+                                self.dir.join(name).display()
+                            ),
                         ),
-                        FileObservation::Read { .. } | FileObservation::NotRegular { .. } => continue,
                     };
+                    let path = self.dir.join(name);
                     current.insert(FaultKey { path, timeout: false }, fault);
                 }
                 Some(observation)
