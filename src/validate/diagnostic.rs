@@ -454,16 +454,19 @@ impl Diagnostic {
         !self.file.starts_with('$') && !self.file.is_empty()
     }
 
+    /// `file:line:column` with the file under `root` (a config file's directory as the user named
+    /// it), unless it names no file.
+    fn location_under(&self, root: Option<&std::path::Path>) -> String {
+        match root {
+            Some(root) if self.is_file() => root.join(self.location()).display().to_string(),
+            _ => self.location(),
+        }
+    }
+
     /// Displays the diagnostic with its file under `root` (a config file's directory as the user
     /// named it); a diagnostic about an environment variable (`$NAME`) is not a file.
     fn fmt_under(&self, f: &mut fmt::Formatter<'_>, root: Option<&std::path::Path>) -> fmt::Result {
-        match root {
-            Some(root) if self.is_file() => {
-                let location = self.location();
-                write!(f, "{}: ", root.join(location).display())?;
-            }
-            _ => write!(f, "{}: ", self.location())?,
-        }
+        write!(f, "{}: ", self.location_under(root))?;
         if let Some(path) = &self.path {
             write!(f, "{path}: ")?;
         }
@@ -557,13 +560,7 @@ impl Diagnostics {
     /// Each diagnostic with its location as `Display` shows it (`file:line:column`, the file
     /// under the directory as the user named it), for a log line each.
     pub(crate) fn each_location(&self) -> impl Iterator<Item = (&Diagnostic, String)> + '_ {
-        self.list.iter().map(move |d| {
-            let location = match &self.root {
-                Some(root) if d.is_file() => root.join(d.location()).display().to_string(),
-                _ => d.location(),
-            };
-            (d, location)
-        })
+        self.list.iter().map(move |d| (d, d.location_under(self.root.as_deref())))
     }
 }
 
