@@ -20,6 +20,10 @@ pub const JSON_FIELDS: &[&str] = &["files", "diff", "versions"];
 /// One log event's fields, in the order every line writes them: `event` and `message` first
 /// (a line logged without a message gets the event's name), then the rest as logged.
 pub struct LogRecord {
+    /// When it was logged (RFC 3339, UTC, microseconds).
+    pub timestamp: String,
+    /// Its level (`INFO`).
+    pub level: &'static str,
     /// The event's name (`reload.applied`); empty for a line logged without one.
     pub event: String,
     /// The message a person reads.
@@ -29,9 +33,14 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
-    /// Reads `event`'s fields.
+    /// Reads `event`'s fields, stamped with the time now.
     pub fn of(event: &Event<'_>) -> Self {
-        let mut record = LogRecord { event: String::new(), message: String::new(), fields: Vec::new() };
+        let mut timestamp = String::new();
+        // Writing to a String cannot fail.
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        let level = event.metadata().level().as_str();
+        let mut record =
+            LogRecord { timestamp, level, event: String::new(), message: String::new(), fields: Vec::new() };
         event.record(&mut record);
         if record.message.is_empty() {
             record.message = record.event.clone();
@@ -85,12 +94,10 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let mut time = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut time))?;
         let record = LogRecord::of(event);
         let mut line = String::from("{");
-        push_field(&mut line, "timestamp", &time.into());
-        push_field(&mut line, "level", &event.metadata().level().as_str().into());
+        push_field(&mut line, "timestamp", &record.timestamp.into());
+        push_field(&mut line, "level", &record.level.into());
         push_field(&mut line, "event", &record.event.into());
         push_field(&mut line, "message", &record.message.into());
         for (name, value) in &record.fields {

@@ -8,7 +8,6 @@ use std::fmt::{self, Write as _};
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -27,12 +26,10 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let mut time = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut time))?;
         let record = LogRecord::of(event);
         let mut line = String::new();
-        push_field(&mut line, "ts", &time);
-        push_field(&mut line, "level", event.metadata().level().as_str());
+        push_field(&mut line, "ts", &record.timestamp);
+        push_field(&mut line, "level", record.level);
         push_field(&mut line, "event", &record.event);
         push_field(&mut line, "message", &record.message);
         for (name, value) in &record.fields {
