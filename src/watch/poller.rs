@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::heartbeat::Heartbeat;
 use crate::source::{Sources, SourcesLimits};
@@ -534,6 +534,7 @@ impl PollerHandle {
     pub fn poll_now(&self) {
         if let Some(inbox) = &self.inbox {
             let _ = inbox.send(Command::PollNow { done: None });
+            self.wake();
         }
     }
 
@@ -543,13 +544,23 @@ impl PollerHandle {
     pub fn poll_now_and_wait(&self, timeout: Duration) -> bool {
         let Some(inbox) = &self.inbox else { return false };
         let (done, finished) = crossbeam_channel::bounded(1);
-        inbox.send(Command::PollNow { done: Some(done) }).is_ok() && finished.recv_timeout(timeout).is_ok()
+        let sent = inbox.send(Command::PollNow { done: Some(done) }).is_ok();
+        self.wake();
+        sent && finished.recv_timeout(timeout).is_ok()
+    }
+
+    /// Wakes the poller thread to read its inbox (it parks between ticks; see [`Shell::run`]).
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
     }
 }
 
 impl Drop for PollerHandle {
     fn drop(&mut self) {
         drop(self.inbox.take());
+        self.wake();
         drop(self.watchdog_stop.take());
         if let Some(watchdog) = self.watchdog.take() {
             let _ = watchdog.join();
@@ -582,12 +593,22 @@ impl<F: FileSystem> Shell<F> {
         let clock = SystemClock;
         let mut next_tick = clock.now();
         loop {
-            // One inbox and one deadline: `recv_deadline` is `select!` over the inbox and the tick,
-            // without a timer channel a tick.
-            let done = match self.commands.recv_deadline(next_tick) {
+            // One inbox and one deadline. Between ticks the thread parks (a futex wait; the handle
+            // unparks it after each command and when it drops the inbox) rather than blocking in the
+            // channel's receive, which spins and yields the processor several times before it
+            // sleeps: with a fleet of pollers on a busy machine those yields were most of the idle
+            // cost. A spurious wake-up only comes round the loop.
+            let done = match self.commands.try_recv() {
                 Ok(Command::PollNow { done }) => done,
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let now = clock.now();
+                    if now < next_tick {
+                        thread::park_timeout(next_tick - now);
+                        continue;
+                    }
+                    None
+                }
             };
             let started = clock.now();
             self.scans.start(started);
