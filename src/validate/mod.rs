@@ -6,6 +6,7 @@ mod de;
 mod diagnostic;
 mod duration;
 mod env_override;
+mod parse_cache;
 pub(crate) mod prescan;
 mod suggest;
 mod typed;

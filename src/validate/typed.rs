@@ -13,8 +13,9 @@ use yaml_serde::{Mapping, Value};
 use super::de::{self, quoted, DeKind, Found, Outcome, UnknownKeys};
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Problem};
 use super::env_override::{self, Applied, EnvOverrides};
+use super::parse_cache::ParseCache;
 use super::suggest::did_you_mean;
-use super::yaml::{parse_file, parse_file_within, path_order, ParsedFile, Segment, YamlPath};
+use super::yaml::{parse_file, path_order, ParsedFile, Segment, YamlPath};
 use super::Schema;
 use crate::source::env::EnvLookup;
 use crate::source::{Sources, SourcesLimits};
@@ -168,6 +169,8 @@ pub struct SerdeSchema<T> {
     unknown_keys: UnknownKeys,
     /// Values from the environment over the files' (read once).
     env: Option<Arc<EnvOverrides>>,
+    /// A directory's documents as last parsed, so a reload parses only the files that changed.
+    parsed: Arc<ParseCache>,
     _config: PhantomData<fn() -> T>,
 }
 
@@ -180,6 +183,7 @@ impl<T> Clone for SerdeSchema<T> {
             limits: self.limits,
             unknown_keys: self.unknown_keys,
             env: self.env.clone(),
+            parsed: Arc::clone(&self.parsed),
             _config: PhantomData,
         }
     }
@@ -211,6 +215,7 @@ impl<T> SerdeSchema<T> {
             limits: SourcesLimits::default(),
             unknown_keys: UnknownKeys::Deny,
             env: None,
+            parsed: Arc::default(),
             _config: PhantomData,
         }
     }
@@ -358,7 +363,7 @@ where
                     absent.push(YamlPath::root().key(stem));
                     root.insert(Value::String((*stem).to_owned()), Value::Null);
                 }
-                [file, ..] => match parse_file_within(file, self.limits.max_file_bytes, &mut nodes_left) {
+                [file, ..] => match self.parsed.parse_within(file, self.limits.max_file_bytes, &mut nodes_left) {
                     Ok(mut p) => {
                         root.insert(Value::String((*stem).to_owned()), std::mem::take(&mut p.value));
                         parsed.insert((*stem).to_owned(), p);
@@ -372,6 +377,7 @@ where
                 [] => {}
             }
         }
+        self.parsed.retain(sources);
         let mut root = Value::Mapping(root);
         let (overridden, refused) = self.override_from_env(&mut root);
         let outcome = de::deserialize_all::<T>(&root, absent, MAX_DIAGNOSTICS_PER_FILE, true, self.unknown_keys);

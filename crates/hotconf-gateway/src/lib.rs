@@ -51,21 +51,26 @@ pub const DEFAULT_MAX_RETRIES: u32 = 2;
 /// The gateway schema.
 #[derive(Debug, Clone)]
 pub struct GatewaySchema {
-    max_file_bytes: u64,
+    /// The library's serde path over the three files, with the gateway's rules: built once, so
+    /// the files a reload did not change are not parsed again (the schema keeps their documents).
+    serde: SerdeSchema<Files>,
 }
 
 impl Default for GatewaySchema {
     fn default() -> Self {
-        Self { max_file_bytes: Sources::DEFAULT_MAX_FILE_BYTES }
+        Self::with_cap(Sources::DEFAULT_MAX_FILE_BYTES)
     }
 }
 
 impl GatewaySchema {
     /// This schema with another per-file size cap.
     #[must_use]
-    pub fn with_max_file_bytes(mut self, max: u64) -> Self {
-        self.max_file_bytes = max;
-        self
+    pub fn with_max_file_bytes(self, max: u64) -> Self {
+        Self::with_cap(max)
+    }
+
+    fn with_cap(max_file_bytes: u64) -> Self {
+        Self { serde: SerdeSchema::dir().with_max_file_bytes(max_file_bytes).with_partial_check(rules) }
     }
 
     /// The file names this schema reads.
@@ -82,18 +87,13 @@ impl GatewaySchema {
     pub fn json_schemas() -> BTreeMap<String, serde_json::Value> {
         json_schema::documents()
     }
-
-    /// The library's serde path over the three files, with the gateway's rules.
-    fn serde(&self) -> SerdeSchema<Files> {
-        SerdeSchema::dir().with_max_file_bytes(self.max_file_bytes).with_partial_check(rules)
-    }
 }
 
 impl Schema for GatewaySchema {
     type Config = GatewayConfig;
 
     fn validate(&self, sources: &Sources, env: &dyn EnvLookup) -> Result<GatewayConfig, Diagnostics> {
-        let files = self.serde().validate(sources, env).map_err(refuse_inline_secrets)?;
+        let files = self.serde.validate(sources, env).map_err(refuse_inline_secrets)?;
         Ok(config(files))
     }
 
