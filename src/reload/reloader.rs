@@ -22,7 +22,7 @@ use super::validator::{ReadPlan, ValidateError, Validator};
 use crate::error_text::error_chain;
 use crate::heartbeat::Heartbeat;
 use crate::publish::{panic_message, ApplyError, Publication, Sink};
-use crate::snapshot::{semantic_diff, Origin, Pin, SemanticDiff, StoreError};
+use crate::snapshot::{semantic_diff_from, DiffMemo, Origin, Pin, SemanticDiff, StoreError};
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources, SourcesLimits};
 use crate::validate::{Diagnostics, Schema, Validated};
@@ -340,6 +340,7 @@ impl ReloaderHandle {
             observers,
             validator,
             running: Running { version, hash, sources },
+            diff_memo: DiffMemo::default(),
             pinned,
             dir_hash,
             failing: degraded.is_some(),
@@ -451,6 +452,8 @@ struct Reloader<S: Schema, K> {
     observers: Observers,
     validator: Validator<S>,
     running: Running,
+    /// The documents of the running version's changed files, as the last diff parsed them.
+    diff_memo: DiffMemo,
     /// The version pinned by `pin`, until the files change (kept in the store across restarts).
     pinned: Option<u64>,
     /// The config directory's content as last seen (startup, change set, manual reload): a pin
@@ -762,7 +765,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         if let Err(e) = self.store.set_running(version) {
             tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e), "cannot record the running version in the store");
         }
-        let diff = semantic_diff(&self.running.sources, &sources);
+        let diff = semantic_diff_from(&self.running.sources, &sources, &mut self.diff_memo);
         let diff = if self.config.one_file { diff.of_one_file() } else { diff };
         // State first, then the report: whoever reacts to it sees the new state.
         self.running = Running { version, hash, sources };

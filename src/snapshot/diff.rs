@@ -2,6 +2,7 @@
 //! path, old → new, with secret-looking values redacted. Knows YAML, never a schema; never touches
 //! the filesystem.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -262,6 +263,21 @@ impl SemanticDiff {
 
 /// Compares `old` and `new` value by value. Works on any YAML files.
 pub fn semantic_diff(old: &Sources, new: &Sources) -> SemanticDiff {
+    semantic_diff_from(old, new, &mut DiffMemo::default())
+}
+
+/// The documents a diff parsed on its new side, by name and exact bytes: a reloader's next diff
+/// starts from that same content (the version it now runs), so each change parses its changed
+/// files once, not twice.
+#[derive(Debug, Default)]
+pub(crate) struct DiffMemo {
+    kept: HashMap<String, (Vec<u8>, Option<Value>)>,
+}
+
+/// [`semantic_diff`], taking `old`'s documents from `memo` where it holds the same bytes, and
+/// leaving in it the documents of `new` it parsed.
+pub(crate) fn semantic_diff_from(old: &Sources, new: &Sources, memo: &mut DiffMemo) -> SemanticDiff {
+    let mut kept = HashMap::new();
     let mut names: Vec<&str> = old.names().chain(new.names()).collect();
     names.sort_unstable();
     names.dedup();
@@ -272,16 +288,27 @@ pub fn semantic_diff(old: &Sources, new: &Sources) -> SemanticDiff {
             (None, Some(_)) => changes.push(change("", ChangeKind::FileAdded)),
             (Some(_), None) => changes.push(change("", ChangeKind::FileRemoved)),
             (Some(a), Some(b)) if a.body() == b.body() => {}
-            (Some(a), Some(b)) => match (parse(a.bytes()), parse(b.bytes())) {
-                (Some(a), Some(b)) => {
-                    let mut walker = Walker { file: name, changes: &mut changes };
-                    walker.walk(&mut Vec::new(), &a, &b, KeyClass::Plain);
+            (Some(a), Some(b)) => {
+                let old_value = match memo.kept.remove(name) {
+                    Some((bytes, value)) if Some(&bytes[..]) == a.bytes() => value,
+                    _ => parse(a.bytes()),
+                };
+                let new_value = parse(b.bytes());
+                match (&old_value, &new_value) {
+                    (Some(a), Some(b)) => {
+                        let mut walker = Walker { file: name, changes: &mut changes };
+                        walker.walk(&mut Vec::new(), a, b, KeyClass::Plain);
+                    }
+                    _ => changes.push(change("", ChangeKind::Unparsed)),
                 }
-                _ => changes.push(change("", ChangeKind::Unparsed)),
-            },
+                if let Some(bytes) = b.bytes() {
+                    kept.insert(name.to_owned(), (bytes.to_vec(), new_value));
+                }
+            }
             (None, None) => unreachable!("the name comes from one of the two"),
         }
     }
+    memo.kept = kept;
     SemanticDiff { changes, one_file: false }
 }
 
@@ -525,5 +552,23 @@ mod tests {
         let old = bundle(&[("a.yaml", "x: 1\n"), ("b.yaml", "y: 1\n")]);
         let new = bundle(&[("a.yaml", "x: 1\n"), ("settings.yaml", "z: 1\n")]);
         assert_eq!(semantic_diff(&old, &new).to_string(), "files: b.yaml removed\nfiles: settings.yaml added");
+    }
+
+    #[test]
+    fn a_memo_parses_each_changed_file_once_and_never_answers_for_other_bytes() {
+        let v1 = bundle(&[("a.yaml", "x: 1\n"), ("b.yaml", "y: 1\n")]);
+        let v2 = bundle(&[("a.yaml", "x: 2\n"), ("b.yaml", "y: 1\n")]);
+        let v3 = bundle(&[("a.yaml", "x: 3\n"), ("b.yaml", "y: 1\n")]);
+        let mut memo = DiffMemo::default();
+        assert_eq!(semantic_diff_from(&v1, &v2, &mut memo).to_string(), "a.x: 1 → 2");
+        // It keeps the new side's changed file only.
+        assert_eq!(memo.kept.keys().collect::<Vec<_>>(), ["a.yaml"]);
+        // The next diff takes its old side from the memo: a planted document for those same bytes
+        // is what it compares against, so the file was not parsed again.
+        memo.kept.get_mut("a.yaml").unwrap().1 = yaml_serde::from_str("x: 20\n").ok();
+        assert_eq!(semantic_diff_from(&v2, &v3, &mut memo).to_string(), "a.x: 20 → 3");
+        // Kept for other bytes than the old side's: parsed afresh, as without a memo.
+        memo.kept.insert("a.yaml".into(), (b"x: 9\n".to_vec(), yaml_serde::from_str("x: 9\n").ok()));
+        assert_eq!(semantic_diff_from(&v2, &v3, &mut memo).to_string(), semantic_diff(&v2, &v3).to_string());
     }
 }

@@ -30,6 +30,7 @@ mod time;
 
 pub use audit::{AuditDiagnostic, AuditEvent};
 pub use diff::{semantic_diff, SemanticDiff};
+pub(crate) use diff::{semantic_diff_from, DiffMemo};
 pub use error::{Corruption, StoreError};
 pub use manifest::Origin;
 pub use store::{Commit, Pin, SnapshotStore, StoreConfig};
