@@ -489,8 +489,10 @@ impl SnapshotStore {
             }
         }
         let Some(newest) = newest else { return Ok(None) };
-        match self.read_manifest(newest) {
-            Ok(m) if m.bundle_hash == hash && self.read(newest).is_ok() => {
+        // One read: the manifest and every file, verified (in a fleet nearly every replica finds
+        // its content here, so reading the manifest first to compare hashes would read it twice).
+        match self.read(newest) {
+            Ok(stored) if stored.manifest.bundle_hash == hash => {
                 fsio::sync_dir(&self.dir)?;
                 Ok(Some(newest))
             }
