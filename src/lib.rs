@@ -182,6 +182,7 @@ mod distance;
 mod error_text;
 mod heartbeat;
 mod live;
+mod park;
 mod publish;
 mod reload;
 #[cfg(feature = "schema")]

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::{panic_message, ApplyError, Publication};
+use crate::park::{self, Wake};
 
 /// A component: derives its per-version state from a publication, on its own thread.
 ///
@@ -67,7 +68,8 @@ pub(crate) struct Ack<P> {
     pub part: Result<P, String>,
 }
 
-type Request<C, P> = (Arc<Publication<C>>, Sender<Ack<P>>);
+/// A publication, where to acknowledge it, and the requester to wake once it is acknowledged.
+type Request<C, P> = (Arc<Publication<C>>, Sender<Ack<P>>, Wake);
 
 /// A component's acknowledgement of one version, still to come: the one wait for it.
 pub(crate) struct PendingAck<P> {
@@ -80,7 +82,7 @@ impl<P> PendingAck<P> {
     /// The part built, waiting until `deadline`; `budget` is the whole time allowed, for the error.
     pub fn wait(self, deadline: std::time::Instant, budget: std::time::Duration) -> Result<P, ApplyError> {
         let (component, version) = (self.component, self.version);
-        match self.ack.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+        match park::recv(&self.ack, Some(deadline)) {
             Ok(Ack { part: Ok(part) }) => Ok(part),
             Ok(Ack { part: Err(message) }) => Err(ApplyError::Panicked { component, version, message }),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -106,11 +108,14 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
         let name = component.name();
         let (tx, rx) = bounded::<Request<C, P>>(4);
         let thread = std::thread::Builder::new().name(format!("hotconf-{name}")).spawn(move || {
-            for (publication, reply) in rx {
+            // Parked between publications (the handle unparks this thread after each request and
+            // when it drops the inbox); the requester is woken once its acknowledgement is sent.
+            while let Ok((publication, reply, requester)) = park::recv(&rx, None) {
                 let part = catch_unwind(AssertUnwindSafe(|| component.build(&publication)))
                     .map_err(|p| panic_message(p.as_ref()));
                 // The requester may have given up waiting; that is its business.
                 let _ = reply.send(Ack { part });
+                drop(requester);
             }
         })?;
         Ok(Self { name, inbox: Some(tx), thread: Some(thread), applied: Arc::new(AtomicU64::new(0)) })
@@ -126,11 +131,19 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
         let version = publication.version();
         let (reply, ack) = bounded(1);
         let inbox = self.inbox.as_ref().ok_or(ApplyError::Stopped { component: self.name })?;
-        inbox.send((publication, reply)).map_err(|_| ApplyError::Stopped { component: self.name })?;
+        inbox.send((publication, reply, Wake::me())).map_err(|_| ApplyError::Stopped { component: self.name })?;
+        self.wake();
         Ok(PendingAck { component: self.name, version, ack })
     }
 
     /// Records that `version` is live for this component.
+    /// Unparks the component's thread to read its inbox.
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
+
     pub fn mark_applied(&self, version: u64) {
         self.applied.store(version, Ordering::Release);
     }
@@ -148,6 +161,7 @@ impl<C, P> Drop for ComponentHandle<C, P> {
     fn drop(&mut self) {
         self.inbox.take();
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use crate::park::{self, Wake};
 use crate::publish::panic_message;
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources};
 use crate::validate::{validate_with, Diagnostics, Schema, Validated};
 
-type Outcome<C> = Result<Validated<C>, Diagnostics>;
+pub(super) type Outcome<C> = Result<Validated<C>, Diagnostics>;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Why reading or validation gave no verdict.
@@ -105,7 +106,8 @@ impl<S: Schema> Validator<S> {
         let (tx, rx) = bounded::<Job>(1);
         let finished = self.finished_tx.clone();
         let thread = std::thread::Builder::new().name("hotconf-validator".into()).spawn(move || {
-            for job in rx {
+            // Parked between jobs: the validator unparks it after each job and when it drops the inbox.
+            while let Ok(job) = park::recv(&rx, None) {
                 job();
             }
             let _ = finished.send(id);
@@ -169,8 +171,11 @@ impl<S: Schema> Validator<S> {
     ) -> Result<T, ValidateError> {
         let deadline = Instant::now() + timeout;
         let (reply, outcome) = bounded(1);
+        // The requester parks until the reply; it is woken once the reply is sent.
+        let requester = Wake::me();
         let mut job: Job = Box::new(move || {
             let _ = reply.send(catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref())));
+            drop(requester);
         });
         let worker = loop {
             let worker = match self.current.take() {
@@ -184,11 +189,14 @@ impl<S: Schema> Validator<S> {
             // Only a worker that ended could refuse it (jobs catch their panics): take a fresh one.
             let Some(inbox) = worker.inbox.as_ref() else { continue };
             match inbox.try_send(job) {
-                Ok(()) => break worker,
+                Ok(()) => {
+                    worker.thread.thread().unpark();
+                    break worker;
+                }
                 Err(refused) => job = refused.into_inner(),
             }
         };
-        match outcome.recv_deadline(deadline) {
+        match park::recv(&outcome, Some(deadline)) {
             Ok(result) => {
                 self.current = Some(worker);
                 result.map_err(ValidateError::Panicked)
@@ -203,6 +211,7 @@ impl<S: Schema> Validator<S> {
     /// Disconnects `worker`'s inbox, so it ends once its job returns, and counts it as stuck.
     fn set_aside(&mut self, mut worker: Worker, timeout: Duration) {
         worker.inbox = None;
+        worker.thread.thread().unpark();
         worker.since = Instant::now();
         let id = worker.id;
         self.stuck.push(worker);
@@ -239,8 +248,9 @@ fn read_with_retries(plan: &ReadPlan) -> Result<Sources, ReadError> {
 impl<S: Schema> Drop for Validator<S> {
     fn drop(&mut self) {
         if let Some(mut worker) = self.current.take() {
-            // Idle by construction: disconnecting its inbox ends it at once.
+            // Idle by construction: disconnecting its inbox (and waking it) ends it at once.
             worker.inbox = None;
+            worker.thread.thread().unpark();
             let _ = worker.thread.join();
         }
         for worker in self.stuck.drain(..) {

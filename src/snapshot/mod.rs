@@ -29,7 +29,7 @@ mod store;
 mod time;
 
 pub use audit::{AuditDiagnostic, AuditEvent};
-pub use diff::{semantic_diff, SemanticDiff};
+pub use diff::SemanticDiff;
 pub(crate) use diff::{semantic_diff_from, DiffMemo};
 pub use error::{Corruption, StoreError};
 pub use manifest::Origin;
@@ -38,7 +38,7 @@ pub use store::{Commit, Pin, SnapshotStore, StoreConfig};
 #[cfg(feature = "store")]
 pub use {
     audit::{AuditLog, AuditRecord},
-    diff::{Change, ChangeKind, DiffValue},
+    diff::{semantic_diff, Change, ChangeKind, DiffValue},
     manifest::{FileEntry, Manifest},
     restore::{restore_into, Restored},
     store::{Entry, RestoreIntent, StoredVersion},

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use proptest::prelude::*;
 
+use super::diff::semantic_diff;
 use super::*;
 use crate::source::{SourceFile, Sources};
 

@@ -52,7 +52,8 @@ impl ParseCache {
         }
         let before = *budget;
         let parsed = parse_file_within(file, max_bytes, budget)?;
-        let kept = Kept { bytes: parsed.text.as_bytes().to_vec(), value: parsed.value.clone(), nodes: before - *budget };
+        let kept =
+            Kept { bytes: parsed.text.as_bytes().to_vec(), value: parsed.value.clone(), nodes: before - *budget };
         self.files.lock().unwrap_or_else(PoisonError::into_inner).insert(file.name().to_owned(), kept);
         Ok(parsed)
     }

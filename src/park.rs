@@ -1,0 +1,88 @@
+//! Waiting for a channel without spinning. Crossbeam's blocking receive spins, then yields the
+//! processor several times, before it sleeps: cheap for one service on idle cores, but where
+//! thousands of threads share two cores (a fleet of replicas on one node) those spins and yields
+//! cost each reload more than the work it waits for. A thread that waits here parks (one futex
+//! wait) and whoever sends to it unparks it. Below every stage: the reloader, its validator
+//! workers and the components use it.
+//!
+//! The rule that makes it correct: every send to a parked receiver, and every drop of the last
+//! sender, is followed by [`std::thread::Thread::unpark`] of the receiving thread ([`Wake`] does it
+//! on drop). An unpark that comes before the park is not lost (the park returns at once), and a
+//! spurious return only goes round the loop.
+
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+/// Receives from `rx`, parking between looks until a message, the disconnection of every sender,
+/// or `deadline` (none: no limit). The senders must unpark this thread (see the module).
+pub(crate) fn recv<T>(rx: &Receiver<T>, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    loop {
+        match rx.try_recv() {
+            Ok(message) => return Ok(message),
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        match deadline {
+            None => thread::park(),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => thread::park_timeout(left),
+                _ => return Err(RecvTimeoutError::Timeout),
+            },
+        }
+    }
+}
+
+/// Unparks a thread when dropped: carried with a reply (after the reply is sent, or if it never
+/// is) or with the sender side of an inbox.
+#[derive(Debug)]
+pub(crate) struct Wake(Thread);
+
+impl Wake {
+    /// Wakes the calling thread when dropped.
+    pub(crate) fn me() -> Self {
+        Self(thread::current())
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        self.0.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_message_sent_before_or_while_parked_is_received_and_a_deadline_ends_the_wait() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // Sent (and unparked) before the wait: found at once.
+        tx.send(1).unwrap();
+        drop(Wake::me());
+        assert_eq!(recv(&rx, None), Ok(1));
+        // Sent by another thread while this one is parked.
+        let me = Wake::me();
+        let sender = thread::spawn(move || {
+            tx.send(2).unwrap();
+            drop(me);
+            tx
+        });
+        assert_eq!(recv(&rx, Some(Instant::now() + Duration::from_secs(10))), Ok(2));
+        let tx = sender.join().unwrap();
+        // Nothing comes: the deadline ends the wait.
+        let started = Instant::now();
+        assert_eq!(recv(&rx, Some(started + Duration::from_millis(30))), Err(RecvTimeoutError::Timeout));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        // Every sender gone (and the receiver woken): disconnected, not a hang.
+        let me = Wake::me();
+        thread::spawn(move || {
+            drop(tx);
+            drop(me);
+        });
+        assert_eq!(recv(&rx, None), Err(RecvTimeoutError::Disconnected));
+    }
+}
