@@ -17,7 +17,7 @@ use super::observers::{AuditTrail, EventQueue, LogLines, StatusBoard};
 use super::report::{AttemptReport, Observer, ReloadState, Report};
 use super::status::{AttemptOutcome, ComponentStatus, Status, Trigger};
 use super::subscribe::Subscribers;
-use super::validator::{ReadPlan, ValidateError, Validator};
+use super::validator::{Outcome, ReadPlan, ValidateError, Validator};
 
 use crate::error_text::error_chain;
 use crate::heartbeat::Heartbeat;
@@ -341,6 +341,8 @@ impl ReloaderHandle {
             validator,
             running: Running { version, hash, sources },
             diff_memo: DiffMemo::default(),
+            prepared: None,
+            prepared_diff: None,
             pinned,
             dir_hash,
             failing: degraded.is_some(),
@@ -454,6 +456,12 @@ struct Reloader<S: Schema, K> {
     running: Running,
     /// The documents of the running version's changed files, as the last diff parsed them.
     diff_memo: DiffMemo,
+    /// A change judged while it settled (see [`Reloader::prepare`]): the whole bundle's hash and
+    /// the validator's verdict, taken by the attempt at that same content.
+    prepared: Option<(blake3::Hash, Outcome<S::Config>)>,
+    /// The diff of a valid prepared change from the running version: that version's hash, the
+    /// change's (validated) hash, and the diff, taken by `apply` when both still hold.
+    prepared_diff: Option<(blake3::Hash, blake3::Hash, SemanticDiff)>,
     /// The version pinned by `pin`, until the files change (kept in the store across restarts).
     pinned: Option<u64>,
     /// The config directory's content as last seen (startup, change set, manual reload): a pin
@@ -571,6 +579,7 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
                         let files: Vec<String> = set.changes.iter().map(|c| c.name.clone()).collect();
                         self.attempt_pending(Pending::Change { sources: set.sources, files }, 1);
                     }
+                    Ok(WatchEvent::Settling(sources)) => self.prepare(sources),
                     Ok(WatchEvent::PollError { kind, path, message }) => {
                         self.observers.feed(&Report::PollError { kind, path: path.as_deref(), message: &message });
                     }
@@ -687,7 +696,11 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         if hash == self.running.hash && self.pinned.is_none() {
             return self.unchanged(trigger, hash, started);
         }
-        let valid = match self.validator.validate(sources.clone(), self.config.reload_timeout) {
+        let judged = match self.prepared.take() {
+            Some((prepared, outcome)) if prepared == hash && trigger == Trigger::Change => Ok(outcome),
+            _ => self.validator.validate(sources.clone(), self.config.reload_timeout),
+        };
+        let valid = match judged {
             Ok(Ok(valid)) => valid,
             Ok(Err(diagnostics)) => return self.rejected(trigger, sources, files, diagnostics, started),
             Err(error) => return self.failed(trigger, validate_failure(&error), started).content(hash, files),
@@ -702,6 +715,28 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
             Trigger::Manual | Trigger::Pin | Trigger::Startup => Origin::Manual,
         };
         self.apply(valid, origin, trigger, files, started)
+    }
+
+    /// Validates a change the poller saw for the first time, while it settles, and keeps the
+    /// verdict (and a valid change's diff from the running version) for the attempt at that same
+    /// content when it is stable (one tick later by default): the stable tick then costs the
+    /// store and the components only, and a fleet of
+    /// replicas judges its edit in the tick that would otherwise wait idle. Nothing here is
+    /// applied, reported or retried: content that never becomes stable is only dropped, and a
+    /// validation that fails to finish (timeout, panic) leaves the stable attempt to validate.
+    fn prepare(&mut self, sources: Sources) {
+        let hash = sources.bundle_hash();
+        (self.prepared, self.prepared_diff) = (None, None);
+        if hash == self.running.hash {
+            return;
+        }
+        if let Ok(outcome) = self.validator.validate(sources, self.config.reload_timeout) {
+            if let Ok(valid) = &outcome {
+                let diff = semantic_diff_from(&self.running.sources, valid.sources(), &mut self.diff_memo);
+                self.prepared_diff = Some((self.running.hash, valid.hash(), diff));
+            }
+            self.prepared = Some((hash, outcome));
+        }
     }
 
     /// A revert to the running content: nothing to apply, and any failure is over.
@@ -765,7 +800,10 @@ impl<S: Schema, K: Sink<S::Config>> Reloader<S, K> {
         if let Err(e) = self.store.set_running(version) {
             tracing::warn!(event = "snapshot.error", version, error = %error_chain(&e), "cannot record the running version in the store");
         }
-        let diff = semantic_diff_from(&self.running.sources, &sources, &mut self.diff_memo);
+        let diff = match self.prepared_diff.take() {
+            Some((base, new, diff)) if base == self.running.hash && new == hash => diff,
+            _ => semantic_diff_from(&self.running.sources, &sources, &mut self.diff_memo),
+        };
         let diff = if self.config.one_file { diff.of_one_file() } else { diff };
         // State first, then the report: whoever reacts to it sees the new state.
         self.running = Running { version, hash, sources };

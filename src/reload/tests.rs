@@ -762,3 +762,32 @@ fn a_pin_that_fails_leaves_the_pending_change_to_its_retries() {
     assert_eq!(h.live.load_full().unwrap().config().as_str(), "v: 2");
     assert_eq!(h.reloader.status().pinned, None);
 }
+
+/// A change judged while it settled is not judged again when it is stable: one validation, and
+/// one report, at the stable tick (a rejection included). Other content is judged anew.
+#[test]
+fn a_change_judged_while_it_settled_is_applied_without_a_second_validation() {
+    let h = Harness::start("v1", Options::default());
+    h.changes.send(WatchEvent::Settling(sources("block v2"))).unwrap();
+    h.wait_blocked("block v2");
+    h.release_one();
+    let status = h.change("block v2");
+    assert_eq!(outcome(&status), &applied(2));
+    assert!(h.blocked.try_recv().is_err(), "validated again at the stable tick");
+    // The start and this change.
+    assert_eq!(h.reloads("success"), 2);
+    // A rejected one is reported once, by the stable attempt.
+    h.changes.send(WatchEvent::Settling(sources("bad v3"))).unwrap();
+    let status = h.change("bad v3");
+    assert!(matches!(outcome(&status), AttemptOutcome::Rejected { .. }), "{status:?}");
+    assert_eq!(h.reloads("rejected"), 1);
+    // What settled was other content: the stable change is judged now (and blocks on the gate).
+    h.changes.send(WatchEvent::Settling(sources("block v4"))).unwrap();
+    h.wait_blocked("block v4");
+    h.release_one();
+    h.send_change("block v5");
+    h.wait_blocked("block v5");
+    h.release_one();
+    wait_until(|| h.reloader.status().running_version == 3);
+    assert_eq!(h.live_version(), 3);
+}

@@ -34,6 +34,8 @@ pub struct Debouncer {
     stable_ticks: u32,
     /// When the first tick differing from `emitted` was seen.
     first_seen: Option<Instant>,
+    /// A change's content at the first tick that saw it after a quiet stretch, until taken.
+    settling: Option<Sources>,
 }
 
 /// Identical consecutive ticks that make a state stable, by default.
@@ -43,7 +45,14 @@ pub const MAX_STABLE_TICKS: u32 = 20;
 
 impl Default for Debouncer {
     fn default() -> Self {
-        Self { emitted: None, previous: None, same_ticks: 0, stable_ticks: DEFAULT_STABLE_TICKS, first_seen: None }
+        Self {
+            emitted: None,
+            previous: None,
+            same_ticks: 0,
+            stable_ticks: DEFAULT_STABLE_TICKS,
+            first_seen: None,
+            settling: None,
+        }
     }
 }
 
@@ -91,6 +100,12 @@ impl Debouncer {
             self.same_ticks = 1;
             return None;
         }
+        if self.first_seen.is_none() && self.emitted.as_ref().is_some_and(|e| !e.same_contents(&observation)) {
+            // The first sight of a change of content after a quiet stretch: offered to be judged
+            // ahead (never applied) while it settles. Only the first: a burst of edits is not
+            // judged tick by tick, and a touch (an mtime alone) has nothing to judge.
+            self.settling = Some(observation.to_sources());
+        }
         let first_seen = *self.first_seen.get_or_insert(now);
         let same = self.previous.as_ref().is_some_and(|p| p.same_fingerprints(&observation));
         self.same_ticks = if same { self.same_ticks.saturating_add(1) } else { 1 };
@@ -135,6 +150,12 @@ impl Debouncer {
 
     /// Forgets the previous tick, so that `stable_ticks` further identical ticks are needed before an emission.
     /// Called for a tick that could not observe the set (a fault holds emission back).
+    /// The content of a change seen for the first time after a quiet stretch, once, at the tick
+    /// that saw it (see [`WatchEvent::Settling`](crate::watch::WatchEvent::Settling)).
+    pub fn take_settling(&mut self) -> Option<Sources> {
+        self.settling.take()
+    }
+
     pub fn interrupt(&mut self, now: Instant) {
         self.previous = None;
         self.same_ticks = 0;
@@ -183,6 +204,32 @@ mod tests {
     const A1: (&str, &str, u64) = ("a.yaml", "a: 1", 1);
     const A2: (&str, &str, u64) = ("a.yaml", "a: 2", 2);
     const B1: (&str, &str, u64) = ("b.yaml", "b: 1", 1);
+
+    /// One tick: what is offered to be judged ahead, and whether a stable set is emitted.
+    fn step(d: &mut Debouncer, tick: Spec<'_>, k: u32) -> (Option<Sources>, bool) {
+        let stable = d.observe(obs(tick), Instant::now() + TICK * k);
+        (d.take_settling(), stable.is_some())
+    }
+
+    #[test]
+    fn a_change_is_offered_to_be_judged_once_at_its_first_sighting_after_a_quiet_stretch() {
+        let mut d = Debouncer::with_baseline(obs(&[A1]));
+        assert_eq!(step(&mut d, &[A1], 0), (None, false));
+        // The first sighting: offered with that tick's bytes, not emitted.
+        assert_eq!(step(&mut d, &[A2], 1), (Some(obs(&[A2]).to_sources()), false));
+        // Stable: emitted, not offered again.
+        assert_eq!(step(&mut d, &[A2], 2), (None, true));
+        // A burst of edits: only its first tick is offered; the stable state is emitted as always.
+        assert_eq!(step(&mut d, &[A1], 3), (Some(obs(&[A1]).to_sources()), false));
+        assert_eq!(step(&mut d, &[A1, B1], 4), (None, false));
+        assert_eq!(step(&mut d, &[A2, B1], 5), (None, false));
+        assert_eq!(step(&mut d, &[A2, B1], 6), (None, true));
+        // After a fault the next sighting is not after a quiet stretch.
+        d.interrupt(Instant::now());
+        assert_eq!(step(&mut d, &[A1], 7), (None, false));
+        // Nothing is offered before a first state was emitted (no baseline).
+        assert_eq!(step(&mut Debouncer::new(), &[A1], 0), (None, false));
+    }
 
     #[test]
     fn no_baseline_emits_the_first_stable_state() {

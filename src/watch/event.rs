@@ -4,6 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::source::Sources;
 use crate::watch::debounce::StableChangeSet;
 pub use crate::watch::fault::PollErrorKind;
 
@@ -13,6 +14,10 @@ pub use crate::watch::fault::PollErrorKind;
 pub enum WatchEvent {
     /// The watched set changed and has been stable for two consecutive ticks.
     Changed(StableChangeSet),
+    /// A change was seen for the first time after a quiet stretch: not stable yet, so never to be
+    /// applied, but a listener may judge it ahead (the reloader validates it while it settles, so
+    /// the stable tick finds it judged). Sent once per quiet stretch, not for every tick of a burst.
+    Settling(Sources),
     /// A fault appeared. Sent once when it starts (or changes kind), not every tick; while a fault
     /// that stops files being read is active nothing is emitted and the last emitted state stays.
     PollError {

@@ -172,6 +172,12 @@ impl Observation {
             && self.files.iter().zip(&other.files).all(|((na, a), (nb, b))| na == nb && a.same_fingerprint(b))
     }
 
+    /// Whether both hold the same files with the same contents, whatever their mtimes.
+    pub fn same_contents(&self, other: &Self) -> bool {
+        self.files.len() == other.files.len()
+            && self.files.iter().zip(&other.files).all(|((na, a), (nb, b))| na == nb && a.same_content(b))
+    }
+
     /// Whether any file could not be read at this tick.
     pub fn has_faults(&self) -> bool {
         self.files.values().any(FileObservation::is_fault)

@@ -283,7 +283,9 @@ impl PollCore {
         match observation {
             Some(observation) if !observation.has_faults() => {
                 self.failing_ticks = 0;
-                events.extend(self.debouncer.observe(observation, now).map(WatchEvent::Changed));
+                let stable = self.debouncer.observe(observation, now);
+                events.extend(self.debouncer.take_settling().map(WatchEvent::Settling));
+                events.extend(stable.map(WatchEvent::Changed));
             }
             _ => {
                 self.failing_ticks = self.failing_ticks.saturating_add(1);
@@ -692,10 +694,11 @@ mod tests {
             Self { fs, clock: FakeClock::new(), core: PollCore::new(&config) }
         }
 
+        /// One tick's events but the offers to judge a change ahead (`a_change_is_offered_…`).
         fn tick(&mut self) -> Vec<String> {
             let events = self.core.tick(&self.fs, self.clock.now());
             self.clock.advance(self.core.next_delay());
-            events.iter().map(describe).collect()
+            events.iter().filter(|e| !matches!(e, WatchEvent::Settling(_))).map(describe).collect()
         }
 
         /// Ticks `n` times and returns every event.
@@ -713,7 +716,28 @@ mod tests {
             }
             WatchEvent::PollError { kind, path: p, .. } => format!("error {kind} {}", path(p)),
             WatchEvent::Recovered { path: p, kind } => format!("recovered {kind} {}", path(p)),
+            WatchEvent::Settling(sources) => format!("settling {}", sources.names().collect::<Vec<_>>().join(", ")),
         }
+    }
+
+    #[test]
+    fn a_change_is_offered_to_be_judged_ahead_at_its_first_tick_only() {
+        let mut h = Harness::new(&[("a.yaml", "a: 1")]);
+        let raw = |h: &mut Harness| {
+            let events = h.core.tick(&h.fs, h.clock.now());
+            h.clock.advance(h.core.next_delay());
+            events
+        };
+        // The baseline's mtimes are learnt over two ticks (nothing to judge: the content is the same).
+        for _ in 0..3 {
+            assert!(raw(&mut h).is_empty());
+        }
+        h.fs.write("a.yaml", "a: 2");
+        let first = raw(&mut h);
+        let [WatchEvent::Settling(sources)] = first.as_slice() else { panic!("{first:?}") };
+        assert_eq!(sources.get("a.yaml").unwrap().bytes(), Some(&b"a: 2"[..]));
+        assert_eq!(raw(&mut h).iter().map(describe).collect::<Vec<_>>(), ["changed [a.yaml modified]"]);
+        assert!(raw(&mut h).is_empty());
     }
 
     #[test]

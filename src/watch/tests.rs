@@ -45,12 +45,14 @@ impl Hand {
         events
     }
 
-    /// Every change set emitted over `n` ticks; panics on any other event.
+    /// Every change set emitted over `n` ticks (a change's first sighting, offered to be judged
+    /// ahead, is skipped); panics on any other event.
     fn changes(&mut self, n: usize) -> Vec<StableChangeSet> {
         (0..n)
             .flat_map(|_| self.tick())
-            .map(|event| match event {
-                WatchEvent::Changed(set) => set,
+            .filter_map(|event| match event {
+                WatchEvent::Changed(set) => Some(set),
+                WatchEvent::Settling(_) => None,
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
@@ -283,9 +285,13 @@ fn spawn(dir: &Path, interval: Duration) -> (PollerHandle, crossbeam_channel::Re
 }
 
 fn next_change(rx: &crossbeam_channel::Receiver<WatchEvent>) -> StableChangeSet {
-    match rx.recv_timeout(DEADLINE).expect("a change set within the deadline") {
-        WatchEvent::Changed(set) => set,
-        other => panic!("unexpected {other:?}"),
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        match rx.recv_deadline(deadline).expect("a change set within the deadline") {
+            WatchEvent::Changed(set) => return set,
+            WatchEvent::Settling(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }
 
