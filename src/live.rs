@@ -413,7 +413,9 @@ where
             self.observers,
             watch_rx,
         )?;
-        let poller = Poller::spawn(self.poller.with_limits(self.limits).with_baseline(baseline), watch_tx)?;
+        let poller =
+            self.poller.with_limits(self.limits).with_baseline(baseline).with_listener(reloader.doorbell().clone());
+        let poller = Poller::spawn(poller, watch_tx)?;
         Ok(Live {
             current,
             threads: Arc::new(Threads {

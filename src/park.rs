@@ -10,6 +10,8 @@
 //! on drop). An unpark that comes before the park is not lost (the park returns at once), and a
 //! spurious return only goes round the loop.
 
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -30,6 +32,30 @@ pub(crate) fn recv<T>(rx: &Receiver<T>, deadline: Option<Instant>) -> Result<T, 
                 Some(left) if !left.is_zero() => thread::park_timeout(left),
                 _ => return Err(RecvTimeoutError::Timeout),
             },
+        }
+    }
+}
+
+/// Where the senders to a thread that waits on several channels ring after each send (and after
+/// dropping a sender): the thread answers the door once, at the start of its loop, and parks
+/// between looks at its channels. A ring before it answered is not lost: it looks at its channels
+/// after answering, before it first parks (the fences order the answer against the senders'
+/// sends).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Doorbell(Arc<OnceLock<Thread>>);
+
+impl Doorbell {
+    /// Makes the calling thread the one this doorbell wakes (the first call only).
+    pub(crate) fn answer_here(&self) {
+        let _ = self.0.set(thread::current());
+        fence(Ordering::SeqCst);
+    }
+
+    /// Wakes the thread that answered, if one has; call it after the send.
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if let Some(thread) = self.0.get() {
+            thread.unpark();
         }
     }
 }
@@ -84,5 +110,32 @@ mod tests {
             drop(me);
         });
         assert_eq!(recv(&rx, None), Err(RecvTimeoutError::Disconnected));
+    }
+
+    #[test]
+    fn a_doorbell_wakes_the_thread_that_answered_it_and_a_ring_before_the_answer_is_not_lost() {
+        let bell = Doorbell::default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // Sent and rung before anyone answered: the answering thread looks before it parks.
+        tx.send(1).unwrap();
+        bell.ring();
+        let listener = {
+            let bell = bell.clone();
+            thread::spawn(move || {
+                bell.answer_here();
+                let mut got = Vec::new();
+                while got.len() < 2 {
+                    match rx.try_recv() {
+                        Ok(n) => got.push(n),
+                        // Parked with no deadline: only a ring ends this wait.
+                        Err(_) => thread::park(),
+                    }
+                }
+                got
+            })
+        };
+        tx.send(2).unwrap();
+        bell.ring();
+        assert_eq!(listener.join().unwrap(), [1, 2]);
     }
 }

@@ -273,7 +273,13 @@ impl Harness {
             first_seen: now,
             emitted_at: now,
         };
-        self.changes.send(WatchEvent::Changed(set)).unwrap();
+        self.send(WatchEvent::Changed(set));
+    }
+
+    /// Sends `event` as the poller would: then rings the reloader's doorbell.
+    fn send(&self, event: WatchEvent) {
+        self.changes.send(event).unwrap();
+        self.reloader.doorbell().ring();
     }
 
     /// Waits for a validation of `text` to block on the schema gate.
@@ -768,7 +774,7 @@ fn a_pin_that_fails_leaves_the_pending_change_to_its_retries() {
 #[test]
 fn a_change_judged_while_it_settled_is_applied_without_a_second_validation() {
     let h = Harness::start("v1", Options::default());
-    h.changes.send(WatchEvent::Settling(sources("block v2"))).unwrap();
+    h.send(WatchEvent::Settling(sources("block v2")));
     h.wait_blocked("block v2");
     h.release_one();
     let status = h.change("block v2");
@@ -777,12 +783,12 @@ fn a_change_judged_while_it_settled_is_applied_without_a_second_validation() {
     // The start and this change.
     assert_eq!(h.reloads("success"), 2);
     // A rejected one is reported once, by the stable attempt.
-    h.changes.send(WatchEvent::Settling(sources("bad v3"))).unwrap();
+    h.send(WatchEvent::Settling(sources("bad v3")));
     let status = h.change("bad v3");
     assert!(matches!(outcome(&status), AttemptOutcome::Rejected { .. }), "{status:?}");
     assert_eq!(h.reloads("rejected"), 1);
     // What settled was other content: the stable change is judged now (and blocks on the gate).
-    h.changes.send(WatchEvent::Settling(sources("block v4"))).unwrap();
+    h.send(WatchEvent::Settling(sources("block v4")));
     h.wait_blocked("block v4");
     h.release_one();
     h.send_change("block v5");

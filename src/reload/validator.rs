@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::park::{self, Wake};
+use crate::park::{self, Doorbell, Wake};
 use crate::publish::panic_message;
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources};
@@ -81,11 +81,18 @@ pub(super) struct Validator<S: Schema> {
     next_id: u64,
     finished_tx: Sender<u64>,
     finished_rx: Receiver<u64>,
+    doorbell: Doorbell,
 }
 
 impl<S: Schema> Validator<S> {
     /// Starts the first worker. At most `max_stuck` abandoned workers are kept alive at once.
-    pub(super) fn spawn(schema: S, env: Arc<dyn EnvLookup>, max_stuck: usize) -> std::io::Result<Self> {
+    /// A worker's end is sent on [`Validator::finished`] and rung on `doorbell` (the reloader's).
+    pub(super) fn spawn(
+        schema: S,
+        env: Arc<dyn EnvLookup>,
+        max_stuck: usize,
+        doorbell: Doorbell,
+    ) -> std::io::Result<Self> {
         let (finished_tx, finished_rx) = unbounded();
         let mut validator = Self {
             schema: Arc::new(schema),
@@ -96,6 +103,7 @@ impl<S: Schema> Validator<S> {
             next_id: 1,
             finished_tx,
             finished_rx,
+            doorbell,
         };
         validator.current = Some(validator.new_worker()?);
         Ok(validator)
@@ -104,13 +112,14 @@ impl<S: Schema> Validator<S> {
     fn new_worker(&mut self) -> std::io::Result<Worker> {
         let id = self.next_id;
         let (tx, rx) = bounded::<Job>(1);
-        let finished = self.finished_tx.clone();
+        let (finished, doorbell) = (self.finished_tx.clone(), self.doorbell.clone());
         let thread = std::thread::Builder::new().name("hotconf-validator".into()).spawn(move || {
             // Parked between jobs: the validator unparks it after each job and when it drops the inbox.
             while let Ok(job) = park::recv(&rx, None) {
                 job();
             }
             let _ = finished.send(id);
+            doorbell.ring();
         })?;
         self.next_id += 1;
         Ok(Worker { id, inbox: Some(tx), thread, since: Instant::now() })

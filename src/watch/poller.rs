@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::heartbeat::Heartbeat;
+use crate::park::Doorbell;
 use crate::source::{Sources, SourcesLimits};
 use crate::watch::clock::{Clock, SystemClock};
 use crate::watch::debounce::{Debouncer, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
@@ -68,6 +69,8 @@ pub struct PollerConfig {
     backoff: Backoff,
     baseline: Option<Sources>,
     stable_ticks: u32,
+    /// Rung after each event sent (the listener parks between looks at its channels).
+    listener: Doorbell,
 }
 
 impl PollerConfig {
@@ -82,7 +85,14 @@ impl PollerConfig {
             backoff: Backoff::default(),
             baseline: None,
             stable_ticks: DEFAULT_STABLE_TICKS,
+            listener: Doorbell::default(),
         }
+    }
+
+    /// Rings `listener` after each event sent: the reloader parks between looks at its channels.
+    pub(crate) fn with_listener(mut self, listener: Doorbell) -> Self {
+        self.listener = listener;
+        self
     }
 
     /// Sets how many identical consecutive ticks make a change stable (default 2, clamped to
@@ -393,6 +403,7 @@ impl Poller {
             scans: scan_clock.clone(),
             stop,
             events: events.clone(),
+            listener: config.listener.clone(),
             dir: config.dir.clone(),
             read_timeout: config.read_timeout,
         };
@@ -625,7 +636,12 @@ impl<F: FileSystem> Shell<F> {
                 let _ = self.core.scan_timed_out(started, now);
             }
             let events = self.core.ingest(result, now.saturating_duration_since(started), now);
-            if !events.into_iter().all(|event| self.events.send(event).is_ok()) {
+            let any = !events.is_empty();
+            let sent = events.into_iter().all(|event| self.events.send(event).is_ok());
+            if any {
+                self.config.listener.ring();
+            }
+            if !sent {
                 break;
             }
             if self.core.is_clean() {
@@ -648,6 +664,7 @@ struct Watchdog {
     scans: ScanClock,
     stop: Receiver<()>,
     events: Sender<WatchEvent>,
+    listener: Doorbell,
     dir: PathBuf,
     read_timeout: Duration,
 }
@@ -659,7 +676,9 @@ impl Watchdog {
             let now = SystemClock.now();
             if let Some(started) = self.scans.overdue(now, self.read_timeout) {
                 let message = timeout_message(&self.dir, self.read_timeout, now.saturating_duration_since(started));
-                if self.events.send(report(PollErrorKind::Timeout, self.dir.clone(), message)).is_err() {
+                let sent = self.events.send(report(PollErrorKind::Timeout, self.dir.clone(), message)).is_ok();
+                self.listener.ring();
+                if !sent {
                     break;
                 }
             }
