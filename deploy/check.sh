@@ -4,6 +4,10 @@
 # (parsed by promtool as recording rules), the dashboard's JSON, and the Kubernetes manifests
 # against the Kubernetes schemas (kubernetes-validate, which ships them). Run by .ci/run.
 #
+# Not here nor in .ci/run, as they take minutes and a release build: the end-to-end checks
+# e2e-prometheus.sh (HotconfPollFault fires and clears in a real Prometheus) and e2e-fd-limit.sh
+# (the admin endpoint under `ulimit -n 1024` with 1,100 held connections), run by hand.
+#
 # Needs: promtool (Debian: prometheus), python3, and kubernetes-validate (pip) on PATH or in
 # $KUBERNETES_VALIDATE.
 set -euo pipefail
