@@ -367,23 +367,25 @@ impl SnapshotStore {
         // What each replica of a fleet commits on its own (a change seen, a start); a pin or a
         // restore, an operator's action on one replica, always takes the locked path.
         let _lock = if matches!(origin, Origin::Startup | Origin::Change) {
-            if let Some(version) = self.unchanged_without_lock(&hash)? {
-                return Ok(Commit::Unchanged { version });
-            }
-            match self.try_lock()? {
-                Some(lock) => lock,
-                None => {
-                    // Another writer is at work: in a fleet sharing the store, most likely storing
-                    // this very content. Wait for it to finish without queuing for the exclusive
-                    // lock behind the other replicas (a shared lock is granted to every waiter at
-                    // once when the writer lets go), then look again.
-                    self.step("wait for the writer")?;
-                    self.wait_for_writer()?;
-                    if let Some(version) = self.unchanged_without_lock(&hash)? {
-                        return Ok(Commit::Unchanged { version });
-                    }
-                    self.lock()?
+            // Not stored when looked: in a fleet sharing the store, another replica is most likely
+            // storing this very content, or about to. A replica that finds the lock busy waits for
+            // that writer with all the others (a shared lock, granted to every waiter at once when
+            // the writer lets go) and looks again, rather than queuing for the exclusive lock only
+            // to find the version there; it queues after a few rounds at most.
+            let mut rounds = 0;
+            loop {
+                if let Some(version) = self.unchanged_without_lock(&hash)? {
+                    return Ok(Commit::Unchanged { version });
                 }
+                if rounds == LOOK_AGAIN_ROUNDS {
+                    break self.lock()?;
+                }
+                if let Some(lock) = self.try_lock()? {
+                    break lock;
+                }
+                self.step("wait for the writer")?;
+                self.wait_for_writer()?;
+                rounds += 1;
             }
         } else {
             self.lock()?
@@ -668,21 +670,35 @@ impl SnapshotStore {
     /// `running.json` already names it (another replica sharing the store recorded it), the lock
     /// is not taken: the file is replaced atomically, so reading it unlocked sees a whole record,
     /// and the store directory is fsynced before returning, as after a write.
-    /// A replica that finds the lock busy waits for the writer (as [`SnapshotStore::commit`]
-    /// does) and looks again: in a fleet, the writer is most likely recording this very version.
+    /// A replica that finds the lock busy waits for the writer on a shared lock (as
+    /// [`SnapshotStore::commit`] does) and looks again, a few rounds at most, and looks once more
+    /// under the exclusive lock: in a fleet, the writer is most likely recording this very version.
     pub fn set_running(&self, version: u64) -> Result<(), StoreError> {
         let recorded = || matches!(self.running(), Ok(Some(v)) if v == version) && self.version_dir(version).is_dir();
         if self.access == Access::ReadWrite && recorded() {
             return fsio::sync_dir(&self.dir);
         }
-        let _lock = match self.try_lock()? {
-            Some(lock) => lock,
-            None => {
-                self.wait_for_writer()?;
-                if recorded() {
+        // In a fleet, every replica applying this version arrives here within a few milliseconds,
+        // and one of them records it: as in `commit`, a replica that finds the lock busy waits for
+        // that writer with the others and looks again, a few rounds at most.
+        let mut rounds = 0;
+        let _lock = loop {
+            if rounds > 0 && recorded() {
+                return fsio::sync_dir(&self.dir);
+            }
+            let lock = if rounds == LOOK_AGAIN_ROUNDS { Some(self.lock()?) } else { self.try_lock()? };
+            match lock {
+                Some(lock) if recorded() => {
+                    // Another replica recorded it before this one got the lock: nothing to write.
+                    drop(lock);
                     return fsio::sync_dir(&self.dir);
                 }
-                self.lock()?
+                Some(lock) => break lock,
+                None => {
+                    self.step("wait for the writer")?;
+                    self.wait_for_writer()?;
+                    rounds += 1;
+                }
             }
         };
         if !self.version_dir(version).is_dir() {
@@ -906,6 +922,10 @@ impl SnapshotStore {
         Ok(())
     }
 }
+
+/// How many times `commit` (of a change or a start) and `set_running` wait for a writer and look
+/// again before they queue for the exclusive lock.
+const LOOK_AGAIN_ROUNDS: u32 = 4;
 
 /// `v000042` → 42; anything else (including `v42`, which is not how the store names it) → None.
 fn parse_version_dir(name: &str) -> Option<u64> {

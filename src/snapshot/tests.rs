@@ -518,6 +518,35 @@ fn the_unlocked_path_never_answers_for_a_damaged_newest_version() {
 }
 
 #[test]
+fn a_replica_recording_a_version_while_the_writer_records_it_does_not_queue_for_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = open(dir.path());
+    writer.commit(&bundle(0), Origin::Change).unwrap();
+    writer.commit(&bundle(1), Origin::Change).unwrap();
+    writer.set_running(1).unwrap();
+    let replica = open(dir.path());
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    *replica.faults.steps_seen.lock().unwrap() = Some(seen_tx);
+    let locks_before = replica.faults.exclusive_locks.load(std::sync::atomic::Ordering::SeqCst);
+    // The writer holds the lock while it records version 2.
+    let held = std::fs::File::options().read(true).write(true).open(dir.path().join(".lock")).unwrap();
+    held.lock().unwrap();
+    let thread = std::thread::spawn(move || {
+        replica.set_running(2).unwrap();
+        replica
+    });
+    assert_eq!(seen.recv_timeout(std::time::Duration::from_secs(30)).unwrap(), "wait for the writer");
+    std::fs::write(dir.path().join("running.json.next"), br#"{"version":2}"#).unwrap();
+    std::fs::rename(dir.path().join("running.json.next"), dir.path().join("running.json")).unwrap();
+    drop(held);
+    let replica = thread.join().unwrap();
+    assert_eq!(replica.running().unwrap(), Some(2));
+    let locks = replica.faults.exclusive_locks.load(std::sync::atomic::Ordering::SeqCst) - locks_before;
+    assert_eq!(locks, 0, "the replica took the exclusive lock to find its version recorded");
+    assert!(seen.try_recv().is_err(), "the replica went on to write");
+}
+
+#[test]
 fn a_replica_arriving_while_the_writer_stores_its_content_does_not_queue_for_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     open(dir.path()).commit(&bundle(0), Origin::Change).unwrap();
