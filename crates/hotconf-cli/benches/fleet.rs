@@ -343,10 +343,16 @@ fn fleet(n: usize, processes: usize, edits: u32, interval: Duration, stable_tick
         })
         .collect();
     let idle_rate: f64 = idle.values().sum();
+    let idle_by_thread: Vec<String> = idle
+        .iter()
+        .filter(|(_, rate)| **rate * 100.0 >= 0.1)
+        .map(|(name, rate)| format!("{name} {:.1}", rate * 100.0))
+        .collect();
     println!(
-        "  idle polling: {:.1} % of a core ({:.4} % per replica); load average {}",
+        "  idle polling: {:.1} % of a core ({:.4} % per replica; by thread, %: {}); load average {}",
         idle_rate * 100.0,
         idle_rate * 100.0 / n as f64,
+        idle_by_thread.join(", "),
         loadavg()
     );
     println!(
@@ -373,6 +379,10 @@ fn fleet(n: usize, processes: usize, edits: u32, interval: Duration, stable_tick
         let edited_nanos = monotonic_nanos();
         let edited = Instant::now();
         edit(config.path(), &template, 600 + k);
+        if std::env::var_os("FLEET_PRINT_EDIT_TIMES").is_some() {
+            // For lining a profile (`perf record -k CLOCK_MONOTONIC`) up with the edits.
+            println!("  edit {k} at monotonic {:.6} s", edited_nanos as f64 / 1e9);
+        }
         loop {
             let done = reports.applied.load(Ordering::Acquire) >= applied_before + n as u64
                 && reports.slots.iter().zip(&before).all(|(s, b)| s.version.load(Ordering::Acquire) > *b);
