@@ -201,7 +201,7 @@ impl DiagnosticKind {
 pub(crate) fn wrong_type_help(expected: &str, found: &str) -> Option<String> {
     let numeric = ["integer", "number", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64"];
     let help = if found == "a string" && numeric.iter().any(|n| expected.contains(n)) {
-        "write the number without quotes"
+        "write a number in digits, without quotes (such as `30`)"
     } else if found == "a string" && (expected.contains("true or false") || expected.contains("bool")) {
         "write `true` or `false` (YAML 1.2 reads `yes`, `no`, `on`, `off` and anything quoted as text)"
     } else if ["integer", "u8", "u16", "u32", "u64", "i32", "i64"].iter().any(|n| expected.contains(n)) {

@@ -253,7 +253,7 @@ impl<T> SerdeSchema<T> {
     /// let env = MapEnv::new().with("APP__PORT", "eighty");
     /// let schema = SerdeSchema::<App>::file("app.yaml").with_env_overrides("APP", &env);
     /// let errors = validate_with(&schema, files, &env).unwrap_err();
-    /// assert_eq!(errors.to_string(), "$APP__PORT: port: expected u16, found a string\n  help: write the number without quotes");
+    /// assert_eq!(errors.to_string(), "$APP__PORT: port: expected u16, found a string\n  help: write a number in digits, without quotes (such as `30`)");
     /// # Ok::<(), hotconf::Diagnostics>(())
     /// ```
     #[must_use]

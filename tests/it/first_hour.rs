@@ -172,7 +172,7 @@ fn an_env_override_applies_one_is_refused_by_name_and_an_unknown_key_is_caught_w
     assert_eq!(
         report,
         "the initial config is invalid:\n\
-         $SVC__SERVER__PORT: server.port: expected u16, found a string\n  help: write the number without quotes\n\
+         $SVC__SERVER__PORT: server.port: expected u16, found a string\n  help: write a number in digits, without quotes (such as `30`)\n\
          $SVC__SERVER__WORKRS: server.workrs: unknown key `workrs`\n  help: did you mean `workers`?"
     );
     assert!(!report.contains(canary));

@@ -61,9 +61,9 @@ fn one_file_reports_every_problem_at_once() {
             &[
                 "app.yaml:2:10: workers: invalid value number `-1`: expected a nonzero u32 | help: use a whole number of 1 or more",
                 "app.yaml:3:7: mode: unknown variant `carefull`, expected one of `fast`, `careful` | help: did you mean `careful`?",
-                "app.yaml:4:13: timeout_ms: expected u64, found a string | help: write the number without quotes",
+                "app.yaml:4:13: timeout_ms: expected u64, found a string | help: write a number in digits, without quotes (such as `30`)",
                 "app.yaml:7:5: routes[0].targte: unknown key `targte` | help: did you mean `target`?",
-                "app.yaml:11:6: weights.a: expected f64, found a string | help: write the number without quotes",
+                "app.yaml:11:6: weights.a: expected f64, found a string | help: write a number in digits, without quotes (such as `30`)",
             ],
         ),
         (
