@@ -157,6 +157,7 @@ impl From<(&'static str, Option<u64>)> for ComponentStatus {
 
 /// The service's reload status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Status {
     /// The version running.
     pub running_version: u64,
