@@ -6,8 +6,8 @@
 //! workers and the components use it.
 //!
 //! The rule that makes it correct: every send to a parked receiver, and every drop of the last
-//! sender, is followed by [`std::thread::Thread::unpark`] of the receiving thread ([`Wake`] does it
-//! on drop). An unpark that comes before the park is not lost (the park returns at once), and a
+//! sender, is followed by [`std::thread::Thread::unpark`] of the receiving thread ([`Inbox`] does
+//! both for a thread's inbox, [`Wake`] on drop for a reply). An unpark that comes before the park is not lost (the park returns at once), and a
 //! spurious return only goes round the loop.
 
 use std::sync::atomic::{fence, Ordering};
@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender, TryRecvError, TrySendError};
 
 /// Receives from `rx`, parking between looks until a message, the disconnection of every sender,
 /// or `deadline` (none: no limit). The senders must unpark this thread (see the module).
@@ -60,8 +60,43 @@ impl Doorbell {
     }
 }
 
+/// The sending side of a parked thread's inbox: each send unparks the thread, and so does
+/// dropping it, after the channel's sender is gone (fields drop in order), so the thread wakes to
+/// find its inbox disconnected.
+pub(crate) struct Inbox<T> {
+    tx: Sender<T>,
+    receiver: Wake,
+}
+
+impl<T> std::fmt::Debug for Inbox<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").field("receiver", &self.receiver.0.name()).finish_non_exhaustive()
+    }
+}
+
+impl<T> Inbox<T> {
+    /// The inbox of `receiver`, which waits on the other end of `tx` with [`recv`].
+    pub(crate) fn new(tx: Sender<T>, receiver: &Thread) -> Self {
+        Self { tx, receiver: Wake(receiver.clone()) }
+    }
+
+    /// Sends `message` (waiting for room in a bounded channel) and wakes the receiver.
+    pub(crate) fn send(&self, message: T) -> Result<(), SendError<T>> {
+        let sent = self.tx.send(message);
+        self.receiver.0.unpark();
+        sent
+    }
+
+    /// Sends `message` if there is room now, and wakes the receiver.
+    pub(crate) fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
+        let sent = self.tx.try_send(message);
+        self.receiver.0.unpark();
+        sent
+    }
+}
+
 /// Unparks a thread when dropped: carried with a reply (after the reply is sent, or if it never
-/// is) or with the sender side of an inbox.
+/// is), and by an [`Inbox`].
 #[derive(Debug)]
 pub(crate) struct Wake(Thread);
 
@@ -110,6 +145,18 @@ mod tests {
             drop(me);
         });
         assert_eq!(recv(&rx, None), Err(RecvTimeoutError::Disconnected));
+    }
+
+    #[test]
+    fn an_inbox_wakes_its_receiver_for_each_message_and_when_it_is_dropped() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        // Parked with no deadline: only the inbox's sends and its drop end the waits.
+        let receiver = thread::spawn(move || std::iter::from_fn(|| recv(&rx, None).ok()).collect::<Vec<u32>>());
+        let inbox = Inbox::new(tx, receiver.thread());
+        inbox.send(1).unwrap();
+        inbox.send(2).unwrap();
+        drop(inbox);
+        assert_eq!(receiver.join().unwrap(), [1, 2]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::{panic_message, ApplyError, Publication};
-use crate::park::{self, Wake};
+use crate::park::{self, Inbox, Wake};
 
 /// A component: derives its per-version state from a publication, on its own thread.
 ///
@@ -97,7 +97,7 @@ impl<P> PendingAck<P> {
 #[derive(Debug)]
 pub(crate) struct ComponentHandle<C, P> {
     name: &'static str,
-    inbox: Option<Sender<Request<C, P>>>,
+    inbox: Option<Inbox<Request<C, P>>>,
     thread: Option<JoinHandle<()>>,
     applied: Arc<AtomicU64>,
 }
@@ -108,8 +108,8 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
         let name = component.name();
         let (tx, rx) = bounded::<Request<C, P>>(4);
         let thread = std::thread::Builder::new().name(format!("hotconf-{name}")).spawn(move || {
-            // Parked between publications (the handle unparks this thread after each request and
-            // when it drops the inbox); the requester is woken once its acknowledgement is sent.
+            // Parked between publications (its `Inbox` wakes it for each request and when the handle
+            // drops it); the requester is woken once its acknowledgement is sent.
             while let Ok((publication, reply, requester)) = park::recv(&rx, None) {
                 let part = catch_unwind(AssertUnwindSafe(|| component.build(&publication)))
                     .map_err(|p| panic_message(p.as_ref()));
@@ -118,7 +118,8 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
                 drop(requester);
             }
         })?;
-        Ok(Self { name, inbox: Some(tx), thread: Some(thread), applied: Arc::new(AtomicU64::new(0)) })
+        let inbox = Inbox::new(tx, thread.thread());
+        Ok(Self { name, inbox: Some(inbox), thread: Some(thread), applied: Arc::new(AtomicU64::new(0)) })
     }
 
     /// The component's name.
@@ -132,18 +133,10 @@ impl<C: Send + Sync + 'static, P: Send + Sync + 'static> ComponentHandle<C, P> {
         let (reply, ack) = bounded(1);
         let inbox = self.inbox.as_ref().ok_or(ApplyError::Stopped { component: self.name })?;
         inbox.send((publication, reply, Wake::me())).map_err(|_| ApplyError::Stopped { component: self.name })?;
-        self.wake();
         Ok(PendingAck { component: self.name, version, ack })
     }
 
     /// Records that `version` is live for this component.
-    /// Unparks the component's thread to read its inbox.
-    fn wake(&self) {
-        if let Some(thread) = &self.thread {
-            thread.thread().unpark();
-        }
-    }
-
     pub fn mark_applied(&self, version: u64) {
         self.applied.store(version, Ordering::Release);
     }
@@ -161,7 +154,6 @@ impl<C, P> Drop for ComponentHandle<C, P> {
     fn drop(&mut self) {
         self.inbox.take();
         if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
             let _ = thread.join();
         }
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::park::{self, Doorbell, Wake};
+use crate::park::{self, Doorbell, Inbox, Wake};
 use crate::publish::panic_message;
 use crate::source::env::EnvLookup;
 use crate::source::{ReadError, Sources};
@@ -64,7 +64,7 @@ pub(super) struct ReadPlan {
 /// One worker thread: it runs the jobs sent to its inbox, then reports its id on `finished`.
 struct Worker {
     id: u64,
-    inbox: Option<Sender<Job>>,
+    inbox: Option<Inbox<Job>>,
     thread: JoinHandle<()>,
     /// When it was set aside (for a worker taking attempts: when it started).
     since: Instant,
@@ -114,7 +114,7 @@ impl<S: Schema> Validator<S> {
         let (tx, rx) = bounded::<Job>(1);
         let (finished, doorbell) = (self.finished_tx.clone(), self.doorbell.clone());
         let thread = std::thread::Builder::new().name("hotconf-validator".into()).spawn(move || {
-            // Parked between jobs: the validator unparks it after each job and when it drops the inbox.
+            // Parked between jobs: its `Inbox` wakes it for each job and when the validator drops it.
             while let Ok(job) = park::recv(&rx, None) {
                 job();
             }
@@ -122,7 +122,8 @@ impl<S: Schema> Validator<S> {
             doorbell.ring();
         })?;
         self.next_id += 1;
-        Ok(Worker { id, inbox: Some(tx), thread, since: Instant::now() })
+        let inbox = Inbox::new(tx, thread.thread());
+        Ok(Worker { id, inbox: Some(inbox), thread, since: Instant::now() })
     }
 
     /// Validates `sources`, waiting at most `timeout`.
@@ -198,10 +199,7 @@ impl<S: Schema> Validator<S> {
             // Only a worker that ended could refuse it (jobs catch their panics): take a fresh one.
             let Some(inbox) = worker.inbox.as_ref() else { continue };
             match inbox.try_send(job) {
-                Ok(()) => {
-                    worker.thread.thread().unpark();
-                    break worker;
-                }
+                Ok(()) => break worker,
                 Err(refused) => job = refused.into_inner(),
             }
         };
@@ -220,7 +218,6 @@ impl<S: Schema> Validator<S> {
     /// Disconnects `worker`'s inbox, so it ends once its job returns, and counts it as stuck.
     fn set_aside(&mut self, mut worker: Worker, timeout: Duration) {
         worker.inbox = None;
-        worker.thread.thread().unpark();
         worker.since = Instant::now();
         let id = worker.id;
         self.stuck.push(worker);
@@ -257,9 +254,8 @@ fn read_with_retries(plan: &ReadPlan) -> Result<Sources, ReadError> {
 impl<S: Schema> Drop for Validator<S> {
     fn drop(&mut self) {
         if let Some(mut worker) = self.current.take() {
-            // Idle by construction: disconnecting its inbox (and waking it) ends it at once.
+            // Idle by construction: disconnecting its inbox (which wakes it) ends it at once.
             worker.inbox = None;
-            worker.thread.thread().unpark();
             let _ = worker.thread.join();
         }
         for worker in self.stuck.drain(..) {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::heartbeat::Heartbeat;
-use crate::park::Doorbell;
+use crate::park::{self, Doorbell, Inbox};
 use crate::source::{Sources, SourcesLimits};
 use crate::watch::clock::{Clock, SystemClock};
 use crate::watch::debounce::{Debouncer, DEFAULT_STABLE_TICKS, MAX_STABLE_TICKS};
@@ -431,7 +431,7 @@ impl Poller {
             .spawn(move || shell.run())
             .map_err(|source| WatchError::Spawn { thread: POLLER_THREAD, source })?;
         Ok(PollerHandle {
-            inbox: Some(inbox),
+            inbox: Some(Inbox::new(inbox, thread.thread())),
             thread: Some(thread),
             watchdog_stop: Some(watchdog_stop),
             watchdog: Some(watchdog),
@@ -527,7 +527,7 @@ enum Command {
 /// Owns the poller thread and its watchdog. Dropping it stops both and joins them.
 #[derive(Debug)]
 pub struct PollerHandle {
-    inbox: Option<Sender<Command>>,
+    inbox: Option<Inbox<Command>>,
     thread: Option<JoinHandle<()>>,
     watchdog_stop: Option<Sender<()>>,
     watchdog: Option<JoinHandle<()>>,
@@ -547,7 +547,6 @@ impl PollerHandle {
     pub fn poll_now(&self) {
         if let Some(inbox) = &self.inbox {
             let _ = inbox.send(Command::PollNow { done: None });
-            self.wake();
         }
     }
 
@@ -557,23 +556,13 @@ impl PollerHandle {
     pub fn poll_now_and_wait(&self, timeout: Duration) -> bool {
         let Some(inbox) = &self.inbox else { return false };
         let (done, finished) = crossbeam_channel::bounded(1);
-        let sent = inbox.send(Command::PollNow { done: Some(done) }).is_ok();
-        self.wake();
-        sent && finished.recv_timeout(timeout).is_ok()
-    }
-
-    /// Wakes the poller thread to read its inbox (it parks between ticks; see [`Shell::run`]).
-    fn wake(&self) {
-        if let Some(thread) = &self.thread {
-            thread.thread().unpark();
-        }
+        inbox.send(Command::PollNow { done: Some(done) }).is_ok() && finished.recv_timeout(timeout).is_ok()
     }
 }
 
 impl Drop for PollerHandle {
     fn drop(&mut self) {
         drop(self.inbox.take());
-        self.wake();
         drop(self.watchdog_stop.take());
         if let Some(watchdog) = self.watchdog.take() {
             let _ = watchdog.join();
@@ -606,22 +595,15 @@ impl<F: FileSystem> Shell<F> {
         let clock = SystemClock;
         let mut next_tick = clock.now();
         loop {
-            // One inbox and one deadline. Between ticks the thread parks (a futex wait; the handle
-            // unparks it after each command and when it drops the inbox) rather than blocking in the
-            // channel's receive, which spins and yields the processor several times before it
-            // sleeps: with a fleet of pollers on a busy machine those yields were most of the idle
-            // cost. A spurious wake-up only comes round the loop.
-            let done = match self.commands.try_recv() {
+            // One inbox and one deadline. Between ticks the thread parks (a futex wait; the
+            // handle's `Inbox` wakes it for each command and when it is dropped) rather than
+            // blocking in the channel's receive, which spins and yields the processor several times
+            // before it sleeps: with a fleet of pollers on a busy machine those yields were most of
+            // the idle cost.
+            let done = match park::recv(&self.commands, Some(next_tick)) {
                 Ok(Command::PollNow { done }) => done,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    let now = clock.now();
-                    if now < next_tick {
-                        thread::park_timeout(next_tick - now);
-                        continue;
-                    }
-                    None
-                }
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             let started = clock.now();
             self.scans.start(started);
