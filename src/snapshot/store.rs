@@ -367,25 +367,11 @@ impl SnapshotStore {
         // What each replica of a fleet commits on its own (a change seen, a start); a pin or a
         // restore, an operator's action on one replica, always takes the locked path.
         let _lock = if matches!(origin, Origin::Startup | Origin::Change) {
-            // Not stored when looked: in a fleet sharing the store, another replica is most likely
-            // storing this very content, or about to. A replica that finds the lock busy waits for
-            // that writer with all the others (a shared lock, granted to every waiter at once when
-            // the writer lets go) and looks again, rather than queuing for the exclusive lock only
-            // to find the version there; it queues after a few rounds at most.
-            let mut rounds = 0;
-            loop {
-                if let Some(version) = self.unchanged_without_lock(&hash)? {
-                    return Ok(Commit::Unchanged { version });
-                }
-                if rounds == LOOK_AGAIN_ROUNDS {
-                    break self.lock()?;
-                }
-                if let Some(lock) = self.try_lock()? {
-                    break lock;
-                }
-                self.step("wait for the writer")?;
-                self.wait_for_writer()?;
-                rounds += 1;
+            // In a fleet sharing the store, another replica is most likely storing this very
+            // content, or about to.
+            match self.look_or_lock(|| self.unchanged_without_lock(&hash))? {
+                Ok(version) => return Ok(Commit::Unchanged { version }),
+                Err(lock) => lock,
             }
         } else {
             self.lock()?
@@ -675,32 +661,18 @@ impl SnapshotStore {
     /// under the exclusive lock: in a fleet, the writer is most likely recording this very version.
     pub fn set_running(&self, version: u64) -> Result<(), StoreError> {
         let recorded = || matches!(self.running(), Ok(Some(v)) if v == version) && self.version_dir(version).is_dir();
-        if self.access == Access::ReadWrite && recorded() {
+        // In a fleet, every replica applying this version arrives here within a few milliseconds,
+        // and one of them records it.
+        let lock = match self.look_or_lock(|| Ok((self.access == Access::ReadWrite && recorded()).then_some(())))? {
+            Ok(()) => return fsio::sync_dir(&self.dir),
+            Err(lock) => lock,
+        };
+        if recorded() {
+            // Another replica recorded it while this one took the lock: nothing to write.
+            drop(lock);
             return fsio::sync_dir(&self.dir);
         }
-        // In a fleet, every replica applying this version arrives here within a few milliseconds,
-        // and one of them records it: as in `commit`, a replica that finds the lock busy waits for
-        // that writer with the others and looks again, a few rounds at most.
-        let mut rounds = 0;
-        let _lock = loop {
-            if rounds > 0 && recorded() {
-                return fsio::sync_dir(&self.dir);
-            }
-            let lock = if rounds == LOOK_AGAIN_ROUNDS { Some(self.lock()?) } else { self.try_lock()? };
-            match lock {
-                Some(lock) if recorded() => {
-                    // Another replica recorded it before this one got the lock: nothing to write.
-                    drop(lock);
-                    return fsio::sync_dir(&self.dir);
-                }
-                Some(lock) => break lock,
-                None => {
-                    self.step("wait for the writer")?;
-                    self.wait_for_writer()?;
-                    rounds += 1;
-                }
-            }
-        };
+        let _lock = lock;
         if !self.version_dir(version).is_dir() {
             return Err(StoreError::NotFound { version, store: self.dir.clone() });
         }
@@ -872,6 +844,31 @@ impl SnapshotStore {
         Ok(Locked { _file: file, requested, acquired: Instant::now() })
     }
 
+    /// What `look` finds, or else the exclusive lock. A writer holding the lock (in a fleet,
+    /// most likely storing or recording what `look` looks for) is waited for on a shared lock,
+    /// which every waiter gets at once when it lets go, and `look` runs again, a few rounds at
+    /// most, before this queues for the exclusive lock: the replicas of a fleet never take it one
+    /// by one only to find what they came for.
+    fn look_or_lock<T>(
+        &self,
+        look: impl Fn() -> Result<Option<T>, StoreError>,
+    ) -> Result<Result<T, Locked>, StoreError> {
+        for _ in 0..LOOK_AGAIN_ROUNDS {
+            if let Some(found) = look()? {
+                return Ok(Ok(found));
+            }
+            if let Some(lock) = self.try_lock()? {
+                return Ok(Err(lock));
+            }
+            self.step("wait for the writer")?;
+            self.wait_for_writer()?;
+        }
+        match look()? {
+            Some(found) => Ok(Ok(found)),
+            None => Ok(Err(self.lock()?)),
+        }
+    }
+
     /// The exclusive lock if it is free now; `None` while another writer holds it.
     fn try_lock(&self) -> Result<Option<Locked>, StoreError> {
         let requested = Instant::now();
@@ -923,8 +920,8 @@ impl SnapshotStore {
     }
 }
 
-/// How many times `commit` (of a change or a start) and `set_running` wait for a writer and look
-/// again before they queue for the exclusive lock.
+/// How many times [`SnapshotStore::look_or_lock`] waits for a writer and looks again before it
+/// queues for the exclusive lock.
 const LOOK_AGAIN_ROUNDS: u32 = 4;
 
 /// `v000042` → 42; anything else (including `v42`, which is not how the store names it) → None.
