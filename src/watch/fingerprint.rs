@@ -168,14 +168,18 @@ impl Observation {
 
     /// Whether the two ticks saw the same names with the same fingerprints.
     pub fn same_fingerprints(&self, other: &Self) -> bool {
-        self.files.len() == other.files.len()
-            && self.files.iter().zip(&other.files).all(|((na, a), (nb, b))| na == nb && a.same_fingerprint(b))
+        self.same_files(other, FileObservation::same_fingerprint)
     }
 
     /// Whether both hold the same files with the same contents, whatever their mtimes.
     pub fn same_contents(&self, other: &Self) -> bool {
+        self.same_files(other, FileObservation::same_content)
+    }
+
+    /// Whether both hold the same file names, each pair of observations alike by `same`.
+    fn same_files(&self, other: &Self, same: impl Fn(&FileObservation, &FileObservation) -> bool) -> bool {
         self.files.len() == other.files.len()
-            && self.files.iter().zip(&other.files).all(|((na, a), (nb, b))| na == nb && a.same_content(b))
+            && self.files.iter().zip(&other.files).all(|((na, a), (nb, b))| na == nb && same(a, b))
     }
 
     /// Whether any file could not be read at this tick.
