@@ -4,12 +4,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::{write_atomic, Service, DEADLINE};
+use crate::service::{edit, Service, DEADLINE};
 use crate::support::config_copy;
 
 /// A response as the wire carries it.
@@ -44,13 +43,6 @@ fn send(addr: SocketAddr, method: &str, path: &str) -> Reply {
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Reply { status, head: head.to_owned(), body: body.to_owned() }
-}
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    write_atomic(&path, &text.replacen(from, to, 1));
 }
 
 /// Whether the server closed `stream` (EOF or reset), without blocking.

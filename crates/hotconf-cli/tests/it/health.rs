@@ -4,20 +4,12 @@
 //! invalid directory runs the last good stored version, degraded, until the directory is fixed.
 
 use std::fs::File;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::{wait_for_thread_blocked, write_atomic, Service, DEADLINE};
+use crate::service::{edit, wait_for_thread_blocked, Service, DEADLINE};
 use crate::support::config_copy;
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    write_atomic(&path, &text.replacen(from, to, 1));
-}
 
 /// The value of the sample `series` (name and labels exactly as exported) in `/metrics`.
 fn sample(s: &Service, series: &str) -> f64 {

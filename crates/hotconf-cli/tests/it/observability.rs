@@ -4,20 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::service::{http, write_atomic, Service, TextService};
+use crate::service::{edit, http, Service, TextService};
 use crate::support::{config_copy, hotconf};
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    write_atomic(&path, &text.replacen(from, to, 1));
-}
 
 /// Parses one logfmt line `ts=TIME level=LEVEL event=NAME message=… key=value …` (values bare,
 /// or quoted with `\"`, `\\`, `\n`, `\r`, `\t`, `\u{…}` escapes); `Err` says what does not parse.

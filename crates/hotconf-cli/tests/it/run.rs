@@ -2,20 +2,12 @@
 //! the admin endpoint and the JSON log.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::service::{diff_text, fake_slack, http, write_atomic, Service, DEADLINE};
+use crate::service::{diff_text, edit, fake_slack, http, write_atomic, Service, DEADLINE};
 use crate::support::{assert_no_canary, config_copy, CANARY};
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    write_atomic(&path, &text.replacen(from, to, 1));
-}
 
 fn route(service: &Service, agent: &str) -> Vec<String> {
     let v = service.get_json(&format!("/route/{agent}"));

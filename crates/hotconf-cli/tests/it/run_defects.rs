@@ -11,15 +11,8 @@ use hotconf::testing::{Clock, FakeClock, PollCore, PollerConfig, RealFs, WatchEv
 use hotconf::Sources;
 use serde_json::Value;
 
-use crate::service::{write_atomic, Service, TextService};
+use crate::service::{edit, Service, TextService};
 use crate::support::{config_copy, hotconf};
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    write_atomic(&path, &text.replacen(from, to, 1));
-}
 
 fn rpm(service: &Service, provider: &str) -> Value {
     let (status, body) = service.http("POST", &format!("/acquire/{provider}"));

@@ -14,18 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::{diff_text, http, wait_for_thread_blocked, write_atomic, Service};
+use crate::service::{diff_text, edit, http, wait_for_thread_blocked, Service};
 use crate::support::config_copy;
 
 /// SIGTERM must end the process within this, whatever is stuck.
 const STOP_BOUND: Duration = Duration::from_secs(2);
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    write_atomic(&path, &text.replacen(from, to, 1));
-}
 
 fn rpm(service: &Service) -> Value {
     let (status, body) = service.http("POST", "/acquire/local?tokens=1");

@@ -253,6 +253,15 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> 
     (status, body)
 }
 
+/// Replaces the first `from` in `dir/file` with `to`, atomically (see [`write_atomic`]); `from`
+/// must be there.
+pub fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    write_atomic(&path, &text.replacen(from, to, 1));
+}
+
 /// Writes `content` to `path` atomically (temp file + rename), as editors and deploy tools do.
 pub fn write_atomic(path: &Path, content: &str) {
     let tmp = path.with_extension("yaml.tmp");
